@@ -1,0 +1,18 @@
+-- purpose: the 10 busiest registered domains plus one `other` row; the shares add up to 100%
+-- columns: domain, transactions, share_pct
+-- A name that is itself a public suffix (or has no registered domain) counts under its own name.
+WITH counts AS (
+    SELECT coalesce(reg_domain, qname, '(none)') AS domain, count(*) AS n
+    FROM transactions
+    GROUP BY 1
+), ranked AS (
+    SELECT domain, n, row_number() OVER (ORDER BY n DESC, domain) AS rank
+    FROM counts
+)
+SELECT
+    CASE WHEN rank <= 10 THEN domain ELSE 'other' END AS domain,
+    sum(n) AS transactions,
+    100.0 * sum(n) / (SELECT sum(n) FROM counts) AS share_pct
+FROM ranked
+GROUP BY 1
+ORDER BY min(rank) > 10, transactions DESC, domain;

@@ -1,0 +1,56 @@
+//! `dnsq ingest`: runs the write side and prints its summary on stderr.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+use crate::cli::{thousands, IngestArgs};
+use crate::ingest::capture::Problem;
+use crate::ingest::{self, describe_problem, IngestConfig};
+
+pub fn run(a: IngestArgs) -> anyhow::Result<ExitCode> {
+    let out = ingest::dataset_dir(a.out.as_deref());
+    let mut cfg = IngestConfig::new(a.captures.clone(), out.clone());
+    cfg.threads = a.threads;
+    cfg.match_timeout = a.match_timeout;
+    for p in a.ports {
+        if !cfg.ports.contains(&p) {
+            cfg.ports.push(p);
+        }
+    }
+    let report = ingest::run(&cfg).with_context(|| format!("ingesting into {}", out.display()))?;
+
+    for msg in &report.not_captures {
+        eprintln!("dnsq: warning: skipped {msg}");
+    }
+    for p in &report.already_ingested {
+        eprintln!("dnsq: {}: already in {}, skipped", p.display(), out.display());
+    }
+    let mut corrupt = false;
+    for c in &report.captures {
+        if let Some(p) = &c.problem {
+            let level = if matches!(p, Problem::Corrupt { .. }) {
+                corrupt = true;
+                "error"
+            } else {
+                "warning"
+            };
+            eprintln!("dnsq: {level}: {}: {}", c.path, describe_problem(p));
+        }
+    }
+    let packets = report.total(|c| c.packets);
+    let secs = report.elapsed.as_secs_f64();
+    eprintln!(
+        "dnsq: {} packets → {} DNS messages → {} transactions ({} answered, {} unanswered, {} response only; {} malformed) in {:.2} s ({} packets/s)",
+        thousands(packets),
+        thousands(report.total(|c| c.dns_messages)),
+        thousands(report.total(|c| c.answered + c.unanswered + c.response_only)),
+        thousands(report.total(|c| c.answered)),
+        thousands(report.total(|c| c.unanswered)),
+        thousands(report.total(|c| c.response_only)),
+        thousands(report.total(|c| c.malformed)),
+        secs,
+        thousands((packets as f64 / secs.max(1e-9)) as u64),
+    );
+    Ok(if corrupt { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}

@@ -1,0 +1,164 @@
+//! Command line: `dnsq ingest | sql | schema | info`, with clap derive.
+
+mod info;
+mod ingest;
+mod sql;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::query::output::Format;
+
+#[derive(Debug, Parser)]
+#[command(name = "dnsq", version, about = "DNS packet captures to paired transactions in Parquet, answered with SQL")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Decode captures, pair queries with responses, add them to the dataset.
+    #[command(long_about = "Decode pcap/pcapng captures (optionally gzip, zstd or xz compressed), pair every \
+query with its response and add the transactions to a Parquet dataset.\n\n\
+Several captures given together are one stream in time order.\n\n\
+Example: dnsq ingest -o dnsq-data data/sample.pcap")]
+    Ingest(IngestArgs),
+    /// Run SQL over the dataset (tables `transactions` and `captures`).
+    #[command(long_about = "Run one or more `;`-separated SQL statements over the dataset with Apache \
+DataFusion. Tables: `transactions` (one row per DNS transaction, partitioned by `date`) and \
+`captures`. The query comes from the argument, from -f (a file, or the name of a saved query), \
+or from standard input.\n\n\
+Example: dnsq sql -f top_domains")]
+    Sql(SqlArgs),
+    /// Print every column of the `transactions` and `captures` tables with its type and meaning.
+    Schema,
+    /// Summarise a dataset: captures, transactions, time range.
+    Info(InfoArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    /// Dataset directory [default: $DNSQ_DATA or ./dnsq-data]
+    #[arg(short = 'o', long = "out")]
+    pub out: Option<PathBuf>,
+    /// Worker threads [default: one per core]
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// How long a query waits for its response before it counts as unanswered (e.g. 10s, 500ms, 2m)
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub match_timeout: Duration,
+    /// Extra ports that carry DNS, besides 53 (comma-separated)
+    #[arg(long, value_delimiter = ',')]
+    pub ports: Vec<u16>,
+    /// Capture files, directories of captures, or `-` for standard input
+    #[arg(required = true)]
+    pub captures: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct SqlArgs {
+    /// Dataset directory [default: $DNSQ_DATA or ./dnsq-data]
+    #[arg(short = 'd', long = "data")]
+    pub data: Option<PathBuf>,
+    /// Output format
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
+    /// Write results to this file instead of standard output
+    #[arg(short = 'o', long = "output")]
+    pub output: Option<PathBuf>,
+    /// SQL file, or the name of a saved query (see --list)
+    #[arg(short = 'f', long = "file", conflicts_with = "query")]
+    pub file: Option<String>,
+    /// List the saved queries and exit
+    #[arg(long)]
+    pub list: bool,
+    /// SQL statements; read from standard input when neither this nor -f is given
+    pub query: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct InfoArgs {
+    /// Dataset directory [default: $DNSQ_DATA or ./dnsq-data]
+    #[arg(short = 'd', long = "data")]
+    pub data: Option<PathBuf>,
+}
+
+/// `10s`, `500ms`, `2m`, `1h`, or plain seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num.parse().map_err(|_| format!("`{s}` is not a duration (try 10s, 500ms, 2m)"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "ms" => n / 1e3,
+        "us" | "µs" => n / 1e6,
+        "m" | "min" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("`{s}`: unknown unit `{unit}` (use ms, s, m or h)")),
+    };
+    if !secs.is_finite() || secs < 0.0 {
+        return Err(format!("`{s}` is not a valid duration"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Ingest(a) => ingest::run(a),
+        Command::Sql(a) => sql::run(a),
+        Command::Schema => {
+            sql::print_schema()?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Info(a) => info::run(a),
+    }
+}
+
+/// Tokio runtime for DataFusion.
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+}
+
+/// Writes to stdout; a closed pipe ends the program quietly with success.
+fn write_stdout(bytes: &[u8]) -> anyhow::Result<bool> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|_| out.flush()) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `1234567` → `1,234,567`.
+pub fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert!(parse_duration("ten").is_err());
+        assert_eq!(thousands(1234567), "1,234,567");
+    }
+}

@@ -1,0 +1,237 @@
+//! Ingest stage 5: `Transaction`s → Arrow `RecordBatch` in the schema of `schema.rs`.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, BooleanBuilder, Float64Builder, Int32Builder, Int64Builder, ListBuilder, RecordBatch, StringBuilder,
+    StructBuilder, TimestampMicrosecondBuilder,
+};
+
+use crate::error::Result;
+use crate::ingest::correlate::{Observed, Transaction};
+use crate::ingest::schema::{rr_fields, TRANSACTIONS};
+
+/// Last label of a lower-cased qname; `None` for the root.
+pub fn tld(qname: &str) -> Option<&str> {
+    if qname == "." || qname.is_empty() {
+        return None;
+    }
+    // an escaped dot (`\.`) inside the last label is not a separator
+    let bytes = qname.as_bytes();
+    let mut i = bytes.len();
+    while i > 0 {
+        i -= 1;
+        if bytes[i] == b'.' && !(i > 0 && bytes[i - 1] == b'\\' && !(i > 1 && bytes[i - 2] == b'\\')) {
+            return Some(&qname[i + 1..]);
+        }
+    }
+    Some(qname)
+}
+
+/// Registered domain (eTLD+1) by the Public Suffix List.
+pub fn reg_domain(qname: &str) -> Option<&str> {
+    if qname == "." || qname.contains('\\') {
+        return None;
+    }
+    psl::domain_str(qname)
+}
+
+fn ts_builder(n: usize) -> TimestampMicrosecondBuilder {
+    TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC")
+}
+
+fn ip_version(ip: &IpAddr) -> i32 {
+    if ip.is_ipv4() {
+        4
+    } else {
+        6
+    }
+}
+
+/// Builds one batch from transactions; `captures` maps `Observed::capture` to a path.
+pub fn build(txs: &[Transaction], captures: &[String]) -> Result<RecordBatch> {
+    let n = txs.len();
+    let mut ts = ts_builder(n);
+    let mut response_ts = ts_builder(n);
+    let mut rtt = Float64Builder::with_capacity(n);
+    let mut status = StringBuilder::with_capacity(n, n * 8);
+    let mut query_count = Int32Builder::with_capacity(n);
+    let mut client_ip = StringBuilder::with_capacity(n, n * 12);
+    let mut server_ip = StringBuilder::with_capacity(n, n * 12);
+    let mut client_port = Int32Builder::with_capacity(n);
+    let mut server_port = Int32Builder::with_capacity(n);
+    let mut transport = StringBuilder::with_capacity(n, n * 3);
+    let mut ipv = Int32Builder::with_capacity(n);
+    let mut id = Int32Builder::with_capacity(n);
+    let mut qname = StringBuilder::with_capacity(n, n * 24);
+    let mut qtype = StringBuilder::with_capacity(n, n * 4);
+    let mut qclass = StringBuilder::with_capacity(n, n * 2);
+    let mut tld_b = StringBuilder::with_capacity(n, n * 4);
+    let mut reg = StringBuilder::with_capacity(n, n * 16);
+    let mut opcode = StringBuilder::with_capacity(n, n * 5);
+    let mut rcode = StringBuilder::with_capacity(n, n * 7);
+    let mut bools: Vec<BooleanBuilder> = (0..6).map(|_| BooleanBuilder::with_capacity(n)).collect();
+    let mut counts: Vec<Int32Builder> = (0..3).map(|_| Int32Builder::with_capacity(n)).collect();
+    let mut qsize = Int32Builder::with_capacity(n);
+    let mut rsize = Int32Builder::with_capacity(n);
+    let mut edns_size = Int32Builder::with_capacity(n);
+    let mut edns_do = BooleanBuilder::with_capacity(n);
+    let mut ecs = StringBuilder::new();
+    let mut ede_code = Int32Builder::with_capacity(n);
+    let mut ede_text = StringBuilder::new();
+    let rr = rr_fields();
+    let mut answers = ListBuilder::new(StructBuilder::from_fields(rr.clone(), 0)).with_field(Arc::new(
+        arrow::datatypes::Field::new("element", arrow::datatypes::DataType::Struct(rr), true),
+    ));
+    let mut malformed = BooleanBuilder::with_capacity(n);
+    let mut capture = StringBuilder::with_capacity(n, n * 16);
+    let mut qframe = Int64Builder::with_capacity(n);
+    let mut rframe = Int64Builder::with_capacity(n);
+
+    for t in txs {
+        let first = t.first();
+        let q = t.query.as_ref();
+        let r = t.response.as_ref();
+        ts.append_value(first.ts_ns.div_euclid(1000));
+        response_ts.append_option(r.map(|r| r.ts_ns.div_euclid(1000)));
+        match (q, r) {
+            (Some(q), Some(r)) => rtt.append_value(((r.ts_ns - q.ts_ns).max(0)) as f64 / 1e6),
+            _ => rtt.append_null(),
+        }
+        status.append_value(t.status.as_str());
+        query_count.append_value(t.query_count as i32);
+        // client = the side that sent the query
+        let (cip, cport, sip, sport) = match q {
+            Some(q) => (q.src, q.sport, q.dst, q.dport),
+            None => (first.dst, first.dport, first.src, first.sport),
+        };
+        client_ip.append_value(cip.to_string());
+        server_ip.append_value(sip.to_string());
+        client_port.append_value(cport as i32);
+        server_port.append_value(sport as i32);
+        transport.append_value(first.transport.as_str());
+        ipv.append_value(ip_version(&cip));
+        id.append_value(first.msg.id as i32);
+        let question = q.and_then(|q| q.msg.question.as_ref()).or_else(|| r.and_then(|r| r.msg.question.as_ref()));
+        match question {
+            Some(qu) => {
+                qname.append_value(&qu.qname);
+                qtype.append_value(qu.qtype.to_string());
+                qclass.append_value(qu.qclass.to_string());
+                tld_b.append_option(tld(&qu.qname));
+                reg.append_option(reg_domain(&qu.qname));
+            }
+            None => {
+                qname.append_null();
+                qtype.append_null();
+                qclass.append_null();
+                tld_b.append_null();
+                reg.append_null();
+            }
+        }
+        opcode.append_value(first.msg.flags.opcode().to_string());
+        rcode.append_option(r.map(|r| r.msg.rcode.to_string()));
+        bools[0].append_value(first.msg.flags.rd());
+        bools[1].append_value(first.msg.flags.cd());
+        bools[2].append_option(r.map(|r| r.msg.flags.aa()));
+        bools[3].append_option(r.map(|r| r.msg.flags.tc()));
+        bools[4].append_option(r.map(|r| r.msg.flags.ra()));
+        bools[5].append_option(r.map(|r| r.msg.flags.ad()));
+        counts[0].append_option(r.map(|r| r.msg.ancount as i32));
+        counts[1].append_option(r.map(|r| r.msg.nscount as i32));
+        counts[2].append_option(r.map(|r| r.msg.arcount as i32));
+        qsize.append_option(q.map(|q| q.msg.size as i32));
+        rsize.append_option(r.map(|r| r.msg.size as i32));
+        let qedns = q.and_then(|q| q.msg.edns.as_ref());
+        edns_size.append_option(qedns.map(|e| e.udp_size as i32));
+        edns_do.append_option(qedns.map(|e| e.do_bit));
+        ecs.append_option(qedns.and_then(|e| e.ecs.as_deref()));
+        let redns = r.and_then(|r| r.msg.edns.as_ref());
+        ede_code.append_option(redns.and_then(|e| e.ede_code.map(i32::from)));
+        ede_text.append_option(redns.and_then(|e| e.ede_text.as_deref()));
+        match r {
+            Some(r) => {
+                append_answers(&mut answers, r);
+                answers.append(true);
+            }
+            None => answers.append(false),
+        }
+        malformed.append_value(q.is_some_and(|q| q.msg.malformed) || r.is_some_and(|r| r.msg.malformed));
+        capture.append_value(&captures[first.capture as usize]);
+        qframe.append_option(q.map(|q| q.frame as i64));
+        rframe.append_option(r.map(|r| r.frame as i64));
+    }
+
+    let [mut rd, mut cd, mut aa, mut tc, mut ra, mut ad] = <[BooleanBuilder; 6]>::try_from(bools).expect("six flag builders");
+    let [mut an, mut ns, mut ar] = <[Int32Builder; 3]>::try_from(counts).expect("three count builders");
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(ts.finish()),
+        Arc::new(response_ts.finish()),
+        Arc::new(rtt.finish()),
+        Arc::new(status.finish()),
+        Arc::new(query_count.finish()),
+        Arc::new(client_ip.finish()),
+        Arc::new(server_ip.finish()),
+        Arc::new(client_port.finish()),
+        Arc::new(server_port.finish()),
+        Arc::new(transport.finish()),
+        Arc::new(ipv.finish()),
+        Arc::new(id.finish()),
+        Arc::new(qname.finish()),
+        Arc::new(qtype.finish()),
+        Arc::new(qclass.finish()),
+        Arc::new(tld_b.finish()),
+        Arc::new(reg.finish()),
+        Arc::new(opcode.finish()),
+        Arc::new(rcode.finish()),
+        Arc::new(rd.finish()),
+        Arc::new(cd.finish()),
+        Arc::new(aa.finish()),
+        Arc::new(tc.finish()),
+        Arc::new(ra.finish()),
+        Arc::new(ad.finish()),
+        Arc::new(an.finish()),
+        Arc::new(ns.finish()),
+        Arc::new(ar.finish()),
+        Arc::new(qsize.finish()),
+        Arc::new(rsize.finish()),
+        Arc::new(edns_size.finish()),
+        Arc::new(edns_do.finish()),
+        Arc::new(ecs.finish()),
+        Arc::new(ede_code.finish()),
+        Arc::new(ede_text.finish()),
+        Arc::new(answers.finish()),
+        Arc::new(malformed.finish()),
+        Arc::new(capture.finish()),
+        Arc::new(qframe.finish()),
+        Arc::new(rframe.finish()),
+    ];
+    Ok(RecordBatch::try_new(TRANSACTIONS.clone(), columns)?)
+}
+
+fn append_answers(list: &mut ListBuilder<StructBuilder>, r: &Observed) {
+    let s = list.values();
+    for a in &r.msg.answers {
+        s.field_builder::<StringBuilder>(0).expect("name").append_value(&a.name);
+        s.field_builder::<StringBuilder>(1).expect("type").append_value(a.rtype.to_string());
+        s.field_builder::<Int64Builder>(2).expect("ttl").append_value(a.ttl as i64);
+        s.field_builder::<StringBuilder>(3).expect("data").append_value(&a.data);
+        s.append(true);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tld_and_registered_domain() {
+        assert_eq!(tld("www.example.co.uk"), Some("uk"));
+        assert_eq!(tld("."), None);
+        assert_eq!(tld("localhost"), Some("localhost"));
+        assert_eq!(reg_domain("www.example.co.uk"), Some("example.co.uk"));
+        assert_eq!(reg_domain("co.uk"), None);
+        assert_eq!(reg_domain("a.b.example.test"), Some("example.test"));
+    }
+}

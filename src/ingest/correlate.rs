@@ -1,0 +1,324 @@
+//! Ingest stage 4: pairs queries with responses (SPEC §5).
+//!
+//! In: `Observed` DNS messages in time order. Out: `Transaction`s.
+//! Key: transport, client address and port, server address and port, DNS id.
+//! Each key holds a FIFO of outstanding queries; a response answers the oldest
+//! one whose question (qname, qtype, qclass) equals its own, or the oldest
+//! one when it carries no question. A query equal to one still outstanding is
+//! a retransmission. Queries unanswered `timeout` after their first copy, or
+//! at the end of the input, become `unanswered`; responses that answer
+//! nothing become `response_only`.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+
+use crate::ingest::dns::{DnsMessage, Question};
+use crate::ingest::link::Transport;
+
+/// A DNS message and where and when it was seen.
+#[derive(Debug, Clone)]
+pub struct Observed {
+    pub ts_ns: i64,
+    /// Index of the capture in this ingest's capture list.
+    pub capture: u32,
+    /// 1-based frame number in that capture.
+    pub frame: u64,
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub sport: u16,
+    pub dport: u16,
+    pub transport: Transport,
+    pub msg: DnsMessage,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Status {
+    Answered,
+    Unanswered,
+    ResponseOnly,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Answered => "answered",
+            Status::Unanswered => "unanswered",
+            Status::ResponseOnly => "response_only",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Transaction {
+    pub status: Status,
+    pub query: Option<Observed>,
+    pub response: Option<Observed>,
+    /// Copies of the query seen before the response (0 for `response_only`).
+    pub query_count: u32,
+}
+
+impl Transaction {
+    /// The message that defines the transaction's time and endpoints.
+    pub fn first(&self) -> &Observed {
+        match (&self.query, &self.response) {
+            (Some(q), _) => q,
+            (None, Some(r)) => r,
+            (None, None) => unreachable!("a transaction holds a query or a response"),
+        }
+    }
+
+    pub fn ts_ns(&self) -> i64 {
+        self.first().ts_ns
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct FlowKey {
+    transport: Transport,
+    client: IpAddr,
+    client_port: u16,
+    server: IpAddr,
+    server_port: u16,
+    id: u16,
+}
+
+struct Pending {
+    seq: u64,
+    query: Observed,
+    count: u32,
+}
+
+/// Outstanding queries kept at most; beyond this the oldest is closed as
+/// `unanswered` early, so memory stays bounded on any input.
+pub const MAX_PENDING: usize = 1_000_000;
+
+pub struct Correlator {
+    timeout_ns: i64,
+    pending: HashMap<FlowKey, VecDeque<Pending>>,
+    /// Outstanding queries in arrival order: (first seen, key, seq).
+    order: VecDeque<(i64, FlowKey, u64)>,
+    live: usize,
+    next_seq: u64,
+    out: Vec<Transaction>,
+}
+
+impl Correlator {
+    pub fn new(timeout_ns: i64) -> Self {
+        Correlator {
+            timeout_ns,
+            pending: HashMap::new(),
+            order: VecDeque::new(),
+            live: 0,
+            next_seq: 0,
+            out: Vec::new(),
+        }
+    }
+
+    /// Feeds one message; messages must come in time order.
+    pub fn push(&mut self, obs: Observed) {
+        self.expire(obs.ts_ns);
+        if obs.msg.flags.qr() {
+            self.push_response(obs);
+        } else {
+            self.push_query(obs);
+        }
+    }
+
+    fn push_query(&mut self, obs: Observed) {
+        let key = FlowKey {
+            transport: obs.transport,
+            client: obs.src,
+            client_port: obs.sport,
+            server: obs.dst,
+            server_port: obs.dport,
+            id: obs.msg.id,
+        };
+        let queue = self.pending.entry(key.clone()).or_default();
+        if let Some(p) = queue.iter_mut().find(|p| same_question(&p.query.msg.question, &obs.msg.question)) {
+            p.count += 1;
+            return;
+        }
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.order.push_back((obs.ts_ns, key, seq));
+        queue.push_back(Pending { seq, query: obs, count: 1 });
+        self.live += 1;
+        if self.live > MAX_PENDING {
+            self.close_oldest();
+        }
+    }
+
+    fn push_response(&mut self, obs: Observed) {
+        let key = FlowKey {
+            transport: obs.transport,
+            client: obs.dst,
+            client_port: obs.dport,
+            server: obs.src,
+            server_port: obs.sport,
+            id: obs.msg.id,
+        };
+        let matched = self.pending.get_mut(&key).and_then(|queue| {
+            let idx = match &obs.msg.question {
+                None => (!queue.is_empty()).then_some(0),
+                q => queue.iter().position(|p| same_question(&p.query.msg.question, q)),
+            }?;
+            let p = queue.remove(idx)?;
+            if queue.is_empty() {
+                self.pending.remove(&key);
+            }
+            Some(p)
+        });
+        match matched {
+            Some(p) => {
+                self.live -= 1;
+                self.out.push(Transaction {
+                    status: Status::Answered,
+                    query: Some(p.query),
+                    response: Some(obs),
+                    query_count: p.count,
+                });
+            }
+            None => self.out.push(Transaction {
+                status: Status::ResponseOnly,
+                query: None,
+                response: Some(obs),
+                query_count: 0,
+            }),
+        }
+    }
+
+    /// Closes every query first seen more than the timeout before `now`.
+    fn expire(&mut self, now: i64) {
+        while let Some((first, _, _)) = self.order.front() {
+            if now - *first <= self.timeout_ns {
+                break;
+            }
+            self.close_oldest();
+        }
+    }
+
+    fn close_oldest(&mut self) {
+        let Some((_, key, seq)) = self.order.pop_front() else {
+            return;
+        };
+        let Some(queue) = self.pending.get_mut(&key) else {
+            return;
+        };
+        let Some(idx) = queue.iter().position(|p| p.seq == seq) else {
+            return; // already answered
+        };
+        if let Some(p) = queue.remove(idx) {
+            self.live -= 1;
+            self.out.push(Transaction {
+                status: Status::Unanswered,
+                query: Some(p.query),
+                response: None,
+                query_count: p.count,
+            });
+        }
+        if queue.is_empty() {
+            self.pending.remove(&key);
+        }
+    }
+
+    /// Takes the transactions closed so far.
+    pub fn drain(&mut self) -> Vec<Transaction> {
+        std::mem::take(&mut self.out)
+    }
+
+    /// Ends the input: every outstanding query becomes `unanswered`.
+    pub fn finish(mut self) -> Vec<Transaction> {
+        while !self.order.is_empty() {
+            self.close_oldest();
+        }
+        self.out
+    }
+}
+
+/// Questions are equal when qname (compared case-insensitively; ours are
+/// already lower-cased), qtype and qclass are.
+fn same_question(a: &Option<Question>, b: &Option<Question>) -> bool {
+    a == b
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codes::{Qclass, Qtype, Rcode};
+    use crate::ingest::dns::Flags;
+
+    fn obs(ts_ms: i64, qr: bool, id: u16, name: &str) -> Observed {
+        let (c, s): (IpAddr, IpAddr) = ("192.0.2.1".parse().unwrap(), "192.0.2.53".parse().unwrap());
+        let (src, dst, sport, dport) = if qr { (s, c, 53, 4000) } else { (c, s, 4000, 53) };
+        Observed {
+            ts_ns: ts_ms * 1_000_000,
+            capture: 0,
+            frame: ts_ms as u64,
+            src,
+            dst,
+            sport,
+            dport,
+            transport: Transport::Udp,
+            msg: DnsMessage {
+                id,
+                flags: Flags(if qr { 0x8180 } else { 0x0100 }),
+                rcode: Rcode(0),
+                qdcount: 1,
+                ancount: 0,
+                nscount: 0,
+                arcount: 0,
+                question: Some(Question { qname: name.into(), qtype: Qtype::A, qclass: Qclass(1) }),
+                edns: None,
+                answers: vec![],
+                size: 30,
+                malformed: false,
+            },
+        }
+    }
+
+    fn run(msgs: Vec<Observed>) -> Vec<(Status, u32, Option<i64>)> {
+        let mut c = Correlator::new(10_000_000_000);
+        for m in msgs {
+            c.push(m);
+        }
+        let mut t: Vec<_> = c
+            .finish()
+            .into_iter()
+            .map(|t| (t.status, t.query_count, t.response.as_ref().map(|r| r.ts_ns / 1_000_000 - t.ts_ns() / 1_000_000)))
+            .collect();
+        t.sort();
+        t
+    }
+
+    #[test]
+    fn retransmission_counts_from_first_copy() {
+        let r = run(vec![obs(0, false, 7, "a.example"), obs(1000, false, 7, "a.example"), obs(1500, true, 7, "a.example")]);
+        assert_eq!(r, vec![(Status::Answered, 2, Some(1500))]);
+    }
+
+    #[test]
+    fn late_and_duplicate_responses_answer_nothing() {
+        let r = run(vec![
+            obs(0, false, 1, "a.example"),
+            obs(11_000, true, 1, "a.example"),
+            obs(12_000, false, 2, "b.example"),
+            obs(12_001, true, 2, "b.example"),
+            obs(12_002, true, 2, "b.example"),
+        ]);
+        assert_eq!(
+            r,
+            vec![
+                (Status::Answered, 1, Some(1)),
+                (Status::Unanswered, 1, None),
+                (Status::ResponseOnly, 0, Some(0)),
+                (Status::ResponseOnly, 0, Some(0)),
+            ]
+        );
+    }
+
+    #[test]
+    fn question_must_match_within_a_key() {
+        let r = run(vec![obs(0, false, 1, "a.example"), obs(1, false, 1, "b.example"), obs(2, true, 1, "b.example")]);
+        assert_eq!(r, vec![(Status::Answered, 1, Some(1)), (Status::Unanswered, 1, None)]);
+    }
+}

@@ -1,0 +1,441 @@
+//! Ingest stage 3: DNS wire bytes → `DnsMessage` (only what the schema stores).
+//!
+//! In: one DNS message (RFC 1035 §4.1), without the TCP length prefix.
+//! Out: header, first question, EDNS (RFC 6891) with client subnet (RFC 7871)
+//! and Extended DNS Errors (RFC 8914), and the rendered answer section.
+//!
+//! The read is zero-copy and lazy: names are decompressed into one `String`
+//! each, sections are walked only as far as needed (queries stop after the
+//! OPT record), and a message that can be read only in part keeps what was
+//! read and is flagged `malformed`.
+
+use std::fmt::Write as _;
+
+use crate::codes::{Opcode, Qclass, Qtype, Rcode};
+use crate::ingest::rdata;
+
+/// Why a message could be read only in part. Small and `Copy`: per-packet
+/// errors are data, not failures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecodeError {
+    /// The message ends before the field that starts at this offset.
+    Truncated,
+    /// A label type other than a plain label or a pointer (RFC 6891 §5).
+    BadLabel,
+    /// A compression pointer outside the message or a chain that loops.
+    BadPointer,
+    /// A name longer than 255 octets on the wire (RFC 1035 §2.3.4).
+    NameTooLong,
+    /// RDATA that does not match its type's format.
+    BadRdata,
+}
+
+pub const HEADER_LEN: usize = 12;
+/// Most compression pointers followed for one name before it is called a loop.
+const MAX_POINTER_HOPS: usize = 64;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Question {
+    /// Lower-cased presentation form without the trailing dot; the root is `.`.
+    pub qname: String,
+    pub qtype: Qtype,
+    pub qclass: Qclass,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Edns {
+    pub udp_size: u16,
+    pub version: u8,
+    pub do_bit: bool,
+    /// Client subnet as `address/source-prefix`.
+    pub ecs: Option<String>,
+    pub ede_code: Option<u16>,
+    pub ede_text: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    /// Owner name, in the same form as `Question::qname`.
+    pub name: String,
+    pub rtype: Qtype,
+    pub ttl: u32,
+    /// RDATA in presentation form (names with their trailing dot).
+    pub data: String,
+}
+
+/// The header flag bits (RFC 1035 §4.1.1, RFC 4035 §3.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Flags(pub u16);
+
+impl Flags {
+    pub fn qr(self) -> bool {
+        self.0 & 0x8000 != 0
+    }
+    pub fn opcode(self) -> Opcode {
+        Opcode(((self.0 >> 11) & 0xf) as u8)
+    }
+    pub fn aa(self) -> bool {
+        self.0 & 0x0400 != 0
+    }
+    pub fn tc(self) -> bool {
+        self.0 & 0x0200 != 0
+    }
+    pub fn rd(self) -> bool {
+        self.0 & 0x0100 != 0
+    }
+    pub fn ra(self) -> bool {
+        self.0 & 0x0080 != 0
+    }
+    pub fn ad(self) -> bool {
+        self.0 & 0x0020 != 0
+    }
+    pub fn cd(self) -> bool {
+        self.0 & 0x0010 != 0
+    }
+    pub fn rcode_low(self) -> u16 {
+        self.0 & 0xf
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DnsMessage {
+    pub id: u16,
+    pub flags: Flags,
+    /// RCODE with the EDNS extended bits folded in.
+    pub rcode: Rcode,
+    pub qdcount: u16,
+    pub ancount: u16,
+    pub nscount: u16,
+    pub arcount: u16,
+    pub question: Option<Question>,
+    pub edns: Option<Edns>,
+    pub answers: Vec<Answer>,
+    /// Message length in octets.
+    pub size: u32,
+    pub malformed: bool,
+}
+
+fn u16_at(msg: &[u8], pos: usize) -> Result<u16, DecodeError> {
+    match msg.get(pos..pos + 2) {
+        Some(b) => Ok(u16::from_be_bytes([b[0], b[1]])),
+        None => Err(DecodeError::Truncated),
+    }
+}
+
+fn u32_at(msg: &[u8], pos: usize) -> Result<u32, DecodeError> {
+    match msg.get(pos..pos + 4) {
+        Some(b) => Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]])),
+        None => Err(DecodeError::Truncated),
+    }
+}
+
+/// Appends one label's octets in presentation form: `.` and `\` escaped
+/// with a backslash, octets outside printable ASCII as `\DDD` (RFC 4343 §2.1).
+pub fn push_label(out: &mut String, label: &[u8], lower: bool) {
+    for &b in label {
+        match b {
+            b'.' | b'\\' => {
+                out.push('\\');
+                out.push(b as char);
+            }
+            0x21..=0x7e => out.push(if lower {
+                b.to_ascii_lowercase() as char
+            } else {
+                b as char
+            }),
+            _ => {
+                let _ = write!(out, "\\{b:03}");
+            }
+        }
+    }
+}
+
+/// Decompresses the name at `pos` into `out` (labels joined by `.`, no
+/// trailing dot, the root as nothing) and returns the offset after it.
+pub fn read_name(msg: &[u8], pos: usize, out: &mut String, lower: bool) -> Result<usize, DecodeError> {
+    let mut cur = pos;
+    let mut after: Option<usize> = None;
+    let mut hops = 0;
+    let mut wire_len = 0usize;
+    loop {
+        let len = *msg.get(cur).ok_or(DecodeError::Truncated)? as usize;
+        match len & 0xc0 {
+            0x00 => {
+                if len == 0 {
+                    return Ok(after.unwrap_or(cur + 1));
+                }
+                let label = msg.get(cur + 1..cur + 1 + len).ok_or(DecodeError::Truncated)?;
+                wire_len += len + 1;
+                if wire_len > 255 {
+                    return Err(DecodeError::NameTooLong);
+                }
+                if wire_len > len + 1 {
+                    out.push('.');
+                }
+                push_label(out, label, lower);
+                cur += 1 + len;
+            }
+            0xc0 => {
+                let target = (u16_at(msg, cur)? & 0x3fff) as usize;
+                if after.is_none() {
+                    after = Some(cur + 2);
+                }
+                hops += 1;
+                if hops > MAX_POINTER_HOPS || target >= msg.len() {
+                    return Err(DecodeError::BadPointer);
+                }
+                cur = target;
+            }
+            _ => return Err(DecodeError::BadLabel),
+        }
+    }
+}
+
+/// Skips the name at `pos` without rendering it; returns the offset after it.
+pub fn skip_name(msg: &[u8], mut pos: usize) -> Result<usize, DecodeError> {
+    loop {
+        let len = *msg.get(pos).ok_or(DecodeError::Truncated)? as usize;
+        match len & 0xc0 {
+            0x00 if len == 0 => return Ok(pos + 1),
+            0x00 => pos += 1 + len,
+            0xc0 if pos + 2 <= msg.len() => return Ok(pos + 2),
+            0xc0 => return Err(DecodeError::Truncated),
+            _ => return Err(DecodeError::BadLabel),
+        }
+    }
+}
+
+/// Reads just the header fields needed to route a message: `(id, qr)`.
+pub fn peek_id(msg: &[u8]) -> Option<(u16, bool)> {
+    if msg.len() < HEADER_LEN {
+        return None;
+    }
+    Some((u16::from_be_bytes([msg[0], msg[1]]), msg[2] & 0x80 != 0))
+}
+
+/// Decodes a message. `None` when it is too short to hold a header.
+/// `render_answers` renders the answer section (responses only, to spare
+/// queries the work).
+pub fn decode(msg: &[u8], render_answers: bool) -> Option<DnsMessage> {
+    if msg.len() < HEADER_LEN {
+        return None;
+    }
+    let h = |i: usize| u16::from_be_bytes([msg[i], msg[i + 1]]);
+    let flags = Flags(h(2));
+    let mut m = DnsMessage {
+        id: h(0),
+        flags,
+        rcode: Rcode(flags.rcode_low()),
+        qdcount: h(4),
+        ancount: h(6),
+        nscount: h(8),
+        arcount: h(10),
+        question: None,
+        edns: None,
+        answers: Vec::new(),
+        size: msg.len() as u32,
+        malformed: false,
+    };
+    if decode_sections(msg, &mut m, render_answers).is_err() {
+        m.malformed = true;
+    }
+    Some(m)
+}
+
+fn decode_sections(msg: &[u8], m: &mut DnsMessage, render_answers: bool) -> Result<(), DecodeError> {
+    let mut pos = HEADER_LEN;
+    for i in 0..m.qdcount {
+        if i == 0 {
+            let mut qname = String::new();
+            pos = read_name(msg, pos, &mut qname, true)?;
+            if qname.is_empty() {
+                qname.push('.');
+            }
+            let qtype = Qtype(u16_at(msg, pos)?);
+            let qclass = Qclass(u16_at(msg, pos + 2)?);
+            pos += 4;
+            m.question = Some(Question { qname, qtype, qclass });
+        } else {
+            pos = skip_name(msg, pos)? + 4;
+            if pos > msg.len() {
+                return Err(DecodeError::Truncated);
+            }
+        }
+    }
+    let mut answers_bad = false;
+    for _ in 0..m.ancount {
+        if render_answers {
+            let mut name = String::new();
+            let name_end = read_name(msg, pos, &mut name, true)?;
+            if name.is_empty() {
+                name.push('.');
+            }
+            let (rtype, ttl, rd_start, rd_len) = rr_fixed(msg, name_end)?;
+            let mut data = String::new();
+            if rdata::render(msg, Qtype(rtype), rd_start, rd_len, &mut data).is_err() {
+                data.clear();
+                rdata::render_generic(&msg[rd_start..rd_start + rd_len], &mut data);
+                answers_bad = true;
+            }
+            m.answers.push(Answer {
+                name,
+                rtype: Qtype(rtype),
+                ttl,
+                data,
+            });
+            pos = rd_start + rd_len;
+        } else {
+            let (_, _, rd_start, rd_len) = rr_fixed(msg, skip_name(msg, pos)?)?;
+            pos = rd_start + rd_len;
+        }
+    }
+    for _ in 0..m.nscount {
+        let (_, _, rd_start, rd_len) = rr_fixed(msg, skip_name(msg, pos)?)?;
+        pos = rd_start + rd_len;
+    }
+    for _ in 0..m.arcount {
+        let name_end = skip_name(msg, pos)?;
+        let (rtype, ttl, rd_start, rd_len) = rr_fixed(msg, name_end)?;
+        if rtype == Qtype::OPT.0 && m.edns.is_none() {
+            let udp_size = u16_at(msg, name_end + 2)?;
+            let ext_rcode = (ttl >> 24) as u16;
+            m.rcode = Rcode((ext_rcode << 4) | m.flags.rcode_low());
+            let mut edns = Edns {
+                udp_size,
+                version: (ttl >> 16) as u8,
+                do_bit: ttl & 0x8000 != 0,
+                ..Edns::default()
+            };
+            let opts = decode_options(&msg[rd_start..rd_start + rd_len], &mut edns);
+            m.edns = Some(edns);
+            opts?;
+        }
+        pos = rd_start + rd_len;
+    }
+    if answers_bad {
+        return Err(DecodeError::BadRdata);
+    }
+    Ok(())
+}
+
+/// Reads TYPE, TTL and RDLENGTH after an owner name ending at `pos`;
+/// returns `(type, ttl, rdata_start, rdata_len)` with the RDATA in bounds.
+fn rr_fixed(msg: &[u8], pos: usize) -> Result<(u16, u32, usize, usize), DecodeError> {
+    let rtype = u16_at(msg, pos)?;
+    let ttl = u32_at(msg, pos + 4)?;
+    let rd_len = u16_at(msg, pos + 8)? as usize;
+    let rd_start = pos + 10;
+    if rd_start + rd_len > msg.len() {
+        return Err(DecodeError::Truncated);
+    }
+    Ok((rtype, ttl, rd_start, rd_len))
+}
+
+/// EDNS options (RFC 6891 §6.1.2): client subnet (8) and Extended DNS Error (15).
+fn decode_options(mut opts: &[u8], edns: &mut Edns) -> Result<(), DecodeError> {
+    while !opts.is_empty() {
+        let code = u16_at(opts, 0)?;
+        let len = u16_at(opts, 2)? as usize;
+        let data = opts.get(4..4 + len).ok_or(DecodeError::Truncated)?;
+        match code {
+            8 => edns.ecs = Some(render_ecs(data)?),
+            15 if len >= 2 => {
+                edns.ede_code = Some(u16::from_be_bytes([data[0], data[1]]));
+                let text = String::from_utf8_lossy(&data[2..]);
+                let text = text.trim_end_matches('\0');
+                if !text.is_empty() {
+                    edns.ede_text = Some(text.to_string());
+                }
+            }
+            _ => {}
+        }
+        opts = &opts[4 + len..];
+    }
+    Ok(())
+}
+
+/// RFC 7871 §6: FAMILY, SOURCE PREFIX-LENGTH, SCOPE PREFIX-LENGTH, ADDRESS
+/// (truncated to the prefix). Rendered as `198.51.100.0/24`.
+fn render_ecs(data: &[u8]) -> Result<String, DecodeError> {
+    if data.len() < 4 {
+        return Err(DecodeError::BadRdata);
+    }
+    let family = u16::from_be_bytes([data[0], data[1]]);
+    let prefix = data[2];
+    let addr = &data[4..];
+    match family {
+        1 if addr.len() <= 4 && prefix <= 32 => {
+            let mut b = [0u8; 4];
+            b[..addr.len()].copy_from_slice(addr);
+            Ok(format!("{}/{prefix}", std::net::Ipv4Addr::from(b)))
+        }
+        2 if addr.len() <= 16 && prefix <= 128 => {
+            let mut b = [0u8; 16];
+            b[..addr.len()].copy_from_slice(addr);
+            Ok(format!("{}/{prefix}", std::net::Ipv6Addr::from(b)))
+        }
+        _ => Err(DecodeError::BadRdata),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A query for www.example.com/A with an OPT record carrying ECS
+    /// 198.51.100.0/24 (layout of RFC 7871 §6), built by hand.
+    fn query_with_ecs() -> Vec<u8> {
+        let mut m = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 1];
+        for l in ["WWW", "example", "com"] {
+            m.push(l.len() as u8);
+            m.extend_from_slice(l.as_bytes());
+        }
+        m.extend_from_slice(&[0, 0, 1, 0, 1]);
+        // OPT: root, type 41, udp 1232, ext-rcode 0, version 0, DO
+        m.extend_from_slice(&[0, 0, 41, 0x04, 0xd0, 0, 0, 0x80, 0, 0, 11]);
+        m.extend_from_slice(&[0, 8, 0, 7, 0, 1, 24, 0, 198, 51, 100]);
+        m
+    }
+
+    #[test]
+    fn decodes_question_and_edns() {
+        let m = decode(&query_with_ecs(), false).expect("header present");
+        assert!(!m.malformed);
+        assert_eq!(m.id, 0x1234);
+        assert!(m.flags.rd());
+        let q = m.question.expect("question");
+        assert_eq!(q.qname, "www.example.com");
+        assert_eq!(q.qtype, Qtype::A);
+        let e = m.edns.expect("edns");
+        assert_eq!(e.udp_size, 1232);
+        assert!(e.do_bit);
+        assert_eq!(e.ecs.as_deref(), Some("198.51.100.0/24"));
+    }
+
+    #[test]
+    fn pointer_loop_is_malformed_not_a_hang() {
+        let mut m = vec![0, 1, 0x81, 0x80, 0, 1, 0, 0, 0, 0, 0, 0];
+        m.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1]);
+        let d = decode(&m, true).expect("header present");
+        assert!(d.malformed);
+        assert!(d.question.is_none());
+    }
+
+    #[test]
+    fn odd_bytes_are_escaped() {
+        let mut out = String::new();
+        push_label(&mut out, b"a.b\\C \x07", true);
+        assert_eq!(out, "a\\.b\\\\c\\032\\007");
+    }
+
+    #[test]
+    fn truncated_answers_keep_the_question() {
+        let mut m = query_with_ecs();
+        m[2] = 0x81;
+        m[7] = 1; // ancount 1 but no answer follows before the OPT... garbage
+        m.truncate(33);
+        let d = decode(&m, true).expect("header present");
+        assert!(d.malformed);
+        assert_eq!(d.question.expect("question").qname, "www.example.com");
+    }
+}

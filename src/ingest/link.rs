@@ -1,0 +1,131 @@
+//! Ingest stage 2: `Frame` → link layer → IP → UDP/TCP payload on a DNS port.
+//!
+//! In: a frame and its link type. Out: a `Segment` (addresses, ports,
+//! transport, payload) or the reason the frame carries no DNS.
+//! Link types: Ethernet with 802.1Q/QinQ tags, Linux SLL and SLL2, raw
+//! IPv4/IPv6, BSD null/loopback (either byte order).
+
+use std::net::IpAddr;
+
+use etherparse::{EtherType, LaxNetSlice, LaxSlicedPacket};
+use pcap_parser::data::{get_packetdata, PacketData};
+use pcap_parser::Linktype;
+
+use crate::ingest::capture::Frame;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Transport {
+    Udp,
+    Tcp,
+}
+
+impl Transport {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
+        }
+    }
+}
+
+/// A transport payload between two endpoints.
+#[derive(Debug, Clone, Copy)]
+pub struct Segment<'a> {
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub sport: u16,
+    pub dport: u16,
+    pub transport: Transport,
+    pub payload: &'a [u8],
+    /// The payload is shorter than its headers say (snaplen cut, bad length).
+    pub cut: bool,
+}
+
+/// Why a frame yields no segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Skip {
+    /// A link type dnsq does not decode.
+    UnknownLink(u32),
+    /// Not IP, or IP but neither UDP nor TCP.
+    NotIp,
+    /// UDP/TCP that is not on a DNS port.
+    OtherPort,
+    /// A fragment of a larger IP datagram (reassembly is not done yet).
+    Fragment,
+    /// Headers that cannot be read.
+    Malformed,
+}
+
+/// Decodes a frame down to its transport payload if either port is in `ports`.
+pub fn decode_frame<'a>(frame: &Frame<'a>, ports: &[u16]) -> Result<Segment<'a>, Skip> {
+    let data = frame.data;
+    let sliced = match frame.linktype {
+        1 => LaxSlicedPacket::from_ethernet(data).map_err(|_| Skip::Malformed)?,
+        // BSD null (host byte order) and OpenBSD loopback (network byte order)
+        0 | 108 => {
+            let fam = data.get(..4).ok_or(Skip::Malformed)?;
+            let (le, be) = (
+                u32::from_le_bytes([fam[0], fam[1], fam[2], fam[3]]),
+                u32::from_be_bytes([fam[0], fam[1], fam[2], fam[3]]),
+            );
+            let family = if le < 256 { le } else { be };
+            let et = match family {
+                2 => EtherType::IPV4,
+                10 | 24 | 28 | 30 => EtherType::IPV6,
+                _ => return Err(Skip::NotIp),
+            };
+            LaxSlicedPacket::from_ether_type(et, &data[4..])
+        }
+        // raw IP: 101 (LINKTYPE_RAW), 12 and 14 (DLT_RAW on some BSDs), 228/229
+        12 | 14 | 101 | 228 | 229 => LaxSlicedPacket::from_ip(data).map_err(|_| Skip::Malformed)?,
+        lt @ (113 | 276) => match get_packetdata(data, Linktype(lt as i32), data.len()) {
+            Some(PacketData::L3(et, l3)) => LaxSlicedPacket::from_ether_type(EtherType(et), l3),
+            Some(PacketData::L2(l2)) => LaxSlicedPacket::from_ethernet(l2).map_err(|_| Skip::Malformed)?,
+            _ => return Err(Skip::Malformed),
+        },
+        other => return Err(Skip::UnknownLink(other)),
+    };
+    let (src, dst, payload) = match &sliced.net {
+        Some(LaxNetSlice::Ipv4(ip)) => {
+            let h = ip.header();
+            (IpAddr::V4(h.source_addr()), IpAddr::V4(h.destination_addr()), ip.payload())
+        }
+        Some(LaxNetSlice::Ipv6(ip)) => {
+            let h = ip.header();
+            (IpAddr::V6(h.source_addr()), IpAddr::V6(h.destination_addr()), ip.payload())
+        }
+        _ => return Err(Skip::NotIp),
+    };
+    if payload.fragmented {
+        return Err(Skip::Fragment);
+    }
+    let ip_cut = payload.incomplete;
+    let p = payload.payload;
+    let (transport, sport, dport, body, cut) = match payload.ip_number.0 {
+        17 => {
+            let hdr = p.get(..8).ok_or(Skip::Malformed)?;
+            let sport = u16::from_be_bytes([hdr[0], hdr[1]]);
+            let dport = u16::from_be_bytes([hdr[2], hdr[3]]);
+            let ulen = u16::from_be_bytes([hdr[4], hdr[5]]) as usize;
+            // A UDP length of 0 happens with jumbograms and some offloads: trust the IP length.
+            let want = if ulen >= 8 { ulen - 8 } else { p.len() - 8 };
+            let have = p.len() - 8;
+            (Transport::Udp, sport, dport, &p[8..8 + want.min(have)], ip_cut || want > have)
+        }
+        6 => {
+            let hdr = p.get(..20).ok_or(Skip::Malformed)?;
+            let sport = u16::from_be_bytes([hdr[0], hdr[1]]);
+            let dport = u16::from_be_bytes([hdr[2], hdr[3]]);
+            let off = ((hdr[12] >> 4) as usize) * 4;
+            if off < 20 || off > p.len() {
+                return Err(Skip::Malformed);
+            }
+            (Transport::Tcp, sport, dport, &p[off..], ip_cut)
+        }
+        _ => return Err(Skip::NotIp),
+    };
+    if !ports.contains(&sport) && !ports.contains(&dport) {
+        return Err(Skip::OtherPort);
+    }
+    Ok(Segment { src, dst, sport, dport, transport, payload: body, cut })
+}

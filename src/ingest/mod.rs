@@ -1,0 +1,387 @@
+//! The write side: capture → link → dns → correlate → batch → write.
+//!
+//! `run` wires the stages and holds no decoding logic: it opens the captures,
+//! decodes their chunks in parallel (rayon), merges the messages of all
+//! captures into one stream in time order, pairs them, and writes the dataset.
+
+pub mod batch;
+pub mod capture;
+pub mod correlate;
+pub mod dns;
+pub mod link;
+pub mod rdata;
+pub mod schema;
+pub mod write;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
+use rayon::prelude::*;
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+use capture::{Capture, Chunk, Problem};
+use correlate::{Correlator, Observed, Status};
+use link::{Skip, Transport};
+
+#[derive(Debug, Clone)]
+pub struct IngestConfig {
+    pub inputs: Vec<PathBuf>,
+    pub out: PathBuf,
+    /// Worker threads; 0 means one per core.
+    pub threads: usize,
+    pub match_timeout: Duration,
+    /// Ports that carry DNS (either side), 53 included.
+    pub ports: Vec<u16>,
+    pub chunk_bytes: usize,
+}
+
+impl IngestConfig {
+    pub fn new(inputs: Vec<PathBuf>, out: PathBuf) -> Self {
+        IngestConfig {
+            inputs,
+            out,
+            threads: 0,
+            match_timeout: Duration::from_secs(10),
+            ports: vec![53],
+            chunk_bytes: capture::CHUNK_BYTES,
+        }
+    }
+}
+
+/// What one capture held and what became of it.
+#[derive(Debug, Clone, Default)]
+pub struct CaptureReport {
+    pub path: String,
+    pub sha256: String,
+    pub format: String,
+    pub file_size: u64,
+    pub first_ts_ns: Option<i64>,
+    pub last_ts_ns: Option<i64>,
+    pub packets: u64,
+    pub dns_messages: u64,
+    pub malformed: u64,
+    pub not_decoded: u64,
+    pub answered: u64,
+    pub unanswered: u64,
+    pub response_only: u64,
+    pub problem: Option<Problem>,
+}
+
+#[derive(Debug, Default)]
+pub struct IngestReport {
+    /// Captures ingested by this run.
+    pub captures: Vec<CaptureReport>,
+    /// Captures skipped because the dataset already holds their content.
+    pub already_ingested: Vec<PathBuf>,
+    /// Files in an input directory that are not captures.
+    pub not_captures: Vec<String>,
+    pub files_written: Vec<PathBuf>,
+    pub elapsed: Duration,
+}
+
+impl IngestReport {
+    pub fn total(&self, f: impl Fn(&CaptureReport) -> u64) -> u64 {
+        self.captures.iter().map(f).sum()
+    }
+}
+
+/// Counters of one chunk's decoding; merged with `+=`.
+#[derive(Debug, Default, Clone, Copy)]
+struct Counts {
+    packets: u64,
+    dns_messages: u64,
+    malformed: u64,
+    not_decoded: u64,
+    first_ts: Option<i64>,
+    last_ts: Option<i64>,
+}
+
+impl std::ops::AddAssign for Counts {
+    fn add_assign(&mut self, o: Counts) {
+        self.packets += o.packets;
+        self.dns_messages += o.dns_messages;
+        self.malformed += o.malformed;
+        self.not_decoded += o.not_decoded;
+        self.first_ts = match (self.first_ts, o.first_ts) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.last_ts = match (self.last_ts, o.last_ts) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+    }
+}
+
+/// Expands directories into the captures they hold (sorted by name; files
+/// that are not captures are listed in `not_captures`) and opens each.
+fn open_inputs(inputs: &[PathBuf], not_captures: &mut Vec<String>) -> Result<Vec<Capture>> {
+    let mut out = Vec::new();
+    for input in inputs {
+        if input.is_dir() {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(input)
+                .map_err(|e| Error::io(input, e))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.is_file() && !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')))
+                .collect();
+            files.sort();
+            let mut caps = Vec::new();
+            for f in files {
+                match Capture::open(&f) {
+                    Ok(c) => caps.push(c),
+                    Err(e @ (Error::UnknownCapture { .. } | Error::EmptyCapture { .. })) => not_captures.push(e.to_string()),
+                    Err(e) => return Err(e),
+                }
+            }
+            // a directory of rotated files: in order of their first packet
+            caps.sort_by_cached_key(|c| first_timestamp(c));
+            out.extend(caps);
+        } else {
+            out.push(Capture::open(input)?);
+        }
+    }
+    Ok(out)
+}
+
+fn first_timestamp(c: &Capture) -> Option<i64> {
+    let walk = c.walk(usize::MAX);
+    let mut first = None;
+    if let Some(chunk) = walk.chunks.first() {
+        c.frames(chunk, |f| {
+            if first.is_none() {
+                first = Some(f.ts_ns);
+            }
+        });
+    }
+    first
+}
+
+fn describe_format(c: &Capture) -> String {
+    let base = match c.format {
+        capture::Format::Pcap { big_endian, nanos, linktype, .. } => format!(
+            "pcap {} {} linktype {linktype}",
+            if big_endian { "BE" } else { "LE" },
+            if nanos { "ns" } else { "us" }
+        ),
+        capture::Format::PcapNg => "pcapng".to_string(),
+    };
+    match c.compression {
+        capture::Compression::None => base,
+        capture::Compression::Gzip => format!("{base} (gzip)"),
+        capture::Compression::Zstd => format!("{base} (zstd)"),
+        capture::Compression::Xz => format!("{base} (xz)"),
+    }
+}
+
+/// Decodes one chunk into DNS messages.
+fn decode_chunk(cap: &Capture, cap_idx: u32, chunk: &Chunk, ports: &[u16]) -> (Vec<Observed>, Counts) {
+    let mut msgs = Vec::new();
+    let mut n = Counts::default();
+    cap.frames(chunk, |frame| {
+        n.packets += 1;
+        n.first_ts = Some(n.first_ts.map_or(frame.ts_ns, |t| t.min(frame.ts_ns)));
+        n.last_ts = Some(n.last_ts.map_or(frame.ts_ns, |t| t.max(frame.ts_ns)));
+        let seg = match link::decode_frame(&frame, ports) {
+            Ok(s) => s,
+            Err(Skip::OtherPort | Skip::NotIp) => return,
+            Err(Skip::UnknownLink(_) | Skip::Fragment | Skip::Malformed) => {
+                n.not_decoded += 1;
+                return;
+            }
+        };
+        let mut emit = |bytes: &[u8]| match dns::decode(bytes, true) {
+            Some(mut msg) => {
+                msg.malformed |= seg.cut && seg.transport == Transport::Udp;
+                n.dns_messages += 1;
+                n.malformed += msg.malformed as u64;
+                msgs.push(Observed {
+                    ts_ns: frame.ts_ns,
+                    capture: cap_idx,
+                    frame: frame.number,
+                    src: seg.src,
+                    dst: seg.dst,
+                    sport: seg.sport,
+                    dport: seg.dport,
+                    transport: seg.transport,
+                    msg,
+                });
+            }
+            None => n.malformed += 1,
+        };
+        match seg.transport {
+            Transport::Udp => emit(seg.payload),
+            Transport::Tcp => {
+                // Whole messages behind their 2-byte length (RFC 1035 §4.2.2) within
+                // this segment; messages split across segments wait for stream reassembly.
+                let mut rest = seg.payload;
+                while rest.len() >= 2 {
+                    let len = u16::from_be_bytes([rest[0], rest[1]]) as usize;
+                    if len < dns::HEADER_LEN || rest.len() < 2 + len {
+                        n.not_decoded += 1;
+                        break;
+                    }
+                    emit(&rest[2..2 + len]);
+                    rest = &rest[2 + len..];
+                }
+            }
+        }
+    });
+    (msgs, n)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Runs one ingest; see the module documentation.
+pub fn run(cfg: &IngestConfig) -> Result<IngestReport> {
+    let started = Instant::now();
+    let mut report = IngestReport::default();
+    let threads = if cfg.threads == 0 { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { cfg.threads };
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map_err(|e| Error::io(&cfg.out, std::io::Error::other(e)))?;
+    pool.install(|| run_in_pool(cfg, &mut report))?;
+    report.elapsed = started.elapsed();
+    Ok(report)
+}
+
+fn run_in_pool(cfg: &IngestConfig, report: &mut IngestReport) -> Result<()> {
+    let opened = open_inputs(&cfg.inputs, &mut report.not_captures)?;
+    let hashes: Vec<String> = opened.par_iter().map(|c| hex(&Sha256::digest(&c.bytes[..]))).collect();
+    let known = write::ingested_hashes(&cfg.out)?;
+    let mut caps = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for (c, h) in opened.into_iter().zip(hashes) {
+        if known.contains(&h) || !seen.insert(h.clone()) {
+            report.already_ingested.push(c.path.clone());
+        } else {
+            caps.push((c, h));
+        }
+    }
+    if caps.is_empty() {
+        return Ok(());
+    }
+
+    let walks: Vec<capture::Walk> = caps.par_iter().map(|(c, _)| c.walk(cfg.chunk_bytes)).collect();
+    let jobs: Vec<(usize, &Chunk)> = walks.iter().enumerate().flat_map(|(i, w)| w.chunks.iter().map(move |c| (i, c))).collect();
+    let decoded: Vec<(usize, Vec<Observed>, Counts)> = jobs
+        .par_iter()
+        .map(|&(i, chunk)| {
+            let (msgs, counts) = decode_chunk(&caps[i].0, i as u32, chunk, &cfg.ports);
+            (i, msgs, counts)
+        })
+        .collect();
+
+    let mut counts = vec![Counts::default(); caps.len()];
+    let mut stream = Vec::with_capacity(decoded.iter().map(|d| d.1.len()).sum());
+    for (i, msgs, c) in decoded {
+        counts[i] += c;
+        stream.extend(msgs);
+    }
+    // One stream in time order across all captures; ties keep file and frame order.
+    stream.par_sort_by_key(|o| (o.ts_ns, o.capture, o.frame));
+
+    let mut correlator = Correlator::new(cfg.match_timeout.as_nanos() as i64);
+    for obs in stream {
+        correlator.push(obs);
+    }
+    let txs = correlator.finish();
+
+    let mut by_status = vec![[0u64; 3]; caps.len()];
+    for t in &txs {
+        let s = match t.status {
+            Status::Answered => 0,
+            Status::Unanswered => 1,
+            Status::ResponseOnly => 2,
+        };
+        by_status[t.first().capture as usize][s] += 1;
+    }
+    let names: Vec<String> = caps.iter().map(|(c, _)| c.path.display().to_string()).collect();
+    for (i, ((c, h), w)) in caps.iter().zip(&walks).enumerate() {
+        let n = counts[i];
+        report.captures.push(CaptureReport {
+            path: names[i].clone(),
+            sha256: h.clone(),
+            format: describe_format(c),
+            file_size: c.file_size,
+            first_ts_ns: n.first_ts,
+            last_ts_ns: n.last_ts,
+            packets: n.packets,
+            dns_messages: n.dns_messages,
+            malformed: n.malformed,
+            not_decoded: n.not_decoded,
+            answered: by_status[i][0],
+            unanswered: by_status[i][1],
+            response_only: by_status[i][2],
+            problem: w.problem.clone(),
+        });
+    }
+
+    let mut id_hash = Sha256::new();
+    let mut sorted: Vec<&String> = caps.iter().map(|(_, h)| h).collect();
+    sorted.sort();
+    for h in sorted {
+        id_hash.update(h.as_bytes());
+    }
+    let ingest_id = hex(&id_hash.finalize()[..8]);
+
+    let mut staged = write::Staged::default();
+    let result = write::stage_transactions(&mut staged, &cfg.out, &ingest_id, txs, &names)
+        .and_then(|_| write::stage_captures(&mut staged, &cfg.out, &ingest_id, captures_batch(&report.captures)?));
+    match result {
+        Ok(()) => {
+            report.files_written = staged.commit()?;
+            Ok(())
+        }
+        Err(e) => {
+            staged.abandon();
+            Err(e)
+        }
+    }
+}
+
+fn captures_batch(caps: &[CaptureReport]) -> Result<RecordBatch> {
+    let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64);
+    let s = |f: &dyn Fn(&CaptureReport) -> String| -> ArrayRef { Arc::new(StringArray::from_iter_values(caps.iter().map(f))) };
+    let i = |f: &dyn Fn(&CaptureReport) -> u64| -> ArrayRef { Arc::new(Int64Array::from_iter_values(caps.iter().map(|c| f(c) as i64))) };
+    let t = |f: &dyn Fn(&CaptureReport) -> Option<i64>| -> ArrayRef {
+        Arc::new(TimestampMicrosecondArray::from_iter(caps.iter().map(|c| f(c).map(|ns| ns.div_euclid(1000)))).with_timezone("UTC"))
+    };
+    let columns = vec![
+        s(&|c| c.path.clone()),
+        s(&|c| c.sha256.clone()),
+        s(&|c| c.format.clone()),
+        i(&|c| c.file_size),
+        t(&|c| c.first_ts_ns),
+        t(&|c| c.last_ts_ns),
+        i(&|c| c.packets),
+        i(&|c| c.dns_messages),
+        i(&|c| c.malformed),
+        i(&|c| c.not_decoded),
+        i(&|c| c.answered),
+        i(&|c| c.unanswered),
+        i(&|c| c.response_only),
+        Arc::new(StringArray::from_iter(caps.iter().map(|c| c.problem.as_ref().map(describe_problem)))),
+        Arc::new(TimestampMicrosecondArray::from_iter_values(caps.iter().map(|_| now)).with_timezone("UTC")),
+    ];
+    Ok(RecordBatch::try_new(schema::CAPTURES.clone(), columns)?)
+}
+
+pub fn describe_problem(p: &Problem) -> String {
+    match p {
+        Problem::Truncated { offset } => format!("cut off mid-record at byte offset {offset}; packets before it were ingested"),
+        Problem::Corrupt { offset, what } => format!("corrupt record header at byte offset {offset} ({what}); packets before it were ingested"),
+    }
+}
+
+/// The directory a dataset lives in: `-o`/`-d`, else `$DNSQ_DATA`, else `./dnsq-data`.
+pub fn dataset_dir(flag: Option<&Path>) -> PathBuf {
+    flag.map(Path::to_path_buf)
+        .or_else(|| std::env::var_os("DNSQ_DATA").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("dnsq-data"))
+}

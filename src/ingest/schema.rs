@@ -1,0 +1,132 @@
+//! The only column list of the dataset: name, type, nullability and one doc
+//! line each, for `transactions` (SPEC §4) and `captures` (SPEC §3).
+
+use std::sync::{Arc, LazyLock};
+
+use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
+
+/// Bumped whenever a column is renamed or changes meaning.
+pub const SCHEMA_VERSION: &str = "1";
+
+pub const TS: &str = "ts";
+pub const RESPONSE_TS: &str = "response_ts";
+pub const RESPONSE_TIME_MS: &str = "response_time_ms";
+pub const STATUS: &str = "status";
+pub const QUERY_COUNT: &str = "query_count";
+pub const CLIENT_IP: &str = "client_ip";
+pub const SERVER_IP: &str = "server_ip";
+pub const CLIENT_PORT: &str = "client_port";
+pub const SERVER_PORT: &str = "server_port";
+pub const TRANSPORT: &str = "transport";
+pub const IP_VERSION: &str = "ip_version";
+pub const ID: &str = "id";
+pub const QNAME: &str = "qname";
+pub const QTYPE: &str = "qtype";
+pub const QCLASS: &str = "qclass";
+pub const TLD: &str = "tld";
+pub const REG_DOMAIN: &str = "reg_domain";
+pub const OPCODE: &str = "opcode";
+pub const RCODE: &str = "rcode";
+pub const ANSWERS: &str = "answers";
+pub const CAPTURE: &str = "capture";
+pub const QUERY_FRAME: &str = "query_frame";
+pub const RESPONSE_FRAME: &str = "response_frame";
+pub const DATE: &str = "date";
+
+fn ts_type() -> DataType {
+    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+}
+
+/// The struct of one resource record in `answers`.
+pub fn rr_fields() -> Fields {
+    Fields::from(vec![
+        Field::new("name", DataType::Utf8, true),
+        Field::new("type", DataType::Utf8, true),
+        Field::new("ttl", DataType::Int64, true),
+        Field::new("data", DataType::Utf8, true),
+    ])
+}
+
+/// `(name, type, nullable, doc)` of every `transactions` column, in file order.
+pub fn transaction_columns() -> Vec<(&'static str, DataType, bool, &'static str)> {
+    let rr_list = DataType::List(Arc::new(Field::new("element", DataType::Struct(rr_fields()), true)));
+    vec![
+        (TS, ts_type(), false, "first query's capture time; the response's when no query was seen"),
+        (RESPONSE_TS, ts_type(), true, "first response's capture time, null if none"),
+        (RESPONSE_TIME_MS, DataType::Float64, true, "response_ts - ts in ms (µs precision or better); null unless answered; never negative"),
+        (STATUS, DataType::Utf8, false, "answered | unanswered (no response within the match timeout or before the input ended) | response_only (no matching query)"),
+        (QUERY_COUNT, DataType::Int32, false, "copies of the query seen before the response (1 = no retransmission, 0 = response_only)"),
+        (CLIENT_IP, DataType::Utf8, false, "address of the side that sent the query, presentation form"),
+        (SERVER_IP, DataType::Utf8, false, "address of the side the query was sent to"),
+        (CLIENT_PORT, DataType::Int32, false, "client's port"),
+        (SERVER_PORT, DataType::Int32, false, "server's port"),
+        (TRANSPORT, DataType::Utf8, false, "udp or tcp"),
+        (IP_VERSION, DataType::Int32, false, "4 or 6"),
+        (ID, DataType::Int32, false, "DNS transaction id"),
+        (QNAME, DataType::Utf8, true, "first question, lower-cased, no trailing dot (the root is '.'), odd bytes as \\DDD; null if unreadable"),
+        (QTYPE, DataType::Utf8, true, "question type mnemonic (A, HTTPS, TYPE65280)"),
+        (QCLASS, DataType::Utf8, true, "question class mnemonic (IN, CH, CLASS3)"),
+        (TLD, DataType::Utf8, true, "last label of qname; null for the root"),
+        (REG_DOMAIN, DataType::Utf8, true, "registered domain (eTLD+1) by the Public Suffix List; null when qname is itself a public suffix"),
+        (OPCODE, DataType::Utf8, false, "QUERY, IQUERY, STATUS, NOTIFY, UPDATE, DSO or OPCODEn"),
+        (RCODE, DataType::Utf8, true, "response code incl. EDNS extended rcodes (NOERROR, NXDOMAIN, SERVFAIL, BADCOOKIE...); null without response"),
+        ("rd", DataType::Boolean, false, "recursion desired, from the query (the response when no query)"),
+        ("cd", DataType::Boolean, false, "checking disabled, from the query (the response when no query)"),
+        ("aa", DataType::Boolean, true, "authoritative answer, from the response; null without response"),
+        ("tc", DataType::Boolean, true, "truncated, from the response; null without response"),
+        ("ra", DataType::Boolean, true, "recursion available, from the response; null without response"),
+        ("ad", DataType::Boolean, true, "authentic data, from the response; null without response"),
+        ("answer_count", DataType::Int32, true, "ANCOUNT of the response"),
+        ("authority_count", DataType::Int32, true, "NSCOUNT of the response"),
+        ("additional_count", DataType::Int32, true, "ARCOUNT of the response"),
+        ("query_size", DataType::Int32, true, "DNS message length of the query in bytes"),
+        ("response_size", DataType::Int32, true, "DNS message length of the response in bytes"),
+        ("edns_udp_size", DataType::Int32, true, "UDP payload size of the query's OPT record; null when it has none"),
+        ("edns_do", DataType::Boolean, true, "DNSSEC OK bit of the query's OPT record; null when it has none"),
+        ("ecs", DataType::Utf8, true, "EDNS Client Subnet of the query, e.g. 198.51.100.0/24"),
+        ("ede_code", DataType::Int32, true, "Extended DNS Error info code of the response (RFC 8914)"),
+        ("ede_text", DataType::Utf8, true, "Extended DNS Error extra text of the response"),
+        (ANSWERS, rr_list, true, "the response's answer section: list of {name, type, ttl, data}, data in presentation form"),
+        ("malformed", DataType::Boolean, false, "a message of this transaction could be read only in part"),
+        (CAPTURE, DataType::Utf8, false, "file the query (or lone response) came from"),
+        (QUERY_FRAME, DataType::Int64, true, "1-based frame number of the query in that file, as Wireshark numbers them"),
+        (RESPONSE_FRAME, DataType::Int64, true, "1-based frame number of the response in the file it came from"),
+    ]
+}
+
+pub static TRANSACTIONS: LazyLock<SchemaRef> = LazyLock::new(|| {
+    let fields: Vec<Field> = transaction_columns()
+        .into_iter()
+        .map(|(n, t, null, _)| Field::new(n, t, null))
+        .collect();
+    Arc::new(Schema::new(fields))
+});
+
+/// `(name, type, nullable, doc)` of every `captures` column.
+pub fn capture_columns() -> Vec<(&'static str, DataType, bool, &'static str)> {
+    vec![
+        ("path", DataType::Utf8, false, "capture file as given on the command line"),
+        ("sha256", DataType::Utf8, false, "SHA-256 of the capture's (decompressed) content; a capture already in the dataset is not ingested again"),
+        ("format", DataType::Utf8, false, "pcap or pcapng, with compression"),
+        ("file_size", DataType::Int64, false, "bytes on disk"),
+        ("first_ts", ts_type(), true, "first packet's capture time"),
+        ("last_ts", ts_type(), true, "last packet's capture time"),
+        ("packets", DataType::Int64, false, "packet records read"),
+        ("dns_messages", DataType::Int64, false, "DNS messages decoded"),
+        ("malformed", DataType::Int64, false, "DNS messages read only in part, or too short to read"),
+        ("not_decoded", DataType::Int64, false, "DNS-port packets not decoded: unknown link types, IP fragments, bad headers"),
+        ("answered", DataType::Int64, false, "transactions with status answered whose query came from this file"),
+        ("unanswered", DataType::Int64, false, "transactions with status unanswered"),
+        ("response_only", DataType::Int64, false, "transactions with status response_only"),
+        ("problem", DataType::Utf8, true, "why reading stopped early (cut off, corrupt record), with the byte offset"),
+        ("ingested_at", ts_type(), false, "when the ingest ran"),
+    ]
+}
+
+pub static CAPTURES: LazyLock<SchemaRef> = LazyLock::new(|| {
+    let fields: Vec<Field> = capture_columns()
+        .into_iter()
+        .map(|(n, t, null, _)| Field::new(n, t, null))
+        .collect();
+    Arc::new(Schema::new(fields))
+});

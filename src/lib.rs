@@ -1,0 +1,11 @@
+//! dnsq: DNS packet captures to paired transactions in Parquet, answered with SQL.
+//!
+//! Write side (`ingest`): capture → link → dns → correlate → batch → write.
+//! Read side (`query`): dataset directory → DataFusion session → SQL results.
+#![deny(unsafe_code)]
+
+pub mod cli;
+pub mod codes;
+pub mod error;
+pub mod ingest;
+pub mod query;
