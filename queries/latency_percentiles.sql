@@ -1,7 +1,8 @@
 -- purpose: p50/p90/p99 response time per minute, the resolver's clients (downstream) and its own queries to authorities (upstream) apart
 -- columns: minute, leg, answered, p50_ms, p90_ms, p99_ms, max_ms
 -- A resolver is an address that both answers queries and sends its own;
--- transactions it sent are the upstream leg, every other one is downstream.
+-- transactions it sent to another address are the upstream leg, every other one
+-- is downstream (a client on the resolver's own address, such as ::1, stays downstream).
 WITH resolvers AS (
     SELECT server_ip AS ip FROM transactions
     INTERSECT
@@ -9,7 +10,7 @@ WITH resolvers AS (
 )
 SELECT
     date_trunc('minute', ts) AS minute,
-    CASE WHEN client_ip IN (SELECT ip FROM resolvers) THEN 'upstream' ELSE 'downstream' END AS leg,
+    CASE WHEN client_ip IN (SELECT ip FROM resolvers) AND client_ip <> server_ip THEN 'upstream' ELSE 'downstream' END AS leg,
     count(*) AS answered,
     percentile_cont(0.5) WITHIN GROUP (ORDER BY response_time_ms) AS p50_ms,
     percentile_cont(0.9) WITHIN GROUP (ORDER BY response_time_ms) AS p90_ms,

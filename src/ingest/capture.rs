@@ -18,7 +18,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use pcap_parser::pcapng::Block;
-use pcap_parser::traits::PcapNGPacketBlock;
 
 use crate::error::{Error, Result};
 
@@ -333,7 +332,7 @@ fn walk_pcapng(d: &[u8], chunk_bytes: usize) -> Walk {
     let mut chunk_first = 1;
     let mut chunk_be = false;
     let mut chunk_ifaces = interfaces.clone();
-    let mut cut = |walk: &mut Walk, start: &mut usize, first: &mut u64, end: usize, cbe: bool, ifs: &Arc<Vec<Interface>>| {
+    let cut = |walk: &mut Walk, start: &mut usize, first: &mut u64, end: usize, cbe: bool, ifs: &Arc<Vec<Interface>>| {
         if end > *start {
             walk.chunks.push(Chunk { start: *start, end, first_frame: *first, big_endian: cbe, interfaces: ifs.clone() });
         }
@@ -422,11 +421,11 @@ fn pcapng_frame<'a>(block: &'a [u8], be: bool, ifaces: &[Interface], number: u64
             let units = ((epb.ts_high as u64) << 32) | epb.ts_low as u64;
             let per = iface.units_per_sec.max(1) as u128;
             let ns = (units as u128 * 1_000_000_000 / per) as i64 + iface.offset_secs * 1_000_000_000;
-            Some(Frame { ts_ns: ns, linktype: iface.linktype, number, data: epb.packet_data() })
+            Some(Frame { ts_ns: ns, linktype: iface.linktype, number, data: &epb.data[..(epb.caplen as usize).min(epb.data.len())] })
         }
         Ok((_, Block::SimplePacket(spb))) => {
             let iface = ifaces.first()?;
-            Some(Frame { ts_ns: 0, linktype: iface.linktype, number, data: spb.packet_data() })
+            Some(Frame { ts_ns: 0, linktype: iface.linktype, number, data: &spb.data[..(spb.origlen as usize).min(spb.data.len())] })
         }
         _ => None,
     }

@@ -157,17 +157,17 @@ impl Correlator {
             server_port: obs.sport,
             id: obs.msg.id,
         };
-        let matched = self.pending.get_mut(&key).and_then(|queue| {
+        let mut matched = None;
+        if let Some(queue) = self.pending.get_mut(&key) {
             let idx = match &obs.msg.question {
                 None => (!queue.is_empty()).then_some(0),
                 q => queue.iter().position(|p| same_question(&p.query.msg.question, q)),
-            }?;
-            let p = queue.remove(idx)?;
+            };
+            matched = idx.and_then(|i| queue.remove(i));
             if queue.is_empty() {
                 self.pending.remove(&key);
             }
-            Some(p)
-        });
+        }
         match matched {
             Some(p) => {
                 self.live -= 1;

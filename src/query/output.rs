@@ -41,7 +41,7 @@ pub fn write_result(r: &StatementResult, format: Format, w: &mut dyn Write) -> R
                 jw.write(b)?;
             }
             jw.finish()?;
-            let mut w = jw.into_inner();
+            let w = jw.into_inner();
             writeln!(w).map_err(arrow::error::ArrowError::from)?;
         }
         Format::Ndjson => {

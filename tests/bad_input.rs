@@ -1,0 +1,153 @@
+//! Bad input (SPEC §7): clear errors that name the file and the place, never a
+//! panic, and nothing already ingested lost.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+
+fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn assert_no_panic(o: &std::process::Output) {
+    assert!(!stderr(o).contains("panicked"), "{}", stderr(o));
+}
+
+/// Byte offsets of every record header in a little-endian pcap, read independently of dnsq.
+fn record_offsets(bytes: &[u8]) -> Vec<usize> {
+    let mut offs = vec![];
+    let mut pos = 24;
+    while pos + 16 <= bytes.len() {
+        let caplen = u32::from_le_bytes(bytes[pos + 8..pos + 12].try_into().unwrap()) as usize;
+        if pos + 16 + caplen > bytes.len() {
+            break;
+        }
+        offs.push(pos);
+        pos += 16 + caplen;
+    }
+    offs
+}
+
+fn packets_ingested(dir: &Path) -> i64 {
+    sql(dir, "select sum(packets) from captures")[1][0].parse().unwrap()
+}
+
+#[test]
+fn not_a_capture_writes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = tmp.path().join("notes.txt");
+    std::fs::write(&text, "this is not a capture\n").unwrap();
+    let out_dir = tmp.path().join("ds");
+    let o = run(dnsq().arg("ingest").arg("-o").arg(&out_dir).arg(&text));
+    assert_eq!(o.status.code(), Some(1));
+    let e = stderr(&o);
+    assert!(e.contains("notes.txt") && e.contains("not a pcap or pcapng file") && e.contains("74 68 69 73"), "{e}");
+    assert!(!out_dir.join("transactions").exists());
+    assert_no_panic(&o);
+}
+
+#[test]
+fn empty_and_missing_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let empty = tmp.path().join("empty.pcap");
+    std::fs::write(&empty, b"").unwrap();
+    let o = run(dnsq().arg("ingest").arg("-o").arg(tmp.path().join("ds")).arg(&empty));
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("empty.pcap: empty file"), "{}", stderr(&o));
+    let o = run(dnsq().arg("ingest").arg("-o").arg(tmp.path().join("ds")).arg(tmp.path().join("nope.pcap")));
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("nope.pcap: No such file"), "{}", stderr(&o));
+    assert!(!tmp.path().join("ds/transactions").exists());
+}
+
+#[test]
+fn capture_cut_mid_record_keeps_everything_before_the_cut() {
+    let bytes = std::fs::read(sample()).unwrap();
+    let offs = record_offsets(&bytes);
+    let keep = offs.len() / 2;
+    let cut_at = offs[keep] + 16 + 10; // inside the body of record `keep`
+    let tmp = tempfile::tempdir().unwrap();
+    let cut = tmp.path().join("cut.pcap");
+    std::fs::write(&cut, &bytes[..cut_at]).unwrap();
+    let o = ingest(&tmp.path().join("ds"), &[&cut], &[]);
+    let e = stderr(&o);
+    assert!(e.contains("cut.pcap") && e.contains(&format!("byte offset {}", offs[keep])), "{e}");
+    assert_eq!(packets_ingested(&tmp.path().join("ds")), keep as i64);
+}
+
+#[test]
+fn corrupt_record_header_is_an_error_naming_the_offset() {
+    let mut bytes = std::fs::read(sample()).unwrap();
+    let offs = record_offsets(&bytes);
+    let bad = offs[100];
+    bytes[bad + 8..bad + 12].copy_from_slice(&0x7fff_0000u32.to_le_bytes());
+    let tmp = tempfile::tempdir().unwrap();
+    let f = tmp.path().join("corrupt.pcap");
+    std::fs::write(&f, &bytes).unwrap();
+    let ds = tmp.path().join("ds");
+    let o = run(dnsq().arg("ingest").arg("-o").arg(&ds).arg(&f));
+    assert_eq!(o.status.code(), Some(1));
+    let e = stderr(&o);
+    assert!(e.contains("corrupt.pcap") && e.contains(&format!("byte offset {bad}")), "{e}");
+    assert_no_panic(&o);
+    // the 100 packets before it are in the dataset
+    assert_eq!(packets_ingested(&ds), 100);
+}
+
+#[test]
+fn bad_sql_is_a_clear_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    ingest(tmp.path(), &[&sample()], &[]);
+    for q in ["selec 1", "select nosuchcolumn from transactions", "select * from nosuchtable"] {
+        let o = run(dnsq().arg("sql").arg("-d").arg(tmp.path()).arg(q));
+        assert_eq!(o.status.code(), Some(1), "{q}");
+        assert!(stderr(&o).starts_with("dnsq: "), "{q}: {}", stderr(&o));
+        assert!(o.stdout.is_empty());
+        assert_no_panic(&o);
+    }
+    let o = run(dnsq().arg("sql").arg("-d").arg(tmp.path().join("none")).arg("select 1"));
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("no dnsq dataset here"), "{}", stderr(&o));
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let o = run(dnsq().arg("ingest"));
+    assert_eq!(o.status.code(), Some(2));
+    let o = run(dnsq().arg("ingest").arg("--match-timeout").arg("soon").arg("x.pcap"));
+    assert_eq!(o.status.code(), Some(2));
+    let o = run(dnsq().arg("sql").arg("--format").arg("xml").arg("select 1"));
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn reingesting_does_not_duplicate_rows() {
+    let tmp = tempfile::tempdir().unwrap();
+    ingest(tmp.path(), &[&sample()], &[]);
+    let before = sql(tmp.path(), "select count(*) from transactions")[1][0].clone();
+    let o = ingest(tmp.path(), &[&sample()], &[]);
+    assert!(stderr(&o).contains("already in"), "{}", stderr(&o));
+    // the same content compressed is the same capture
+    let gz = tmp.path().join("sample.pcap.gz");
+    let mut enc = flate2::write::GzEncoder::new(std::fs::File::create(&gz).unwrap(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut enc, &std::fs::read(sample()).unwrap()).unwrap();
+    enc.finish().unwrap();
+    ingest(tmp.path(), &[&gz], &[]);
+    assert_eq!(sql(tmp.path(), "select count(*) from transactions")[1][0], before);
+    assert_eq!(sql(tmp.path(), "select count(*) from captures")[1][0], "1");
+}
+
+#[test]
+fn compressed_captures_give_the_same_rows() {
+    let raw = std::fs::read(sample()).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let zst = tmp.path().join("sample.zst");
+    std::fs::write(&zst, zstd::encode_all(&raw[..], 3).unwrap()).unwrap();
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    ingest(&a, &[&sample()], &[]);
+    ingest(&b, &[&zst], &[]);
+    let q = "select ts, status, qname, rcode, response_time_ms, query_frame, response_frame from transactions order by ts, query_frame, response_frame";
+    assert_eq!(sql(&a, q), sql(&b, q));
+}

@@ -1,0 +1,153 @@
+//! Pairing checked against tshark's own (`dns.response_to`, `dns.time`):
+//! on the bundled sample and on public captures of other projects.
+//!
+//! The oracles are tshark 4.0 exports (`*.tshark.tsv`, made with `tshark -2`,
+//! see tests/corpus/README.md). For every capture: the same query and response
+//! counts, the same (query frame, response frame) pairs, the same unanswered
+//! queries, the same rcodes and response times to the microsecond.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use common::*;
+use dnsq::codes::Rcode;
+
+#[derive(Debug, Default, PartialEq)]
+struct Agreement {
+    queries: usize,
+    responses: usize,
+    pairs: usize,
+    unanswered: usize,
+}
+
+/// Ingests one capture and compares it with its tshark export; returns the totals.
+fn check(capture: &Path, oracle: &Path, ports: &[&str]) -> Agreement {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut extra = vec![];
+    if !ports.is_empty() {
+        extra.push("--ports");
+        extra.extend_from_slice(ports);
+    }
+    extra.push("--match-timeout");
+    extra.push("3600s");
+    ingest(tmp.path(), &[capture], &extra);
+    let rows = sql(
+        tmp.path(),
+        "select status, query_frame, response_frame, response_time_ms, rcode, query_count from transactions",
+    );
+    let rows = &rows[1..];
+
+    let ts = read_tshark(oracle);
+    assert!(ts.iter().all(|r| !r.multi), "{}: frames with several DNS messages are out of this test's scope", capture.display());
+    let t_queries: Vec<&TsharkRow> = ts.iter().filter(|r| !r.response).collect();
+    let t_responses: Vec<&TsharkRow> = ts.iter().filter(|r| r.response).collect();
+    let t_pairs: BTreeMap<(u64, u64), (&TsharkRow, f64)> = t_responses
+        .iter()
+        .filter_map(|r| Some(((r.response_to?, r.frame), (*r, r.dns_time?))))
+        .collect();
+
+    let mut pairs = BTreeMap::new();
+    let mut unanswered = BTreeSet::new();
+    let mut queries = 0;
+    let mut unanswered_copies = 0;
+    let mut responses = 0;
+    for r in rows {
+        let n: usize = r[5].parse().unwrap();
+        queries += n;
+        match r[0].as_str() {
+            "answered" => {
+                responses += 1;
+                let key = (r[1].parse::<u64>().unwrap(), r[2].parse::<u64>().unwrap());
+                pairs.insert(key, (r[3].parse::<f64>().unwrap(), r[4].clone()));
+            }
+            "unanswered" => {
+                unanswered.insert(r[1].parse::<u64>().unwrap());
+                unanswered_copies += n - 1;
+            }
+            "response_only" => responses += 1,
+            s => panic!("unknown status {s}"),
+        }
+    }
+    let name = capture.display();
+    assert_eq!(queries, t_queries.len(), "{name}: query messages");
+    assert_eq!(responses, t_responses.len(), "{name}: response messages");
+    assert_eq!(
+        pairs.keys().collect::<Vec<_>>(),
+        t_pairs.keys().collect::<Vec<_>>(),
+        "{name}: (query frame, response frame) pairs"
+    );
+    for (key, (ms, rcode)) in &pairs {
+        let (tr, secs) = t_pairs[key];
+        assert!((ms - secs * 1000.0).abs() < 0.001, "{name}: response time of {key:?}: {ms} ms vs tshark {secs} s");
+        let want = Rcode(tr.rcode.expect("tshark rcode")).to_string();
+        // tshark shows the header's 4 rcode bits; dnsq folds in the EDNS extension
+        assert!(rcode == &want || tr.rcode == Some(0) && rcode.starts_with("BAD"), "{name}: rcode of {key:?}: {rcode} vs {want}");
+    }
+    // Queries tshark never saw answered and that are not retransmissions of an answered query.
+    let t_unanswered: BTreeSet<u64> = t_queries.iter().filter(|q| q.response_in.is_none()).map(|q| q.frame).collect();
+    assert!(unanswered.is_subset(&t_unanswered), "{name}: unanswered {unanswered:?} vs tshark {t_unanswered:?}");
+    // the rest of tshark's unanswered frames are retransmitted copies dnsq counts in query_count
+    assert_eq!(t_unanswered.len() - unanswered.len(), unanswered_copies, "{name}: unanswered retransmissions");
+    Agreement { queries, responses, pairs: pairs.len(), unanswered: unanswered.len() }
+}
+
+#[test]
+fn sample_pairs_like_tshark() {
+    let a = check(&sample(), &repo().join("data/sample.pcap.tshark.tsv"), &[]);
+    // the sample's make-up (data/README.md): over a thousand transactions, some unanswered
+    assert!(a.pairs > 1000, "{a:?}");
+    assert!(a.unanswered >= 5, "{a:?}");
+}
+
+fn corpus(rel: &str) -> (PathBuf, PathBuf) {
+    let local = repo().join("tests/corpus").join(rel);
+    let cap = if local.exists() {
+        local
+    } else {
+        shared_captures().expect("tests/corpus or ../shared/captures").join(rel)
+    };
+    let oracle = PathBuf::from(format!("{}.tshark.tsv", cap.display()));
+    (cap, oracle)
+}
+
+macro_rules! corpus_test {
+    ($name:ident, $rel:expr, $pairs:expr) => {
+        corpus_test!($name, $rel, $pairs, &[]);
+    };
+    ($name:ident, $rel:expr, $pairs:expr, $ports:expr) => {
+        #[test]
+        fn $name() {
+            let (cap, oracle) = corpus($rel);
+            let a = check(&cap, &oracle, $ports);
+            assert_eq!(a.pairs, $pairs, "{a:?}");
+        }
+    };
+}
+
+// Public captures across link types, byte orders, pcapng, EDNS and odd pairings
+// (tests/corpus/README.md says where each comes from). The figure is tshark's count
+// of paired responses; `check` compares every pair, time and rcode.
+corpus_test!(dnscap_dns, "dnscap/dns.pcap", 41);
+corpus_test!(dnscap_vlan, "dnscap/vlan11.pcap", 41);
+corpus_test!(dnscap_ipv6, "dnscap/dns6.pcap", 1);
+corpus_test!(dnscap_sll2, "dnscap/sll2.pcap", 1);
+corpus_test!(dnscap_edns, "dnscap/edns.pcap", 7);
+corpus_test!(zeek_pcapng_multi_interface, "zeek/pcapng-multi-interface.pcapng", 3);
+corpus_test!(zeek_two_responses, "zeek/dns-two-responses.pcap", 1);
+corpus_test!(zeek_bsd_null_link, "zeek/dns-svcb.pcap", 1);
+corpus_test!(zeek_extended_rcode_raw_ipv4, "zeek/dns_extended_rcode.pcap", 1);
+corpus_test!(zeek_raw_ip, "zeek/ech.pcap", 2);
+corpus_test!(zeek_wikipedia, "zeek/wikipedia.pcap", 14);
+corpus_test!(tcpdump_badcookie, "tcpdump/dns-badcookie.pcap", 2);
+corpus_test!(tcpdump_badvers, "tcpdump/dns-badvers.pcap", 2);
+corpus_test!(tcpdump_edns_options, "tcpdump/edns-opts.pcap", 21);
+corpus_test!(tcpdump_extra_port, "tcpdump/dns_udp_8053.pcap", 1, &["8053"]);
+corpus_test!(tcpdump_linktype_ipv6, "tcpdump/LINKTYPE_IPV6.pcap", 0);
+corpus_test!(suricata_bug_1158, "suricata/dns-bug-1158.pcap", 80);
+corpus_test!(suricata_double_request_response, "suricata/dns-udp-double-request-response.pcap", 2);
+corpus_test!(suricata_response_twice, "suricata/dns-response-2x.pcap", 1);
+corpus_test!(arkime_wireshark_samples, "arkime/dns-wiresharkrepo.pcap", 19);
+corpus_test!(arkime_dnssec, "arkime/dnssec_synthetic.pcap", 3);
+corpus_test!(compactor_mixed_trace, "compactor/dns.pcap", 999);
