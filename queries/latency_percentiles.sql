@@ -9,14 +9,15 @@ WITH resolvers AS (
     SELECT client_ip AS ip FROM transactions
 )
 SELECT
-    date_trunc('minute', ts) AS minute,
-    CASE WHEN client_ip IN (SELECT ip FROM resolvers) AND client_ip <> server_ip THEN 'upstream' ELSE 'downstream' END AS leg,
+    date_trunc('minute', t.ts) AS minute,
+    CASE WHEN r.ip IS NOT NULL AND t.client_ip <> t.server_ip THEN 'upstream' ELSE 'downstream' END AS leg,
     count(*) AS answered,
-    percentile_cont(0.5) WITHIN GROUP (ORDER BY response_time_ms) AS p50_ms,
-    percentile_cont(0.9) WITHIN GROUP (ORDER BY response_time_ms) AS p90_ms,
-    percentile_cont(0.99) WITHIN GROUP (ORDER BY response_time_ms) AS p99_ms,
-    max(response_time_ms) AS max_ms
-FROM transactions
-WHERE status = 'answered'
+    percentile_cont(0.5) WITHIN GROUP (ORDER BY t.response_time_ms) AS p50_ms,
+    percentile_cont(0.9) WITHIN GROUP (ORDER BY t.response_time_ms) AS p90_ms,
+    percentile_cont(0.99) WITHIN GROUP (ORDER BY t.response_time_ms) AS p99_ms,
+    max(t.response_time_ms) AS max_ms
+FROM transactions t
+LEFT JOIN resolvers r ON t.client_ip = r.ip
+WHERE t.status = 'answered'
 GROUP BY 1, 2
 ORDER BY 1, 2;

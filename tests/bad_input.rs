@@ -1,6 +1,8 @@
 //! Bad input (SPEC §7): clear errors that name the file and the place, never a
 //! panic, and nothing already ingested lost.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 mod common;
 
 use std::path::Path;
@@ -31,7 +33,9 @@ fn record_offsets(bytes: &[u8]) -> Vec<usize> {
 }
 
 fn packets_ingested(dir: &Path) -> i64 {
-    sql(dir, "select sum(packets) from captures")[1][0].parse().unwrap()
+    sql(dir, "select sum(packets) from captures")[1][0]
+        .parse()
+        .unwrap()
 }
 
 #[test]
@@ -43,7 +47,12 @@ fn not_a_capture_writes_nothing() {
     let o = run(dnsq().arg("ingest").arg("-o").arg(&out_dir).arg(&text));
     assert_eq!(o.status.code(), Some(1));
     let e = stderr(&o);
-    assert!(e.contains("notes.txt") && e.contains("not a pcap or pcapng file") && e.contains("74 68 69 73"), "{e}");
+    assert!(
+        e.contains("notes.txt")
+            && e.contains("not a pcap or pcapng file")
+            && e.contains("74 68 69 73"),
+        "{e}"
+    );
     assert!(!out_dir.join("transactions").exists());
     assert_no_panic(&o);
 }
@@ -53,12 +62,28 @@ fn empty_and_missing_files() {
     let tmp = tempfile::tempdir().unwrap();
     let empty = tmp.path().join("empty.pcap");
     std::fs::write(&empty, b"").unwrap();
-    let o = run(dnsq().arg("ingest").arg("-o").arg(tmp.path().join("ds")).arg(&empty));
+    let o = run(dnsq()
+        .arg("ingest")
+        .arg("-o")
+        .arg(tmp.path().join("ds"))
+        .arg(&empty));
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("empty.pcap: empty file"), "{}", stderr(&o));
-    let o = run(dnsq().arg("ingest").arg("-o").arg(tmp.path().join("ds")).arg(tmp.path().join("nope.pcap")));
+    assert!(
+        stderr(&o).contains("empty.pcap: empty file"),
+        "{}",
+        stderr(&o)
+    );
+    let o = run(dnsq()
+        .arg("ingest")
+        .arg("-o")
+        .arg(tmp.path().join("ds"))
+        .arg(tmp.path().join("nope.pcap")));
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("nope.pcap: No such file"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("nope.pcap: No such file"),
+        "{}",
+        stderr(&o)
+    );
     assert!(!tmp.path().join("ds/transactions").exists());
 }
 
@@ -73,7 +98,10 @@ fn capture_cut_mid_record_keeps_everything_before_the_cut() {
     std::fs::write(&cut, &bytes[..cut_at]).unwrap();
     let o = ingest(&tmp.path().join("ds"), &[&cut], &[]);
     let e = stderr(&o);
-    assert!(e.contains("cut.pcap") && e.contains(&format!("byte offset {}", offs[keep])), "{e}");
+    assert!(
+        e.contains("cut.pcap") && e.contains(&format!("byte offset {}", offs[keep])),
+        "{e}"
+    );
     assert_eq!(packets_ingested(&tmp.path().join("ds")), keep as i64);
 }
 
@@ -90,7 +118,10 @@ fn corrupt_record_header_is_an_error_naming_the_offset() {
     let o = run(dnsq().arg("ingest").arg("-o").arg(&ds).arg(&f));
     assert_eq!(o.status.code(), Some(1));
     let e = stderr(&o);
-    assert!(e.contains("corrupt.pcap") && e.contains(&format!("byte offset {bad}")), "{e}");
+    assert!(
+        e.contains("corrupt.pcap") && e.contains(&format!("byte offset {bad}")),
+        "{e}"
+    );
     assert_no_panic(&o);
     // the 100 packets before it are in the dataset
     assert_eq!(packets_ingested(&ds), 100);
@@ -100,23 +131,39 @@ fn corrupt_record_header_is_an_error_naming_the_offset() {
 fn bad_sql_is_a_clear_error() {
     let tmp = tempfile::tempdir().unwrap();
     ingest(tmp.path(), &[&sample()], &[]);
-    for q in ["selec 1", "select nosuchcolumn from transactions", "select * from nosuchtable"] {
+    for q in [
+        "selec 1",
+        "select nosuchcolumn from transactions",
+        "select * from nosuchtable",
+    ] {
         let o = run(dnsq().arg("sql").arg("-d").arg(tmp.path()).arg(q));
         assert_eq!(o.status.code(), Some(1), "{q}");
         assert!(stderr(&o).starts_with("dnsq: "), "{q}: {}", stderr(&o));
         assert!(o.stdout.is_empty());
         assert_no_panic(&o);
     }
-    let o = run(dnsq().arg("sql").arg("-d").arg(tmp.path().join("none")).arg("select 1"));
+    let o = run(dnsq()
+        .arg("sql")
+        .arg("-d")
+        .arg(tmp.path().join("none"))
+        .arg("select 1"));
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("no dnsq dataset here"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("no dnsq dataset here"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
 fn usage_errors_exit_2() {
     let o = run(dnsq().arg("ingest"));
     assert_eq!(o.status.code(), Some(2));
-    let o = run(dnsq().arg("ingest").arg("--match-timeout").arg("soon").arg("x.pcap"));
+    let o = run(dnsq()
+        .arg("ingest")
+        .arg("--match-timeout")
+        .arg("soon")
+        .arg("x.pcap"));
     assert_eq!(o.status.code(), Some(2));
     let o = run(dnsq().arg("sql").arg("--format").arg("xml").arg("select 1"));
     assert_eq!(o.status.code(), Some(2));
@@ -131,11 +178,17 @@ fn reingesting_does_not_duplicate_rows() {
     assert!(stderr(&o).contains("already in"), "{}", stderr(&o));
     // the same content compressed is the same capture
     let gz = tmp.path().join("sample.pcap.gz");
-    let mut enc = flate2::write::GzEncoder::new(std::fs::File::create(&gz).unwrap(), flate2::Compression::fast());
+    let mut enc = flate2::write::GzEncoder::new(
+        std::fs::File::create(&gz).unwrap(),
+        flate2::Compression::fast(),
+    );
     std::io::Write::write_all(&mut enc, &std::fs::read(sample()).unwrap()).unwrap();
     enc.finish().unwrap();
     ingest(tmp.path(), &[&gz], &[]);
-    assert_eq!(sql(tmp.path(), "select count(*) from transactions")[1][0], before);
+    assert_eq!(
+        sql(tmp.path(), "select count(*) from transactions")[1][0],
+        before
+    );
     assert_eq!(sql(tmp.path(), "select count(*) from captures")[1][0], "1");
 }
 

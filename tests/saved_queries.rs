@@ -2,6 +2,8 @@
 //! independently from tshark's decoding of the same capture
 //! (data/sample.pcap.tshark.tsv), run by name from outside the repository.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -25,7 +27,10 @@ impl Fixture {
     }
 
     fn frame(&self, n: u64) -> &TsharkRow {
-        self.ts.iter().find(|r| r.frame == n).expect("frame in oracle")
+        self.ts
+            .iter()
+            .find(|r| r.frame == n)
+            .expect("frame in oracle")
     }
 
     fn queries(&self) -> impl Iterator<Item = &TsharkRow> {
@@ -54,9 +59,15 @@ fn close(a: f64, b: f64) -> bool {
 #[test]
 fn sample_has_no_retransmissions() {
     let fx = Fixture::new();
-    let r = sql(&fx.dir, "select count(*) from transactions where query_count > 1");
+    let r = sql(
+        &fx.dir,
+        "select count(*) from transactions where query_count > 1",
+    );
     assert_eq!(r[1][0], "0");
-    let q = sql(&fx.dir, "select count(*) from transactions where query_count = 1");
+    let q = sql(
+        &fx.dir,
+        "select count(*) from transactions where query_count = 1",
+    );
     assert_eq!(f(&q[1][0]) as usize, fx.queries().count());
 }
 
@@ -65,18 +76,28 @@ fn rcodes_over_time() {
     let fx = Fixture::new();
     let mut want: BTreeMap<(String, String), usize> = BTreeMap::new();
     for r in fx.ts.iter().filter(|r| r.response) {
-        *want.entry((fx.tx_minute(r), Rcode(r.rcode.unwrap()).to_string())).or_default() += 1;
+        *want
+            .entry((fx.tx_minute(r), Rcode(r.rcode.unwrap()).to_string()))
+            .or_default() += 1;
     }
     let rows = saved(&fx.dir, "rcodes_over_time");
     assert_eq!(rows[0], ["minute", "rcode", "responses", "share_pct"]);
-    let got: BTreeMap<(String, String), usize> = rows[1..].iter().map(|r| ((r[0].clone(), r[1].clone()), f(&r[2]) as usize)).collect();
+    let got: BTreeMap<(String, String), usize> = rows[1..]
+        .iter()
+        .map(|r| ((r[0].clone(), r[1].clone()), f(&r[2]) as usize))
+        .collect();
     assert_eq!(got, want);
-    assert!(want.keys().any(|(_, rc)| rc == "SERVFAIL") && want.keys().any(|(_, rc)| rc == "NXDOMAIN"));
+    assert!(
+        want.keys().any(|(_, rc)| rc == "SERVFAIL") && want.keys().any(|(_, rc)| rc == "NXDOMAIN")
+    );
     let mut per_minute: BTreeMap<&str, f64> = BTreeMap::new();
     for r in &rows[1..] {
         *per_minute.entry(&r[0]).or_default() += f(&r[3]);
     }
-    assert!(per_minute.values().all(|s| close(*s, 100.0)), "{per_minute:?}");
+    assert!(
+        per_minute.values().all(|s| close(*s, 100.0)),
+        "{per_minute:?}"
+    );
 }
 
 #[test]
@@ -90,8 +111,14 @@ fn distinct_clients() {
     }
     let rows = saved(&fx.dir, "distinct_clients");
     assert_eq!(rows[0], ["minute", "clients", "queries"]);
-    let got: Vec<(String, usize, usize)> = rows[1..].iter().map(|r| (r[0].clone(), f(&r[1]) as usize, f(&r[2]) as usize)).collect();
-    let want: Vec<(String, usize, usize)> = want.into_iter().map(|(m, (c, n))| (m, c.len(), n)).collect();
+    let got: Vec<(String, usize, usize)> = rows[1..]
+        .iter()
+        .map(|r| (r[0].clone(), f(&r[1]) as usize, f(&r[2]) as usize))
+        .collect();
+    let want: Vec<(String, usize, usize)> = want
+        .into_iter()
+        .map(|(m, (c, n))| (m, c.len(), n))
+        .collect();
     assert_eq!(got, want);
 }
 
@@ -100,10 +127,15 @@ fn qtypes_over_time() {
     let fx = Fixture::new();
     let mut want: BTreeMap<(String, String), usize> = BTreeMap::new();
     for q in fx.queries() {
-        *want.entry((minute_of(&q.epoch), Qtype(q.qtype.unwrap()).to_string())).or_default() += 1;
+        *want
+            .entry((minute_of(&q.epoch), Qtype(q.qtype.unwrap()).to_string()))
+            .or_default() += 1;
     }
     let rows = saved(&fx.dir, "qtypes_over_time");
-    let got: BTreeMap<(String, String), usize> = rows[1..].iter().map(|r| ((r[0].clone(), r[1].clone()), f(&r[2]) as usize)).collect();
+    let got: BTreeMap<(String, String), usize> = rows[1..]
+        .iter()
+        .map(|r| ((r[0].clone(), r[1].clone()), f(&r[2]) as usize))
+        .collect();
     assert_eq!(got, want);
     assert!(want.len() >= 8, "the sample asks many types: {want:?}");
 }
@@ -113,31 +145,57 @@ fn unanswered_per_server() {
     let fx = Fixture::new();
     let mut want: BTreeMap<(String, String), (usize, usize)> = BTreeMap::new();
     for q in fx.queries() {
-        let e = want.entry((minute_of(&q.epoch), q.dst.clone())).or_default();
+        let e = want
+            .entry((minute_of(&q.epoch), q.dst.clone()))
+            .or_default();
         e.1 += 1;
         e.0 += q.response_in.is_none() as usize;
     }
     want.retain(|_, (u, _)| *u > 0);
     let rows = saved(&fx.dir, "unanswered");
-    assert_eq!(rows[0], ["minute", "server_ip", "unanswered", "queries", "unanswered_pct"]);
-    let got: BTreeMap<(String, String), (usize, usize)> =
-        rows[1..].iter().map(|r| ((r[0].clone(), r[1].clone()), (f(&r[2]) as usize, f(&r[3]) as usize))).collect();
+    assert_eq!(
+        rows[0],
+        [
+            "minute",
+            "server_ip",
+            "unanswered",
+            "queries",
+            "unanswered_pct"
+        ]
+    );
+    let got: BTreeMap<(String, String), (usize, usize)> = rows[1..]
+        .iter()
+        .map(|r| {
+            (
+                (r[0].clone(), r[1].clone()),
+                (f(&r[2]) as usize, f(&r[3]) as usize),
+            )
+        })
+        .collect();
     assert_eq!(got, want);
     // the silent server never answers anything
-    assert!(rows[1..].iter().any(|r| r[1] == "127.0.0.3" && close(f(&r[4]), 100.0)));
+    assert!(rows[1..]
+        .iter()
+        .any(|r| r[1] == "127.0.0.3" && close(f(&r[4]), 100.0)));
 }
 
 fn reg_domain(qname: &str) -> String {
     // every name in the sample is under .test, which the PSL does not list: eTLD+1 is the last two labels
     let labels: Vec<&str> = qname.split('.').collect();
-    labels[labels.len().saturating_sub(2)..].join(".").to_lowercase()
+    labels[labels.len().saturating_sub(2)..]
+        .join(".")
+        .to_lowercase()
 }
 
 #[test]
 fn top_domains_and_tlds_add_up() {
     let fx = Fixture::new();
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
-    for r in fx.ts.iter().filter(|r| !r.response || r.response_to.is_none()) {
+    for r in fx
+        .ts
+        .iter()
+        .filter(|r| !r.response || r.response_to.is_none())
+    {
         *counts.entry(reg_domain(&r.qname)).or_default() += 1;
     }
     let total: usize = counts.values().sum();
@@ -145,7 +203,10 @@ fn top_domains_and_tlds_add_up() {
     ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     let rows = saved(&fx.dir, "top_domains");
     assert_eq!(rows[0], ["domain", "transactions", "share_pct"]);
-    let got: Vec<(String, usize)> = rows[1..].iter().map(|r| (r[0].clone(), f(&r[1]) as usize)).collect();
+    let got: Vec<(String, usize)> = rows[1..]
+        .iter()
+        .map(|r| (r[0].clone(), f(&r[1]) as usize))
+        .collect();
     let mut want: Vec<(String, usize)> = ranked.iter().take(10).cloned().collect();
     if ranked.len() > 10 {
         want.push(("other".into(), ranked[10..].iter().map(|x| x.1).sum()));
@@ -156,7 +217,14 @@ fn top_domains_and_tlds_add_up() {
     assert_eq!(got.iter().map(|x| x.1).sum::<usize>(), total);
 
     let rows = saved(&fx.dir, "top_tlds");
-    assert_eq!(rows[1..], [vec!["test".to_string(), total.to_string(), "100.0".to_string()]]);
+    assert_eq!(
+        rows[1..],
+        [vec![
+            "test".to_string(),
+            total.to_string(),
+            "100.0".to_string()
+        ]]
+    );
 }
 
 fn percentile_cont(sorted: &[f64], p: f64) -> f64 {
@@ -173,13 +241,27 @@ fn latency_percentiles_by_leg() {
     let resolvers: BTreeSet<&str> = servers.intersection(&clients).copied().collect();
     assert!(resolvers.contains("127.0.0.10"));
     let mut groups: BTreeMap<(String, &str), Vec<f64>> = BTreeMap::new();
-    for r in fx.ts.iter().filter(|r| r.response && r.response_to.is_some()) {
+    for r in fx
+        .ts
+        .iter()
+        .filter(|r| r.response && r.response_to.is_some())
+    {
         let q = fx.frame(r.response_to.unwrap());
-        let leg = if resolvers.contains(q.src.as_str()) && q.src != q.dst { "upstream" } else { "downstream" };
-        groups.entry((minute_of(&q.epoch), leg)).or_default().push(r.dns_time.unwrap() * 1000.0);
+        let leg = if resolvers.contains(q.src.as_str()) && q.src != q.dst {
+            "upstream"
+        } else {
+            "downstream"
+        };
+        groups
+            .entry((minute_of(&q.epoch), leg))
+            .or_default()
+            .push(r.dns_time.unwrap() * 1000.0);
     }
     let rows = saved(&fx.dir, "latency_percentiles");
-    assert_eq!(rows[0], ["minute", "leg", "answered", "p50_ms", "p90_ms", "p99_ms", "max_ms"]);
+    assert_eq!(
+        rows[0],
+        ["minute", "leg", "answered", "p50_ms", "p90_ms", "p99_ms", "max_ms"]
+    );
     assert_eq!(rows.len() - 1, groups.len());
     assert!(groups.keys().any(|k| k.1 == "upstream") && groups.keys().any(|k| k.1 == "downstream"));
     for r in &rows[1..] {
@@ -188,7 +270,10 @@ fn latency_percentiles_by_leg() {
         assert_eq!(f(&r[2]) as usize, v.len());
         for (col, p) in [(3, 0.5), (4, 0.9), (5, 0.99)] {
             // tshark's dns.time has nanosecond digits of a microsecond capture: equal to 1e-6 ms
-            assert!((f(&r[col]) - percentile_cont(&v, p)).abs() < 1e-6, "{r:?} p{p}");
+            assert!(
+                (f(&r[col]) - percentile_cont(&v, p)).abs() < 1e-6,
+                "{r:?} p{p}"
+            );
         }
         assert!((f(&r[6]) - v[v.len() - 1]).abs() < 1e-6);
     }
@@ -198,14 +283,19 @@ fn latency_percentiles_by_leg() {
 fn domain_timeline_follows_the_busiest_domain() {
     let fx = Fixture::new();
     let mut want: BTreeMap<String, (usize, usize)> = BTreeMap::new();
-    for r in fx.ts.iter().filter(|r| (!r.response || r.response_to.is_none()) && reg_domain(&r.qname) == "example.test") {
+    for r in fx.ts.iter().filter(|r| {
+        (!r.response || r.response_to.is_none()) && reg_domain(&r.qname) == "example.test"
+    }) {
         let e = want.entry(fx.tx_minute(r)).or_default();
         e.0 += 1;
         let resp = r.response_in.map(|n| fx.frame(n));
         e.1 += resp.is_some_and(|x| x.rcode == Some(3)) as usize;
     }
     let rows = saved(&fx.dir, "domain_timeline");
-    assert_eq!(rows[0][..4], ["minute", "domain", "transactions", "answered"]);
+    assert_eq!(
+        rows[0][..4],
+        ["minute", "domain", "transactions", "answered"]
+    );
     let got: BTreeMap<String, (usize, usize)> = rows[1..]
         .iter()
         .map(|r| {
@@ -241,9 +331,15 @@ fn slow_responses_by_client_and_domain() {
     std::fs::write(&slow, &bytes).unwrap();
     ingest(&tmp.path().join("ds"), &[&slow], &[]);
     let rows = saved(&tmp.path().join("ds"), "slow_by_client_domain");
-    assert_eq!(rows[0], ["client_ip", "domain", "slow", "client_slow", "max_ms"]);
+    assert_eq!(
+        rows[0],
+        ["client_ip", "domain", "slow", "client_slow", "max_ms"]
+    );
     assert_eq!(rows.len(), 2, "{rows:?}");
-    assert_eq!(rows[1][..4], ["127.0.0.100", &reg_domain(&pair.qname), "1", "1"]);
+    assert_eq!(
+        rows[1][..4],
+        ["127.0.0.100", &reg_domain(&pair.qname), "1", "1"]
+    );
     assert!((f(&rows[1][4]) - (6000.0 + pair.dns_time.unwrap() * 1000.0)).abs() < 1e-6);
     // and the unmodified sample has no response over 5 s, as tshark says
     assert!(fx.ts.iter().all(|r| r.dns_time.is_none_or(|t| t <= 5.0)));

@@ -12,7 +12,8 @@ const SUMMARY: &str = "select count(*) as transactions, \
  count(*) filter (where status = 'unanswered') as unanswered, \
  count(*) filter (where status = 'response_only') as response_only, \
  min(ts) as first, max(ts) as last, count(distinct date) as days from transactions";
-const CAPTURES: &str = "select path, format, packets, dns_messages, malformed, answered, unanswered, response_only, \
+const CAPTURES: &str =
+    "select path, format, packets, dns_messages, malformed, answered, unanswered, response_only, \
  first_ts, last_ts, problem from captures order by first_ts, path";
 
 pub fn run(a: InfoArgs) -> anyhow::Result<ExitCode> {

@@ -24,7 +24,11 @@ pub fn run(a: IngestArgs) -> anyhow::Result<ExitCode> {
         eprintln!("dnsq: warning: skipped {msg}");
     }
     for p in &report.already_ingested {
-        eprintln!("dnsq: {}: already in {}, skipped", p.display(), out.display());
+        eprintln!(
+            "dnsq: {}: already in {}, skipped",
+            p.display(),
+            out.display()
+        );
     }
     let mut corrupt = false;
     for c in &report.captures {
@@ -52,5 +56,9 @@ pub fn run(a: IngestArgs) -> anyhow::Result<ExitCode> {
         secs,
         thousands((packets as f64 / secs.max(1e-9)) as u64),
     );
-    Ok(if corrupt { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(if corrupt {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }

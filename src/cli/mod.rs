@@ -13,7 +13,11 @@ use clap::{Args, Parser, Subcommand};
 use crate::query::output::Format;
 
 #[derive(Debug, Parser)]
-#[command(name = "dnsq", version, about = "DNS packet captures to paired transactions in Parquet, answered with SQL")]
+#[command(
+    name = "dnsq",
+    version,
+    about = "DNS packet captures to paired transactions in Parquet, answered with SQL"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -22,17 +26,21 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Decode captures, pair queries with responses, add them to the dataset.
-    #[command(long_about = "Decode pcap/pcapng captures (optionally gzip, zstd or xz compressed), pair every \
+    #[command(
+        long_about = "Decode pcap/pcapng captures (optionally gzip, zstd or xz compressed), pair every \
 query with its response and add the transactions to a Parquet dataset.\n\n\
 Several captures given together are one stream in time order.\n\n\
-Example: dnsq ingest -o dnsq-data data/sample.pcap")]
+Example: dnsq ingest -o dnsq-data data/sample.pcap"
+    )]
     Ingest(IngestArgs),
     /// Run SQL over the dataset (tables `transactions` and `captures`).
-    #[command(long_about = "Run one or more `;`-separated SQL statements over the dataset with Apache \
+    #[command(
+        long_about = "Run one or more `;`-separated SQL statements over the dataset with Apache \
 DataFusion. Tables: `transactions` (one row per DNS transaction, partitioned by `date`) and \
 `captures`. The query comes from the argument, from -f (a file, or the name of a saved query), \
 or from standard input.\n\n\
-Example: dnsq sql -f top_domains")]
+Example: dnsq sql -f top_domains"
+    )]
     Sql(SqlArgs),
     /// Print every column of the `transactions` and `captures` tables with its type and meaning.
     Schema,
@@ -90,9 +98,13 @@ pub struct InfoArgs {
 /// `10s`, `500ms`, `2m`, `1h`, or plain seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
-    let n: f64 = num.parse().map_err(|_| format!("`{s}` is not a duration (try 10s, 500ms, 2m)"))?;
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration (try 10s, 500ms, 2m)"))?;
     let secs = match unit {
         "" | "s" => n,
         "ms" => n / 1e3,
@@ -122,7 +134,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 /// Tokio runtime for DataFusion.
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
 }
 
 /// Writes to stdout; a closed pipe ends the program quietly with success.

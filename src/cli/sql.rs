@@ -23,14 +23,20 @@ pub fn run(a: SqlArgs) -> anyhow::Result<ExitCode> {
         (Some(f), _) => match std::fs::read_to_string(f) {
             Ok(s) => s,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => saved::find(f)
-                .with_context(|| format!("{f}: no such file and no saved query of that name (see `dnsq sql --list`)"))?
+                .with_context(|| {
+                    format!(
+                        "{f}: no such file and no saved query of that name (see `dnsq sql --list`)"
+                    )
+                })?
                 .to_string(),
             Err(e) => return Err(e).with_context(|| format!("reading {f}")),
         },
         (None, Some(q)) => q.clone(),
         (None, None) => {
             let mut s = String::new();
-            std::io::stdin().read_to_string(&mut s).context("reading SQL from standard input")?;
+            std::io::stdin()
+                .read_to_string(&mut s)
+                .context("reading SQL from standard input")?;
             s
         }
     };
@@ -51,7 +57,9 @@ pub fn run(a: SqlArgs) -> anyhow::Result<ExitCode> {
         write_result(r, a.format, &mut buf)?;
     }
     match &a.output {
-        Some(path) => std::fs::write(path, &buf).with_context(|| format!("writing {}", path.display()))?,
+        Some(path) => {
+            std::fs::write(path, &buf).with_context(|| format!("writing {}", path.display()))?
+        }
         None => {
             write_stdout(&buf)?;
         }
@@ -61,7 +69,10 @@ pub fn run(a: SqlArgs) -> anyhow::Result<ExitCode> {
 
 pub fn print_schema() -> anyhow::Result<()> {
     let mut s = String::new();
-    for (table, cols) in [("transactions", schema::transaction_columns()), ("captures", schema::capture_columns())] {
+    for (table, cols) in [
+        ("transactions", schema::transaction_columns()),
+        ("captures", schema::capture_columns()),
+    ] {
         s.push_str(&format!("table {table}\n"));
         for (name, ty, nullable, doc) in cols {
             let ty = type_name(&ty);
@@ -69,7 +80,12 @@ pub fn print_schema() -> anyhow::Result<()> {
             s.push_str(&format!("  {name:18} {:28} {doc}\n", format!("{ty}{null}")));
         }
         if table == "transactions" {
-            s.push_str(&format!("  {:18} {:28} {}\n", schema::DATE, "string (partition)", "UTC day of ts, the Hive partition directory date=YYYY-MM-DD"));
+            s.push_str(&format!(
+                "  {:18} {:28} {}\n",
+                schema::DATE,
+                "string (partition)",
+                "UTC day of ts, the Hive partition directory date=YYYY-MM-DD"
+            ));
         }
         s.push('\n');
     }
@@ -88,7 +104,10 @@ fn type_name(t: &arrow::datatypes::DataType) -> String {
         D::Timestamp(_, _) => "timestamp(us, UTC)".into(),
         D::List(f) => format!("list<{}>", type_name(f.data_type())),
         D::Struct(fs) => {
-            let inner: Vec<String> = fs.iter().map(|f| format!("{} {}", f.name(), type_name(f.data_type()))).collect();
+            let inner: Vec<String> = fs
+                .iter()
+                .map(|f| format!("{} {}", f.name(), type_name(f.data_type())))
+                .collect();
             format!("struct<{}>", inner.join(", "))
         }
         other => other.to_string(),

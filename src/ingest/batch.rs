@@ -4,8 +4,8 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, BooleanBuilder, Float64Builder, Int32Builder, Int64Builder, ListBuilder, RecordBatch, StringBuilder,
-    StructBuilder, TimestampMicrosecondBuilder,
+    ArrayRef, BooleanBuilder, Float64Builder, Int32Builder, Int64Builder, ListBuilder, RecordBatch,
+    StringBuilder, StructBuilder, TimestampMicrosecondBuilder,
 };
 
 use crate::error::Result;
@@ -22,7 +22,9 @@ pub fn tld(qname: &str) -> Option<&str> {
     let mut i = bytes.len();
     while i > 0 {
         i -= 1;
-        if bytes[i] == b'.' && !(i > 0 && bytes[i - 1] == b'\\' && !(i > 1 && bytes[i - 2] == b'\\')) {
+        if bytes[i] == b'.'
+            && !(i > 0 && bytes[i - 1] == b'\\' && !(i > 1 && bytes[i - 2] == b'\\'))
+        {
             return Some(&qname[i + 1..]);
         }
     }
@@ -81,9 +83,10 @@ pub fn build(txs: &[Transaction], captures: &[String]) -> Result<RecordBatch> {
     let mut ede_code = Int32Builder::with_capacity(n);
     let mut ede_text = StringBuilder::new();
     let rr = rr_fields();
-    let mut answers = ListBuilder::new(StructBuilder::from_fields(rr.clone(), 0)).with_field(Arc::new(
-        arrow::datatypes::Field::new("element", arrow::datatypes::DataType::Struct(rr), true),
-    ));
+    let mut answers =
+        ListBuilder::new(StructBuilder::from_fields(rr.clone(), 0)).with_field(Arc::new(
+            arrow::datatypes::Field::new("element", arrow::datatypes::DataType::Struct(rr), true),
+        ));
     let mut malformed = BooleanBuilder::with_capacity(n);
     let mut capture = StringBuilder::with_capacity(n, n * 16);
     let mut qframe = Int64Builder::with_capacity(n);
@@ -113,7 +116,9 @@ pub fn build(txs: &[Transaction], captures: &[String]) -> Result<RecordBatch> {
         transport.append_value(first.transport.as_str());
         ipv.append_value(ip_version(&cip));
         id.append_value(first.msg.id as i32);
-        let question = q.and_then(|q| q.msg.question.as_ref()).or_else(|| r.and_then(|r| r.msg.question.as_ref()));
+        let question = q
+            .and_then(|q| q.msg.question.as_ref())
+            .or_else(|| r.and_then(|r| r.msg.question.as_ref()));
         match question {
             Some(qu) => {
                 qname.append_value(&qu.qname);
@@ -157,14 +162,17 @@ pub fn build(txs: &[Transaction], captures: &[String]) -> Result<RecordBatch> {
             }
             None => answers.append(false),
         }
-        malformed.append_value(q.is_some_and(|q| q.msg.malformed) || r.is_some_and(|r| r.msg.malformed));
+        malformed
+            .append_value(q.is_some_and(|q| q.msg.malformed) || r.is_some_and(|r| r.msg.malformed));
         capture.append_value(&captures[first.capture as usize]);
         qframe.append_option(q.map(|q| q.frame as i64));
         rframe.append_option(r.map(|r| r.frame as i64));
     }
 
-    let [mut rd, mut cd, mut aa, mut tc, mut ra, mut ad] = <[BooleanBuilder; 6]>::try_from(bools).expect("six flag builders");
-    let [mut an, mut ns, mut ar] = <[Int32Builder; 3]>::try_from(counts).expect("three count builders");
+    let [mut rd, mut cd, mut aa, mut tc, mut ra, mut ad] =
+        <[BooleanBuilder; 6]>::try_from(bools).expect("six flag builders");
+    let [mut an, mut ns, mut ar] =
+        <[Int32Builder; 3]>::try_from(counts).expect("three count builders");
     let columns: Vec<ArrayRef> = vec![
         Arc::new(ts.finish()),
         Arc::new(response_ts.finish()),
@@ -213,10 +221,18 @@ pub fn build(txs: &[Transaction], captures: &[String]) -> Result<RecordBatch> {
 fn append_answers(list: &mut ListBuilder<StructBuilder>, r: &Observed) {
     let s = list.values();
     for a in &r.msg.answers {
-        s.field_builder::<StringBuilder>(0).expect("name").append_value(&a.name);
-        s.field_builder::<StringBuilder>(1).expect("type").append_value(a.rtype.to_string());
-        s.field_builder::<Int64Builder>(2).expect("ttl").append_value(a.ttl as i64);
-        s.field_builder::<StringBuilder>(3).expect("data").append_value(&a.data);
+        s.field_builder::<StringBuilder>(0)
+            .expect("name")
+            .append_value(&a.name);
+        s.field_builder::<StringBuilder>(1)
+            .expect("type")
+            .append_value(a.rtype.to_string());
+        s.field_builder::<Int64Builder>(2)
+            .expect("ttl")
+            .append_value(a.ttl as i64);
+        s.field_builder::<StringBuilder>(3)
+            .expect("data")
+            .append_value(&a.data);
         s.append(true);
     }
 }

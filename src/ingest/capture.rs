@@ -53,7 +53,12 @@ impl Deref for Bytes {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
-    Pcap { big_endian: bool, nanos: bool, linktype: u32, snaplen: u32 },
+    Pcap {
+        big_endian: bool,
+        nanos: bool,
+        linktype: u32,
+        snaplen: u32,
+    },
     PcapNg,
 }
 
@@ -126,7 +131,10 @@ impl Capture {
     pub fn open(path: &Path) -> Result<Capture> {
         let (raw, file_size) = if path.as_os_str() == "-" {
             let mut v = Vec::new();
-            std::io::stdin().lock().read_to_end(&mut v).map_err(|e| Error::io(path, e))?;
+            std::io::stdin()
+                .lock()
+                .read_to_end(&mut v)
+                .map_err(|e| Error::io(path, e))?;
             let n = v.len() as u64;
             (Bytes::Owned(v), n)
         } else {
@@ -138,7 +146,10 @@ impl Capture {
             if meta.len() == 0 {
                 return Err(Error::EmptyCapture { path: path.into() });
             }
-            (Bytes::Mapped(map(&file).map_err(|e| Error::io(path, e))?), meta.len())
+            (
+                Bytes::Mapped(map(&file).map_err(|e| Error::io(path, e))?),
+                meta.len(),
+            )
         };
         if raw.is_empty() {
             return Err(Error::EmptyCapture { path: path.into() });
@@ -170,7 +181,11 @@ impl Capture {
     /// `chunk_bytes` on record boundaries.
     pub fn walk(&self, chunk_bytes: usize) -> Walk {
         match self.format {
-            Format::Pcap { big_endian, snaplen, .. } => walk_pcap(&self.bytes, big_endian, snaplen, chunk_bytes),
+            Format::Pcap {
+                big_endian,
+                snaplen,
+                ..
+            } => walk_pcap(&self.bytes, big_endian, snaplen, chunk_bytes),
             Format::PcapNg => walk_pcapng(&self.bytes, chunk_bytes),
         }
     }
@@ -179,16 +194,27 @@ impl Capture {
     pub fn frames<'a>(&'a self, chunk: &Chunk, mut f: impl FnMut(Frame<'a>)) {
         let data: &'a [u8] = &self.bytes;
         match self.format {
-            Format::Pcap { big_endian, nanos, linktype, .. } => {
+            Format::Pcap {
+                big_endian,
+                nanos,
+                linktype,
+                ..
+            } => {
                 let mut pos = chunk.start;
                 let mut number = chunk.first_frame;
                 while pos + 16 <= chunk.end {
                     let rd = |i: usize| read_u32(data, pos + i, big_endian);
                     let caplen = rd(8) as usize;
                     let frac = rd(4) as i64;
-                    let ts_ns = rd(0) as i64 * 1_000_000_000 + if nanos { frac } else { frac * 1000 };
+                    let ts_ns =
+                        rd(0) as i64 * 1_000_000_000 + if nanos { frac } else { frac * 1000 };
                     let body = &data[pos + 16..(pos + 16 + caplen).min(chunk.end)];
-                    f(Frame { ts_ns, linktype, number, data: body });
+                    f(Frame {
+                        ts_ns,
+                        linktype,
+                        number,
+                        data: body,
+                    });
                     number += 1;
                     pos += 16 + caplen;
                 }
@@ -274,7 +300,13 @@ fn describe(b: &[u8]) -> String {
         [b'B', b'Z', b'h', ..] => ", bzip2 is not supported",
         [b'P', b'A', b'R', b'1', ..] => ", a Parquet file?",
         [0xd4, 0xc3, 0xb2, 0xa1, ..] | [0xa1, 0xb2, 0xc3, 0xd4, ..] => ", a pcap header cut short",
-        _ if b.iter().take(64).all(|c| c.is_ascii_graphic() || c.is_ascii_whitespace()) => ", a text file?",
+        _ if b
+            .iter()
+            .take(64)
+            .all(|c| c.is_ascii_graphic() || c.is_ascii_whitespace()) =>
+        {
+            ", a text file?"
+        }
         _ => "",
     };
     format!("starts with {}{kind}", hex.join(" "))
@@ -282,8 +314,16 @@ fn describe(b: &[u8]) -> String {
 
 fn walk_pcap(d: &[u8], be: bool, snaplen: u32, chunk_bytes: usize) -> Walk {
     let max_caplen = snaplen.max(MAX_RECORD);
-    let nanos_limit = if read_u32(d, 0, be) == PCAP_MAGIC_NS { 1_000_000_000 } else { 1_000_000 };
-    let mut walk = Walk { chunks: Vec::new(), records: 0, problem: None };
+    let nanos_limit = if read_u32(d, 0, be) == PCAP_MAGIC_NS {
+        1_000_000_000
+    } else {
+        1_000_000
+    };
+    let mut walk = Walk {
+        chunks: Vec::new(),
+        records: 0,
+        problem: None,
+    };
     let empty = Arc::new(Vec::new());
     let mut pos = 24;
     let mut chunk_start = pos;
@@ -301,7 +341,10 @@ fn walk_pcap(d: &[u8], be: bool, snaplen: u32, chunk_bytes: usize) -> Walk {
             } else {
                 format!("sub-second timestamp {frac} out of range")
             };
-            walk.problem = Some(Problem::Corrupt { offset: pos as u64, what });
+            walk.problem = Some(Problem::Corrupt {
+                offset: pos as u64,
+                what,
+            });
             break;
         }
         let next = pos + 16 + caplen as usize;
@@ -312,19 +355,35 @@ fn walk_pcap(d: &[u8], be: bool, snaplen: u32, chunk_bytes: usize) -> Walk {
         walk.records += 1;
         pos = next;
         if pos - chunk_start >= chunk_bytes {
-            walk.chunks.push(Chunk { start: chunk_start, end: pos, first_frame: chunk_first, big_endian: be, interfaces: empty.clone() });
+            walk.chunks.push(Chunk {
+                start: chunk_start,
+                end: pos,
+                first_frame: chunk_first,
+                big_endian: be,
+                interfaces: empty.clone(),
+            });
             chunk_start = pos;
             chunk_first = walk.records + 1;
         }
     }
     if pos > chunk_start {
-        walk.chunks.push(Chunk { start: chunk_start, end: pos, first_frame: chunk_first, big_endian: be, interfaces: empty });
+        walk.chunks.push(Chunk {
+            start: chunk_start,
+            end: pos,
+            first_frame: chunk_first,
+            big_endian: be,
+            interfaces: empty,
+        });
     }
     walk
 }
 
 fn walk_pcapng(d: &[u8], chunk_bytes: usize) -> Walk {
-    let mut walk = Walk { chunks: Vec::new(), records: 0, problem: None };
+    let mut walk = Walk {
+        chunks: Vec::new(),
+        records: 0,
+        problem: None,
+    };
     let mut be = false;
     let mut interfaces: Arc<Vec<Interface>> = Arc::new(Vec::new());
     let mut pos = 0;
@@ -332,9 +391,20 @@ fn walk_pcapng(d: &[u8], chunk_bytes: usize) -> Walk {
     let mut chunk_first = 1;
     let mut chunk_be = false;
     let mut chunk_ifaces = interfaces.clone();
-    let cut = |walk: &mut Walk, start: &mut usize, first: &mut u64, end: usize, cbe: bool, ifs: &Arc<Vec<Interface>>| {
+    let cut = |walk: &mut Walk,
+               start: &mut usize,
+               first: &mut u64,
+               end: usize,
+               cbe: bool,
+               ifs: &Arc<Vec<Interface>>| {
         if end > *start {
-            walk.chunks.push(Chunk { start: *start, end, first_frame: *first, big_endian: cbe, interfaces: ifs.clone() });
+            walk.chunks.push(Chunk {
+                start: *start,
+                end,
+                first_frame: *first,
+                big_endian: cbe,
+                interfaces: ifs.clone(),
+            });
         }
         *start = end;
         *first = walk.records + 1;
@@ -357,13 +427,19 @@ fn walk_pcapng(d: &[u8], chunk_bytes: usize) -> Walk {
             } else if bom.swap_bytes() == PCAPNG_BOM {
                 true
             } else {
-                walk.problem = Some(Problem::Corrupt { offset: pos as u64, what: "bad section byte-order magic".into() });
+                walk.problem = Some(Problem::Corrupt {
+                    offset: pos as u64,
+                    what: "bad section byte-order magic".into(),
+                });
                 break;
             };
         }
         let blen = read_u32(d, pos + 4, be) as usize;
         if blen < 12 || blen % 4 != 0 || blen > 16 << 20 {
-            walk.problem = Some(Problem::Corrupt { offset: pos as u64, what: format!("block length {blen} is not valid") });
+            walk.problem = Some(Problem::Corrupt {
+                offset: pos as u64,
+                what: format!("block length {blen} is not valid"),
+            });
             break;
         }
         if pos + blen > d.len() {
@@ -371,14 +447,24 @@ fn walk_pcapng(d: &[u8], chunk_bytes: usize) -> Walk {
             break;
         }
         if read_u32(d, pos + blen - 4, be) != blen as u32 {
-            walk.problem = Some(Problem::Corrupt { offset: pos as u64, what: "block lengths at start and end differ".into() });
+            walk.problem = Some(Problem::Corrupt {
+                offset: pos as u64,
+                what: "block lengths at start and end differ".into(),
+            });
             break;
         }
         let btype = read_u32(d, pos, be);
         match btype {
             PCAPNG_SHB | PCAPNG_IDB => {
                 // Interface tables change: start a new chunk so each chunk has one table.
-                cut(&mut walk, &mut chunk_start, &mut chunk_first, pos, chunk_be, &chunk_ifaces);
+                cut(
+                    &mut walk,
+                    &mut chunk_start,
+                    &mut chunk_first,
+                    pos,
+                    chunk_be,
+                    &chunk_ifaces,
+                );
                 if btype == PCAPNG_SHB {
                     interfaces = Arc::new(Vec::new());
                 } else {
@@ -394,38 +480,80 @@ fn walk_pcapng(d: &[u8], chunk_bytes: usize) -> Walk {
         }
         pos += blen;
         if pos - chunk_start >= chunk_bytes {
-            cut(&mut walk, &mut chunk_start, &mut chunk_first, pos, chunk_be, &chunk_ifaces);
+            cut(
+                &mut walk,
+                &mut chunk_start,
+                &mut chunk_first,
+                pos,
+                chunk_be,
+                &chunk_ifaces,
+            );
         }
     }
-    cut(&mut walk, &mut chunk_start, &mut chunk_first, pos, chunk_be, &chunk_ifaces);
+    cut(
+        &mut walk,
+        &mut chunk_start,
+        &mut chunk_first,
+        pos,
+        chunk_be,
+        &chunk_ifaces,
+    );
     walk
 }
 
 fn parse_idb(block: &[u8], be: bool) -> Interface {
-    let parsed = if be { pcap_parser::pcapng::parse_block_be(block) } else { pcap_parser::pcapng::parse_block_le(block) };
+    let parsed = if be {
+        pcap_parser::pcapng::parse_block_be(block)
+    } else {
+        pcap_parser::pcapng::parse_block_le(block)
+    };
     match parsed {
         Ok((_, Block::InterfaceDescription(idb))) => Interface {
             linktype: idb.linktype.0 as u32,
             units_per_sec: idb.ts_resolution().unwrap_or(1_000_000),
             offset_secs: idb.ts_offset(),
         },
-        _ => Interface { linktype: u32::MAX, units_per_sec: 1_000_000, offset_secs: 0 },
+        _ => Interface {
+            linktype: u32::MAX,
+            units_per_sec: 1_000_000,
+            offset_secs: 0,
+        },
     }
 }
 
-fn pcapng_frame<'a>(block: &'a [u8], be: bool, ifaces: &[Interface], number: u64) -> Option<Frame<'a>> {
-    let parsed = if be { pcap_parser::pcapng::parse_block_be(block) } else { pcap_parser::pcapng::parse_block_le(block) };
+fn pcapng_frame<'a>(
+    block: &'a [u8],
+    be: bool,
+    ifaces: &[Interface],
+    number: u64,
+) -> Option<Frame<'a>> {
+    let parsed = if be {
+        pcap_parser::pcapng::parse_block_be(block)
+    } else {
+        pcap_parser::pcapng::parse_block_le(block)
+    };
     match parsed {
         Ok((_, Block::EnhancedPacket(epb))) => {
             let iface = ifaces.get(epb.if_id as usize)?;
             let units = ((epb.ts_high as u64) << 32) | epb.ts_low as u64;
             let per = iface.units_per_sec.max(1) as u128;
-            let ns = (units as u128 * 1_000_000_000 / per) as i64 + iface.offset_secs * 1_000_000_000;
-            Some(Frame { ts_ns: ns, linktype: iface.linktype, number, data: &epb.data[..(epb.caplen as usize).min(epb.data.len())] })
+            let ns =
+                (units as u128 * 1_000_000_000 / per) as i64 + iface.offset_secs * 1_000_000_000;
+            Some(Frame {
+                ts_ns: ns,
+                linktype: iface.linktype,
+                number,
+                data: &epb.data[..(epb.caplen as usize).min(epb.data.len())],
+            })
         }
         Ok((_, Block::SimplePacket(spb))) => {
             let iface = ifaces.first()?;
-            Some(Frame { ts_ns: 0, linktype: iface.linktype, number, data: &spb.data[..(spb.origlen as usize).min(spb.data.len())] })
+            Some(Frame {
+                ts_ns: 0,
+                linktype: iface.linktype,
+                number,
+                data: &spb.data[..(spb.origlen as usize).min(spb.data.len())],
+            })
         }
         _ => None,
     }
@@ -436,7 +564,10 @@ mod tests {
     use super::*;
 
     fn pcap(records: &[&[u8]]) -> Vec<u8> {
-        let mut v = vec![0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 1, 0, 0, 0];
+        let mut v = vec![
+            0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 1, 0, 0,
+            0,
+        ];
         for (i, r) in records.iter().enumerate() {
             v.extend_from_slice(&(1_428_624_000u32 + i as u32).to_le_bytes());
             v.extend_from_slice(&5u32.to_le_bytes());
@@ -452,7 +583,13 @@ mod tests {
         let recs: Vec<Vec<u8>> = (0..100).map(|i| vec![i as u8; 10 + i]).collect();
         let refs: Vec<&[u8]> = recs.iter().map(|r| r.as_slice()).collect();
         let bytes = pcap(&refs);
-        let cap = Capture { path: "t".into(), format: recognise(&bytes).expect("pcap"), bytes: Bytes::Owned(bytes), compression: Compression::None, file_size: 0 };
+        let cap = Capture {
+            path: "t".into(),
+            format: recognise(&bytes).expect("pcap"),
+            bytes: Bytes::Owned(bytes),
+            compression: Compression::None,
+            file_size: 0,
+        };
         let walk = cap.walk(100);
         assert!(walk.problem.is_none());
         assert_eq!(walk.records, 100);
@@ -475,6 +612,9 @@ mod tests {
         bad[44 + 8..44 + 12].copy_from_slice(&0x7fff_ffffu32.to_le_bytes());
         let w = walk_pcap(&bad, false, 65535, 1 << 20);
         assert_eq!(w.records, 1);
-        assert!(matches!(w.problem, Some(Problem::Corrupt { offset: 44, .. })));
+        assert!(matches!(
+            w.problem,
+            Some(Problem::Corrupt { offset: 44, .. })
+        ));
     }
 }

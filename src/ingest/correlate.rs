@@ -134,14 +134,21 @@ impl Correlator {
             id: obs.msg.id,
         };
         let queue = self.pending.entry(key.clone()).or_default();
-        if let Some(p) = queue.iter_mut().find(|p| same_question(&p.query.msg.question, &obs.msg.question)) {
+        if let Some(p) = queue
+            .iter_mut()
+            .find(|p| same_question(&p.query.msg.question, &obs.msg.question))
+        {
             p.count += 1;
             return;
         }
         let seq = self.next_seq;
         self.next_seq += 1;
         self.order.push_back((obs.ts_ns, key, seq));
-        queue.push_back(Pending { seq, query: obs, count: 1 });
+        queue.push_back(Pending {
+            seq,
+            query: obs,
+            count: 1,
+        });
         self.live += 1;
         if self.live > MAX_PENDING {
             self.close_oldest();
@@ -161,7 +168,9 @@ impl Correlator {
         if let Some(queue) = self.pending.get_mut(&key) {
             let idx = match &obs.msg.question {
                 None => (!queue.is_empty()).then_some(0),
-                q => queue.iter().position(|p| same_question(&p.query.msg.question, q)),
+                q => queue
+                    .iter()
+                    .position(|p| same_question(&p.query.msg.question, q)),
             };
             matched = idx.and_then(|i| queue.remove(i));
             if queue.is_empty() {
@@ -235,6 +244,35 @@ impl Correlator {
     }
 }
 
+/// Merges per-capture message streams (each in its capture's frame order) into
+/// one stream in time order: at each step the capture whose next message is
+/// earliest goes first, ties to the capture given first. A capture's own order
+/// is kept even where its clock steps back, as a capture tool recorded it.
+pub fn merge_in_time(streams: Vec<Vec<Observed>>) -> Vec<Observed> {
+    use std::cmp::Reverse;
+    use std::collections::BinaryHeap;
+    let total = streams.iter().map(Vec::len).sum();
+    let mut iters: Vec<std::vec::IntoIter<Observed>> =
+        streams.into_iter().map(Vec::into_iter).collect();
+    let mut heads: Vec<Option<Observed>> = iters.iter_mut().map(Iterator::next).collect();
+    let mut heap: BinaryHeap<Reverse<(i64, usize)>> = heads
+        .iter()
+        .enumerate()
+        .filter_map(|(i, h)| h.as_ref().map(|o| Reverse((o.ts_ns, i))))
+        .collect();
+    let mut out = Vec::with_capacity(total);
+    while let Some(Reverse((_, i))) = heap.pop() {
+        if let Some(o) = heads[i].take() {
+            out.push(o);
+        }
+        heads[i] = iters[i].next();
+        if let Some(o) = &heads[i] {
+            heap.push(Reverse((o.ts_ns, i)));
+        }
+    }
+    out
+}
+
 /// Questions are equal when qname (compared case-insensitively; ours are
 /// already lower-cased), qtype and qclass are.
 fn same_question(a: &Option<Question>, b: &Option<Question>) -> bool {
@@ -248,8 +286,13 @@ mod tests {
     use crate::ingest::dns::Flags;
 
     fn obs(ts_ms: i64, qr: bool, id: u16, name: &str) -> Observed {
-        let (c, s): (IpAddr, IpAddr) = ("192.0.2.1".parse().unwrap(), "192.0.2.53".parse().unwrap());
-        let (src, dst, sport, dport) = if qr { (s, c, 53, 4000) } else { (c, s, 4000, 53) };
+        let (c, s): (IpAddr, IpAddr) =
+            ("192.0.2.1".parse().unwrap(), "192.0.2.53".parse().unwrap());
+        let (src, dst, sport, dport) = if qr {
+            (s, c, 53, 4000)
+        } else {
+            (c, s, 4000, 53)
+        };
         Observed {
             ts_ns: ts_ms * 1_000_000,
             capture: 0,
@@ -267,7 +310,11 @@ mod tests {
                 ancount: 0,
                 nscount: 0,
                 arcount: 0,
-                question: Some(Question { qname: name.into(), qtype: Qtype::A, qclass: Qclass(1) }),
+                question: Some(Question {
+                    qname: name.into(),
+                    qtype: Qtype::A,
+                    qclass: Qclass(1),
+                }),
                 edns: None,
                 answers: vec![],
                 size: 30,
@@ -284,7 +331,15 @@ mod tests {
         let mut t: Vec<_> = c
             .finish()
             .into_iter()
-            .map(|t| (t.status, t.query_count, t.response.as_ref().map(|r| r.ts_ns / 1_000_000 - t.ts_ns() / 1_000_000)))
+            .map(|t| {
+                (
+                    t.status,
+                    t.query_count,
+                    t.response
+                        .as_ref()
+                        .map(|r| r.ts_ns / 1_000_000 - t.ts_ns() / 1_000_000),
+                )
+            })
             .collect();
         t.sort();
         t
@@ -292,7 +347,11 @@ mod tests {
 
     #[test]
     fn retransmission_counts_from_first_copy() {
-        let r = run(vec![obs(0, false, 7, "a.example"), obs(1000, false, 7, "a.example"), obs(1500, true, 7, "a.example")]);
+        let r = run(vec![
+            obs(0, false, 7, "a.example"),
+            obs(1000, false, 7, "a.example"),
+            obs(1500, true, 7, "a.example"),
+        ]);
         assert_eq!(r, vec![(Status::Answered, 2, Some(1500))]);
     }
 
@@ -318,7 +377,17 @@ mod tests {
 
     #[test]
     fn question_must_match_within_a_key() {
-        let r = run(vec![obs(0, false, 1, "a.example"), obs(1, false, 1, "b.example"), obs(2, true, 1, "b.example")]);
-        assert_eq!(r, vec![(Status::Answered, 1, Some(1)), (Status::Unanswered, 1, None)]);
+        let r = run(vec![
+            obs(0, false, 1, "a.example"),
+            obs(1, false, 1, "b.example"),
+            obs(2, true, 1, "b.example"),
+        ]);
+        assert_eq!(
+            r,
+            vec![
+                (Status::Answered, 1, Some(1)),
+                (Status::Unanswered, 1, None)
+            ]
+        );
     }
 }

@@ -152,7 +152,12 @@ pub fn push_label(out: &mut String, label: &[u8], lower: bool) {
 
 /// Decompresses the name at `pos` into `out` (labels joined by `.`, no
 /// trailing dot, the root as nothing) and returns the offset after it.
-pub fn read_name(msg: &[u8], pos: usize, out: &mut String, lower: bool) -> Result<usize, DecodeError> {
+pub fn read_name(
+    msg: &[u8],
+    pos: usize,
+    out: &mut String,
+    lower: bool,
+) -> Result<usize, DecodeError> {
     let mut cur = pos;
     let mut after: Option<usize> = None;
     let mut hops = 0;
@@ -164,7 +169,9 @@ pub fn read_name(msg: &[u8], pos: usize, out: &mut String, lower: bool) -> Resul
                 if len == 0 {
                     return Ok(after.unwrap_or(cur + 1));
                 }
-                let label = msg.get(cur + 1..cur + 1 + len).ok_or(DecodeError::Truncated)?;
+                let label = msg
+                    .get(cur + 1..cur + 1 + len)
+                    .ok_or(DecodeError::Truncated)?;
                 wire_len += len + 1;
                 if wire_len > 255 {
                     return Err(DecodeError::NameTooLong);
@@ -242,7 +249,11 @@ pub fn decode(msg: &[u8], render_answers: bool) -> Option<DnsMessage> {
     Some(m)
 }
 
-fn decode_sections(msg: &[u8], m: &mut DnsMessage, render_answers: bool) -> Result<(), DecodeError> {
+fn decode_sections(
+    msg: &[u8],
+    m: &mut DnsMessage,
+    render_answers: bool,
+) -> Result<(), DecodeError> {
     let mut pos = HEADER_LEN;
     for i in 0..m.qdcount {
         if i == 0 {
@@ -254,7 +265,11 @@ fn decode_sections(msg: &[u8], m: &mut DnsMessage, render_answers: bool) -> Resu
             let qtype = Qtype(u16_at(msg, pos)?);
             let qclass = Qclass(u16_at(msg, pos + 2)?);
             pos += 4;
-            m.question = Some(Question { qname, qtype, qclass });
+            m.question = Some(Question {
+                qname,
+                qtype,
+                qclass,
+            });
         } else {
             pos = skip_name(msg, pos)? + 4;
             if pos > msg.len() {

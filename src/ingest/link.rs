@@ -80,7 +80,9 @@ pub fn decode_frame<'a>(frame: &Frame<'a>, ports: &[u16]) -> Result<Segment<'a>,
         12 | 14 | 101 | 228 | 229 => LaxSlicedPacket::from_ip(data).map_err(|_| Skip::Malformed)?,
         lt @ (113 | 276) => match get_packetdata(data, Linktype(lt as i32), data.len()) {
             Some(PacketData::L3(et, l3)) => LaxSlicedPacket::from_ether_type(EtherType(et), l3),
-            Some(PacketData::L2(l2)) => LaxSlicedPacket::from_ethernet(l2).map_err(|_| Skip::Malformed)?,
+            Some(PacketData::L2(l2)) => {
+                LaxSlicedPacket::from_ethernet(l2).map_err(|_| Skip::Malformed)?
+            }
             _ => return Err(Skip::Malformed),
         },
         other => return Err(Skip::UnknownLink(other)),
@@ -88,11 +90,19 @@ pub fn decode_frame<'a>(frame: &Frame<'a>, ports: &[u16]) -> Result<Segment<'a>,
     let (src, dst, payload) = match &sliced.net {
         Some(LaxNetSlice::Ipv4(ip)) => {
             let h = ip.header();
-            (IpAddr::V4(h.source_addr()), IpAddr::V4(h.destination_addr()), ip.payload())
+            (
+                IpAddr::V4(h.source_addr()),
+                IpAddr::V4(h.destination_addr()),
+                ip.payload(),
+            )
         }
         Some(LaxNetSlice::Ipv6(ip)) => {
             let h = ip.header();
-            (IpAddr::V6(h.source_addr()), IpAddr::V6(h.destination_addr()), ip.payload())
+            (
+                IpAddr::V6(h.source_addr()),
+                IpAddr::V6(h.destination_addr()),
+                ip.payload(),
+            )
         }
         _ => return Err(Skip::NotIp),
     };
@@ -110,7 +120,13 @@ pub fn decode_frame<'a>(frame: &Frame<'a>, ports: &[u16]) -> Result<Segment<'a>,
             // A UDP length of 0 happens with jumbograms and some offloads: trust the IP length.
             let want = if ulen >= 8 { ulen - 8 } else { p.len() - 8 };
             let have = p.len() - 8;
-            (Transport::Udp, sport, dport, &p[8..8 + want.min(have)], ip_cut || want > have)
+            (
+                Transport::Udp,
+                sport,
+                dport,
+                &p[8..8 + want.min(have)],
+                ip_cut || want > have,
+            )
         }
         6 => {
             let hdr = p.get(..20).ok_or(Skip::Malformed)?;
@@ -127,5 +143,13 @@ pub fn decode_frame<'a>(frame: &Frame<'a>, ports: &[u16]) -> Result<Segment<'a>,
     if !ports.contains(&sport) && !ports.contains(&dport) {
         return Err(Skip::OtherPort);
     }
-    Ok(Segment { src, dst, sport, dport, transport, payload: body, cut })
+    Ok(Segment {
+        src,
+        dst,
+        sport,
+        dport,
+        transport,
+        payload: body,
+        cut,
+    })
 }

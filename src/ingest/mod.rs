@@ -125,19 +125,26 @@ fn open_inputs(inputs: &[PathBuf], not_captures: &mut Vec<String>) -> Result<Vec
             let mut files: Vec<PathBuf> = std::fs::read_dir(input)
                 .map_err(|e| Error::io(input, e))?
                 .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.is_file() && !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')))
+                .filter(|p| {
+                    p.is_file()
+                        && !p
+                            .file_name()
+                            .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+                })
                 .collect();
             files.sort();
             let mut caps = Vec::new();
             for f in files {
                 match Capture::open(&f) {
                     Ok(c) => caps.push(c),
-                    Err(e @ (Error::UnknownCapture { .. } | Error::EmptyCapture { .. })) => not_captures.push(e.to_string()),
+                    Err(e @ (Error::UnknownCapture { .. } | Error::EmptyCapture { .. })) => {
+                        not_captures.push(e.to_string())
+                    }
                     Err(e) => return Err(e),
                 }
             }
             // a directory of rotated files: in order of their first packet
-            caps.sort_by_cached_key(|c| first_timestamp(c));
+            caps.sort_by_cached_key(first_timestamp);
             out.extend(caps);
         } else {
             out.push(Capture::open(input)?);
@@ -161,7 +168,12 @@ fn first_timestamp(c: &Capture) -> Option<i64> {
 
 fn describe_format(c: &Capture) -> String {
     let base = match c.format {
-        capture::Format::Pcap { big_endian, nanos, linktype, .. } => format!(
+        capture::Format::Pcap {
+            big_endian,
+            nanos,
+            linktype,
+            ..
+        } => format!(
             "pcap {} {} linktype {linktype}",
             if big_endian { "BE" } else { "LE" },
             if nanos { "ns" } else { "us" }
@@ -177,7 +189,12 @@ fn describe_format(c: &Capture) -> String {
 }
 
 /// Decodes one chunk into DNS messages.
-fn decode_chunk(cap: &Capture, cap_idx: u32, chunk: &Chunk, ports: &[u16]) -> (Vec<Observed>, Counts) {
+fn decode_chunk(
+    cap: &Capture,
+    cap_idx: u32,
+    chunk: &Chunk,
+    ports: &[u16],
+) -> (Vec<Observed>, Counts) {
     let mut msgs = Vec::new();
     let mut n = Counts::default();
     cap.frames(chunk, |frame| {
@@ -240,7 +257,11 @@ fn hex(bytes: &[u8]) -> String {
 pub fn run(cfg: &IngestConfig) -> Result<IngestReport> {
     let started = Instant::now();
     let mut report = IngestReport::default();
-    let threads = if cfg.threads == 0 { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { cfg.threads };
+    let threads = if cfg.threads == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        cfg.threads
+    };
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()
@@ -252,7 +273,10 @@ pub fn run(cfg: &IngestConfig) -> Result<IngestReport> {
 
 fn run_in_pool(cfg: &IngestConfig, report: &mut IngestReport) -> Result<()> {
     let opened = open_inputs(&cfg.inputs, &mut report.not_captures)?;
-    let hashes: Vec<String> = opened.par_iter().map(|c| hex(&Sha256::digest(&c.bytes[..]))).collect();
+    let hashes: Vec<String> = opened
+        .par_iter()
+        .map(|c| hex(&Sha256::digest(&c.bytes[..])))
+        .collect();
     let known = write::ingested_hashes(&cfg.out)?;
     let mut caps = Vec::new();
     let mut seen = std::collections::HashSet::new();
@@ -267,8 +291,15 @@ fn run_in_pool(cfg: &IngestConfig, report: &mut IngestReport) -> Result<()> {
         return Ok(());
     }
 
-    let walks: Vec<capture::Walk> = caps.par_iter().map(|(c, _)| c.walk(cfg.chunk_bytes)).collect();
-    let jobs: Vec<(usize, &Chunk)> = walks.iter().enumerate().flat_map(|(i, w)| w.chunks.iter().map(move |c| (i, c))).collect();
+    let walks: Vec<capture::Walk> = caps
+        .par_iter()
+        .map(|(c, _)| c.walk(cfg.chunk_bytes))
+        .collect();
+    let jobs: Vec<(usize, &Chunk)> = walks
+        .iter()
+        .enumerate()
+        .flat_map(|(i, w)| w.chunks.iter().map(move |c| (i, c)))
+        .collect();
     let decoded: Vec<(usize, Vec<Observed>, Counts)> = jobs
         .par_iter()
         .map(|&(i, chunk)| {
@@ -278,13 +309,13 @@ fn run_in_pool(cfg: &IngestConfig, report: &mut IngestReport) -> Result<()> {
         .collect();
 
     let mut counts = vec![Counts::default(); caps.len()];
-    let mut stream = Vec::with_capacity(decoded.iter().map(|d| d.1.len()).sum());
+    let mut per_capture: Vec<Vec<Observed>> = (0..caps.len()).map(|_| Vec::new()).collect();
     for (i, msgs, c) in decoded {
         counts[i] += c;
-        stream.extend(msgs);
+        per_capture[i].extend(msgs);
     }
-    // One stream in time order across all captures; ties keep file and frame order.
-    stream.par_sort_by_key(|o| (o.ts_ns, o.capture, o.frame));
+    // One stream in time order across captures; each capture keeps its own frame order.
+    let stream = correlate::merge_in_time(per_capture);
 
     let mut correlator = Correlator::new(cfg.match_timeout.as_nanos() as i64);
     for obs in stream {
@@ -301,7 +332,10 @@ fn run_in_pool(cfg: &IngestConfig, report: &mut IngestReport) -> Result<()> {
         };
         by_status[t.first().capture as usize][s] += 1;
     }
-    let names: Vec<String> = caps.iter().map(|(c, _)| c.path.display().to_string()).collect();
+    let names: Vec<String> = caps
+        .iter()
+        .map(|(c, _)| c.path.display().to_string())
+        .collect();
     for (i, ((c, h), w)) in caps.iter().zip(&walks).enumerate() {
         let n = counts[i];
         report.captures.push(CaptureReport {
@@ -332,7 +366,14 @@ fn run_in_pool(cfg: &IngestConfig, report: &mut IngestReport) -> Result<()> {
 
     let mut staged = write::Staged::default();
     let result = write::stage_transactions(&mut staged, &cfg.out, &ingest_id, txs, &names)
-        .and_then(|_| write::stage_captures(&mut staged, &cfg.out, &ingest_id, captures_batch(&report.captures)?));
+        .and_then(|_| {
+            write::stage_captures(
+                &mut staged,
+                &cfg.out,
+                &ingest_id,
+                captures_batch(&report.captures)?,
+            )
+        });
     match result {
         Ok(()) => {
             report.files_written = staged.commit()?;
@@ -346,11 +387,24 @@ fn run_in_pool(cfg: &IngestConfig, report: &mut IngestReport) -> Result<()> {
 }
 
 fn captures_batch(caps: &[CaptureReport]) -> Result<RecordBatch> {
-    let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64);
-    let s = |f: &dyn Fn(&CaptureReport) -> String| -> ArrayRef { Arc::new(StringArray::from_iter_values(caps.iter().map(f))) };
-    let i = |f: &dyn Fn(&CaptureReport) -> u64| -> ArrayRef { Arc::new(Int64Array::from_iter_values(caps.iter().map(|c| f(c) as i64))) };
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64);
+    let s = |f: &dyn Fn(&CaptureReport) -> String| -> ArrayRef {
+        Arc::new(StringArray::from_iter_values(caps.iter().map(f)))
+    };
+    let i = |f: &dyn Fn(&CaptureReport) -> u64| -> ArrayRef {
+        Arc::new(Int64Array::from_iter_values(
+            caps.iter().map(|c| f(c) as i64),
+        ))
+    };
     let t = |f: &dyn Fn(&CaptureReport) -> Option<i64>| -> ArrayRef {
-        Arc::new(TimestampMicrosecondArray::from_iter(caps.iter().map(|c| f(c).map(|ns| ns.div_euclid(1000)))).with_timezone("UTC"))
+        Arc::new(
+            TimestampMicrosecondArray::from_iter(
+                caps.iter().map(|c| f(c).map(|ns| ns.div_euclid(1000))),
+            )
+            .with_timezone("UTC"),
+        )
     };
     let columns = vec![
         s(&|c| c.path.clone()),
@@ -366,8 +420,14 @@ fn captures_batch(caps: &[CaptureReport]) -> Result<RecordBatch> {
         i(&|c| c.answered),
         i(&|c| c.unanswered),
         i(&|c| c.response_only),
-        Arc::new(StringArray::from_iter(caps.iter().map(|c| c.problem.as_ref().map(describe_problem)))),
-        Arc::new(TimestampMicrosecondArray::from_iter_values(caps.iter().map(|_| now)).with_timezone("UTC")),
+        Arc::new(StringArray::from_iter(
+            caps.iter()
+                .map(|c| c.problem.as_ref().map(describe_problem)),
+        )),
+        Arc::new(
+            TimestampMicrosecondArray::from_iter_values(caps.iter().map(|_| now))
+                .with_timezone("UTC"),
+        ),
     ];
     Ok(RecordBatch::try_new(schema::CAPTURES.clone(), columns)?)
 }

@@ -11,7 +11,13 @@ use crate::ingest::dns::{read_name, DecodeError};
 
 /// Renders the RDATA at `msg[start..start + len]` (names may point anywhere
 /// in `msg`). On error `out` holds a partial rendering the caller discards.
-pub fn render(msg: &[u8], rtype: Qtype, start: usize, len: usize, out: &mut String) -> Result<(), DecodeError> {
+pub fn render(
+    msg: &[u8],
+    rtype: Qtype,
+    start: usize,
+    len: usize,
+    out: &mut String,
+) -> Result<(), DecodeError> {
     let rd = &msg[start..start + len];
     let end = start + len;
     match rtype {
@@ -39,7 +45,10 @@ pub fn render(msg: &[u8], rtype: Qtype, start: usize, len: usize, out: &mut Stri
             let p = name(msg, start, out)?;
             out.push(' ');
             let p = name(msg, p, out)?;
-            let nums = msg.get(p..end).filter(|n| n.len() == 20).ok_or(DecodeError::BadRdata)?;
+            let nums = msg
+                .get(p..end)
+                .filter(|n| n.len() == 20)
+                .ok_or(DecodeError::BadRdata)?;
             for i in 0..5 {
                 let _ = write!(out, " {}", be32(nums, i * 4)?);
             }
@@ -64,13 +73,27 @@ pub fn render(msg: &[u8], rtype: Qtype, start: usize, len: usize, out: &mut Stri
             if rd.len() < 4 {
                 return Err(DecodeError::BadRdata);
             }
-            let _ = write!(out, "{} {} {} {}", be16(rd, 0)?, rd[2], rd[3], HEXUPPER.encode(&rd[4..]));
+            let _ = write!(
+                out,
+                "{} {} {} {}",
+                be16(rd, 0)?,
+                rd[2],
+                rd[3],
+                HEXUPPER.encode(&rd[4..])
+            );
         }
         Qtype::DNSKEY => {
             if rd.len() < 4 {
                 return Err(DecodeError::BadRdata);
             }
-            let _ = write!(out, "{} {} {} {}", be16(rd, 0)?, rd[2], rd[3], BASE64.encode(&rd[4..]));
+            let _ = write!(
+                out,
+                "{} {} {} {}",
+                be16(rd, 0)?,
+                rd[2],
+                rd[3],
+                BASE64.encode(&rd[4..])
+            );
         }
         Qtype::RRSIG => {
             if rd.len() < 18 {
@@ -165,7 +188,12 @@ fn sig_time(t: u32) -> String {
     let days = (t / 86400) as i64;
     let secs = t % 86400;
     let (y, m, d) = civil_from_days(days);
-    format!("{y:04}{m:02}{d:02}{:02}{:02}{:02}", secs / 3600, secs / 60 % 60, secs % 60)
+    format!(
+        "{y:04}{m:02}{d:02}{:02}{:02}{:02}",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
 }
 
 /// Days since 1970-01-01 → (year, month, day), H. Hinnant's algorithm.

@@ -49,7 +49,11 @@ pub fn rr_fields() -> Fields {
 
 /// `(name, type, nullable, doc)` of every `transactions` column, in file order.
 pub fn transaction_columns() -> Vec<(&'static str, DataType, bool, &'static str)> {
-    let rr_list = DataType::List(Arc::new(Field::new("element", DataType::Struct(rr_fields()), true)));
+    let rr_list = DataType::List(Arc::new(Field::new(
+        "element",
+        DataType::Struct(rr_fields()),
+        true,
+    )));
     vec![
         (TS, ts_type(), false, "first query's capture time; the response's when no query was seen"),
         (RESPONSE_TS, ts_type(), true, "first response's capture time, null if none"),

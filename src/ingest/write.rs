@@ -34,11 +34,17 @@ const ROW_GROUP_ROWS: usize = 1 << 20;
 
 fn properties() -> WriterProperties {
     WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).expect("zstd level 3 is valid")))
+        .set_compression(Compression::ZSTD(
+            ZstdLevel::try_new(3).expect("zstd level 3 is valid"),
+        ))
         .set_dictionary_enabled(true)
         .set_statistics_enabled(EnabledStatistics::Page)
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-        .set_sorting_columns(Some(vec![SortingColumn { column_idx: 0, descending: false, nulls_first: false }]))
+        .set_sorting_columns(Some(vec![SortingColumn {
+            column_idx: 0,
+            descending: false,
+            nulls_first: false,
+        }]))
         .set_coerce_types(true)
         .set_key_value_metadata(Some(vec![
             KeyValue::new("dnsq.schema_version".into(), SCHEMA_VERSION.to_string()),
@@ -77,7 +83,13 @@ impl Staged {
         }
     }
 
-    fn write(&mut self, dir: &Path, name: &str, batches: impl IntoIterator<Item = Result<RecordBatch>>, schema: arrow::datatypes::SchemaRef) -> Result<()> {
+    fn write(
+        &mut self,
+        dir: &Path,
+        name: &str,
+        batches: impl IntoIterator<Item = Result<RecordBatch>>,
+        schema: arrow::datatypes::SchemaRef,
+    ) -> Result<()> {
         fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let dest = dir.join(name);
         let tmp = dir.join(format!(".{name}.tmp"));
@@ -96,11 +108,22 @@ impl Staged {
 /// Sort key that makes output independent of threads and chunking.
 fn order_key(t: &Transaction) -> (i64, u32, u64, u64) {
     let f = t.first();
-    (f.ts_ns, f.capture, f.frame, t.response.as_ref().map_or(0, |r| r.frame))
+    (
+        f.ts_ns,
+        f.capture,
+        f.frame,
+        t.response.as_ref().map_or(0, |r| r.frame),
+    )
 }
 
 /// Writes the transactions, one file per day, under temporary names.
-pub fn stage_transactions(staged: &mut Staged, root: &Path, ingest_id: &str, mut txs: Vec<Transaction>, captures: &[String]) -> Result<usize> {
+pub fn stage_transactions(
+    staged: &mut Staged,
+    root: &Path,
+    ingest_id: &str,
+    mut txs: Vec<Transaction>,
+    captures: &[String],
+) -> Result<usize> {
     txs.sort_by_key(order_key);
     let mut days: BTreeMap<String, Vec<Transaction>> = BTreeMap::new();
     for t in txs {
@@ -110,16 +133,31 @@ pub fn stage_transactions(staged: &mut Staged, root: &Path, ingest_id: &str, mut
     for (day, rows) in days {
         let dir = root.join(TRANSACTIONS_DIR).join(format!("date={day}"));
         let batches = rows.chunks(BATCH_ROWS).map(|c| batch::build(c, captures));
-        staged.write(&dir, &format!("part-{ingest_id}.parquet"), batches, TRANSACTIONS.clone())?;
+        staged.write(
+            &dir,
+            &format!("part-{ingest_id}.parquet"),
+            batches,
+            TRANSACTIONS.clone(),
+        )?;
         files += 1;
     }
     Ok(files)
 }
 
 /// Writes the captures record of this ingest under a temporary name.
-pub fn stage_captures(staged: &mut Staged, root: &Path, ingest_id: &str, batch: RecordBatch) -> Result<()> {
+pub fn stage_captures(
+    staged: &mut Staged,
+    root: &Path,
+    ingest_id: &str,
+    batch: RecordBatch,
+) -> Result<()> {
     let dir = root.join(CAPTURES_DIR);
-    staged.write(&dir, &format!("part-{ingest_id}.parquet"), [Ok(batch)], CAPTURES.clone())
+    staged.write(
+        &dir,
+        &format!("part-{ingest_id}.parquet"),
+        [Ok(batch)],
+        CAPTURES.clone(),
+    )
 }
 
 /// Content hashes of every capture already in the dataset.
@@ -132,7 +170,9 @@ pub fn ingested_hashes(root: &Path) -> Result<HashSet<String>> {
     for entry in entries {
         let path = entry.map_err(|e| Error::io(&dir, e))?.path();
         let is_part = path.extension().is_some_and(|e| e == "parquet")
-            && !path.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.'));
+            && !path
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.'));
         if !is_part {
             continue;
         }
@@ -140,7 +180,10 @@ pub fn ingested_hashes(root: &Path) -> Result<HashSet<String>> {
         let reader = ParquetRecordBatchReaderBuilder::try_new(file)?.build()?;
         for b in reader {
             let b = b?;
-            if let Some(col) = b.column_by_name("sha256").and_then(|c| c.as_any().downcast_ref::<StringArray>()) {
+            if let Some(col) = b
+                .column_by_name("sha256")
+                .and_then(|c| c.as_any().downcast_ref::<StringArray>())
+            {
                 for i in 0..col.len() {
                     out.insert(col.value(i).to_string());
                 }

@@ -35,7 +35,10 @@ impl Session {
         if !tx_dir.is_dir() {
             return Err(Error::io(
                 &tx_dir,
-                std::io::Error::new(std::io::ErrorKind::NotFound, "no dnsq dataset here (run `dnsq ingest` first, or pass -d DIR)"),
+                std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "no dnsq dataset here (run `dnsq ingest` first, or pass -d DIR)",
+                ),
             ));
         }
         let config = SessionConfig::new().with_information_schema(true);
@@ -47,14 +50,19 @@ impl Session {
         ctx.register_parquet(
             "transactions",
             url(&tx_dir)?,
-            ParquetReadOptions::default().table_partition_cols(vec![(DATE.to_string(), DataType::Utf8)]),
+            ParquetReadOptions::default()
+                .table_partition_cols(vec![(DATE.to_string(), DataType::Utf8)]),
         )
         .await?;
         let cap_dir = dir.join(CAPTURES_DIR);
         if cap_dir.is_dir() {
-            ctx.register_parquet("captures", url(&cap_dir)?, ParquetReadOptions::default()).await?;
+            ctx.register_parquet("captures", url(&cap_dir)?, ParquetReadOptions::default())
+                .await?;
         }
-        Ok(Session { ctx, dir: dir.to_path_buf() })
+        Ok(Session {
+            ctx,
+            dir: dir.to_path_buf(),
+        })
     }
 
     /// Runs every statement of `sql` in order.

@@ -2,14 +2,32 @@
 
 /// `(name, sql)` of every saved query.
 pub const SAVED: &[(&str, &str)] = &[
-    ("latency_percentiles", include_str!("../../queries/latency_percentiles.sql")),
-    ("slow_by_client_domain", include_str!("../../queries/slow_by_client_domain.sql")),
+    (
+        "latency_percentiles",
+        include_str!("../../queries/latency_percentiles.sql"),
+    ),
+    (
+        "slow_by_client_domain",
+        include_str!("../../queries/slow_by_client_domain.sql"),
+    ),
     ("top_domains", include_str!("../../queries/top_domains.sql")),
     ("top_tlds", include_str!("../../queries/top_tlds.sql")),
-    ("rcodes_over_time", include_str!("../../queries/rcodes_over_time.sql")),
-    ("domain_timeline", include_str!("../../queries/domain_timeline.sql")),
-    ("distinct_clients", include_str!("../../queries/distinct_clients.sql")),
-    ("qtypes_over_time", include_str!("../../queries/qtypes_over_time.sql")),
+    (
+        "rcodes_over_time",
+        include_str!("../../queries/rcodes_over_time.sql"),
+    ),
+    (
+        "domain_timeline",
+        include_str!("../../queries/domain_timeline.sql"),
+    ),
+    (
+        "distinct_clients",
+        include_str!("../../queries/distinct_clients.sql"),
+    ),
+    (
+        "qtypes_over_time",
+        include_str!("../../queries/qtypes_over_time.sql"),
+    ),
     ("unanswered", include_str!("../../queries/unanswered.sql")),
 ];
 

@@ -1,5 +1,5 @@
 //! Helpers shared by the integration tests: run the real `dnsq` binary.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -23,14 +23,17 @@ pub fn shared_captures() -> Option<PathBuf> {
 }
 
 pub fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().expect("dnsq runs");
-    out
+    cmd.output().expect("dnsq runs")
 }
 
 /// Ingests `captures` into `dir`, asserting success.
 pub fn ingest(dir: &Path, captures: &[&Path], extra: &[&str]) -> Output {
     let mut c = dnsq();
-    c.arg("ingest").arg("-o").arg(dir).args(extra).args(captures);
+    c.arg("ingest")
+        .arg("-o")
+        .arg(dir)
+        .args(extra)
+        .args(captures);
     let out = run(&mut c);
     assert!(
         out.status.success(),
@@ -42,13 +45,26 @@ pub fn ingest(dir: &Path, captures: &[&Path], extra: &[&str]) -> Output {
 
 /// Runs SQL on the dataset in `dir` and returns the CSV rows (header first).
 pub fn sql(dir: &Path, query: &str) -> Vec<Vec<String>> {
-    let out = run(dnsq().arg("sql").arg("-d").arg(dir).arg("--format").arg("csv").arg(query));
-    assert!(out.status.success(), "sql failed: {query}\n{}", String::from_utf8_lossy(&out.stderr));
+    let out = run(dnsq()
+        .arg("sql")
+        .arg("-d")
+        .arg(dir)
+        .arg("--format")
+        .arg("csv")
+        .arg(query));
+    assert!(
+        out.status.success(),
+        "sql failed: {query}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     parse_csv(&out.stdout)
 }
 
 pub fn parse_csv(bytes: &[u8]) -> Vec<Vec<String>> {
-    let mut r = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(bytes);
+    let mut r = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(bytes);
     r.records()
         .map(|rec| rec.expect("valid csv").iter().map(str::to_string).collect())
         .collect()
@@ -61,6 +77,8 @@ pub struct TsharkRow {
     pub epoch: String,
     pub src: String,
     pub dst: String,
+    pub sport: u16,
+    pub dport: u16,
     pub response: bool,
     pub qtype: Option<u16>,
     pub rcode: Option<u16>,
@@ -87,6 +105,8 @@ pub fn read_tshark(path: &Path) -> Vec<TsharkRow> {
                 epoch: get(1).to_string(),
                 src: format!("{}{}", get(2), get(3)),
                 dst: format!("{}{}", get(4), get(5)),
+                sport: format!("{}{}", get(6), get(7)).parse().unwrap_or(0),
+                dport: format!("{}{}", get(8), get(9)).parse().unwrap_or(0),
                 response: first(get(11)) == "1",
                 qtype: first(get(14)).parse().ok(),
                 rcode: first(get(12)).parse().ok(),
@@ -107,7 +127,11 @@ pub fn minute_of(epoch: &str) -> String {
     let m = secs - secs.rem_euclid(60);
     let (y, mo, d) = dnsq::ingest::rdata::civil_from_days(m.div_euclid(86_400));
     let s = m.rem_euclid(86_400);
-    format!("{y:04}-{mo:02}-{d:02}T{:02}:{:02}:00Z", s / 3600, s / 60 % 60)
+    format!(
+        "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:00Z",
+        s / 3600,
+        s / 60 % 60
+    )
 }
 
 /// Runs a saved query by name from a directory that is not the repository.
@@ -122,6 +146,19 @@ pub fn saved(dir: &Path, name: &str) -> Vec<Vec<String>> {
         .arg("csv")
         .arg("-f")
         .arg(name));
-    assert!(out.status.success(), "saved query {name}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "saved query {name}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     parse_csv(&out.stdout)
+}
+
+impl TsharkRow {
+    /// Capture time in nanoseconds since the epoch, exactly.
+    pub fn ns(&self) -> i64 {
+        let (s, frac) = self.epoch.split_once('.').unwrap_or((&self.epoch, "0"));
+        let frac = format!("{frac:0<9}");
+        s.parse::<i64>().unwrap() * 1_000_000_000 + frac[..9].parse::<i64>().unwrap()
+    }
 }
