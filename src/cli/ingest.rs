@@ -12,6 +12,7 @@ pub fn run(a: IngestArgs) -> anyhow::Result<ExitCode> {
     let out = ingest::dataset_dir(a.out.as_deref());
     let mut cfg = IngestConfig::new(a.captures.clone(), out.clone());
     cfg.threads = a.threads;
+    cfg.chunk_bytes = a.chunk_bytes.max(1);
     cfg.match_timeout = a.match_timeout;
     for p in a.ports {
         if !cfg.ports.contains(&p) {

@@ -62,6 +62,9 @@ pub struct IngestArgs {
     /// Extra ports that carry DNS, besides 53 (comma-separated)
     #[arg(long, value_delimiter = ',')]
     pub ports: Vec<u16>,
+    /// Bytes of capture per parallel work unit (tests use small ones to get many chunks)
+    #[arg(long, hide = true, default_value_t = crate::ingest::capture::CHUNK_BYTES)]
+    pub chunk_bytes: usize,
     /// Capture files, directories of captures, or `-` for standard input
     #[arg(required = true)]
     pub captures: Vec<PathBuf>,
