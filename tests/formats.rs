@@ -129,6 +129,25 @@ fn every_format_gives_the_same_rows() {
         ("ns.pcap", legacy(&recs, lt, false, true)),
         ("be-ns.pcap", legacy(&recs, lt, true, true)),
         ("sample.pcapng", pcapng(&recs, lt)),
+        // Linux cooked capture (SLL, linktype 113): the 14-byte Ethernet header
+        // replaced by the 16-byte SLL header carrying the same EtherType
+        (
+            "sll.pcap",
+            legacy(
+                &recs
+                    .iter()
+                    .map(|(s, us, orig, d)| {
+                        let mut sll = vec![0, 0, 0, 1, 0, 6, 0, 0, 0, 0, 0, 0, 0, 0];
+                        sll.extend_from_slice(&d[12..14]);
+                        sll.extend_from_slice(&d[14..]);
+                        (*s, *us, orig + 2, sll)
+                    })
+                    .collect::<Vec<_>>(),
+                113,
+                false,
+                false,
+            ),
+        ),
         ("sample.pcapng.xz", {
             let mut e = xz2::write::XzEncoder::new(Vec::new(), 1);
             std::io::Write::write_all(&mut e, &pcapng(&recs, lt)).unwrap();

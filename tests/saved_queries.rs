@@ -345,3 +345,32 @@ fn slow_responses_by_client_and_domain() {
     assert!(fx.ts.iter().all(|r| r.dns_time.is_none_or(|t| t <= 5.0)));
     assert_eq!(saved(&fx.dir, "slow_by_client_domain").len(), 1);
 }
+
+/// On a trace with many domains the tail folds into one `other` row and the
+/// shares still add up (compactor's mixed trace, tests/corpus/README.md).
+#[test]
+fn top_domains_other_bucket_on_a_busy_trace() {
+    let cap = repo().join("tests/corpus/compactor/dns.pcap");
+    let ts = read_tshark(&repo().join("tests/corpus/compactor/dns.pcap.tshark.tsv"));
+    let tmp = tempfile::tempdir().unwrap();
+    ingest(tmp.path(), &[&cap], &[]);
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for r in ts.iter().filter(|r| !r.response || r.response_to.is_none()) {
+        let q = r.qname.to_lowercase();
+        let d = psl::domain_str(&q).map_or(q.clone(), str::to_string);
+        *counts.entry(d).or_default() += 1;
+    }
+    let mut ranked: Vec<(String, usize)> = counts.into_iter().collect();
+    ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    assert!(ranked.len() > 10);
+    let mut want: Vec<(String, usize)> = ranked[..10].to_vec();
+    want.push(("other".into(), ranked[10..].iter().map(|x| x.1).sum()));
+    let rows = saved(tmp.path(), "top_domains");
+    let got: Vec<(String, usize)> = rows[1..]
+        .iter()
+        .map(|r| (r[0].clone(), f(&r[1]) as usize))
+        .collect();
+    assert_eq!(got, want);
+    let share: f64 = rows[1..].iter().map(|r| f(&r[2])).sum();
+    assert!(close(share, 100.0), "{share}");
+}

@@ -376,6 +376,22 @@ mod tests {
     }
 
     #[test]
+    fn merge_keeps_each_capture_in_frame_order() {
+        let mut a = vec![
+            obs(0, false, 1, "a"),
+            obs(5, false, 2, "b"),
+            obs(3, false, 3, "c"),
+        ];
+        let b = vec![obs(1, false, 4, "d"), obs(4, false, 5, "e")];
+        for o in &mut a {
+            o.capture = 0;
+        }
+        let merged: Vec<u16> = merge_in_time(vec![a, b]).iter().map(|o| o.msg.id).collect();
+        // capture 0 steps back from 5 to 3 and keeps that order
+        assert_eq!(merged, vec![1, 4, 5, 2, 3]);
+    }
+
+    #[test]
     fn question_must_match_within_a_key() {
         let r = run(vec![
             obs(0, false, 1, "a.example"),
