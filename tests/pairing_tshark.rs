@@ -48,32 +48,36 @@ fn check(capture: &Path, oracle: &Path, ports: &[&str]) -> Agreement {
         .into_iter()
         .filter(|r| dns_ports.contains(&r.sport) || dns_ports.contains(&r.dport))
         .collect();
-    assert!(
-        ts.iter().all(|r| !r.multi),
-        "{}: frames with several DNS messages are out of this test's scope",
-        capture.display()
-    );
-    let t_queries: Vec<&TsharkRow> = ts.iter().filter(|r| !r.response).collect();
-    let t_responses: Vec<&TsharkRow> = ts.iter().filter(|r| r.response).collect();
     let by_frame: BTreeMap<u64, &TsharkRow> = ts.iter().map(|r| (r.frame, r)).collect();
+    let t_queries: usize = ts
+        .iter()
+        .map(|r| r.flags.iter().filter(|f| !**f).count())
+        .sum();
+    let t_responses: usize = ts
+        .iter()
+        .map(|r| r.flags.iter().filter(|f| **f).count())
+        .sum();
     // tshark links a pair from both ends; a response it could dissect only in part
-    // lacks `dns.response_to` while its query still names it in `dns.response_in`
-    let mut t_pairs: BTreeMap<(u64, u64), (&TsharkRow, f64)> = BTreeMap::new();
-    for q in &t_queries {
-        if let Some(r) = q.response_in.and_then(|f| by_frame.get(&f)) {
-            t_pairs.insert((q.frame, r.frame), (*r, (r.ns() - q.ns()) as f64 / 1e9));
+    // lacks `dns.response_to` while its query still names it in `dns.response_in`.
+    // A TCP frame may hold several messages, so pairs are a multiset.
+    let mut t_pairs: BTreeMap<(u64, u64), usize> = BTreeMap::new();
+    for r in &ts {
+        for q in &r.response_to_all {
+            *t_pairs.entry((*q, r.frame)).or_default() += 1;
         }
     }
-    for r in &t_responses {
-        if let (Some(q), Some(t)) = (r.response_to, r.dns_time) {
-            t_pairs.insert((q, r.frame), (*r, t));
+    for q in &ts {
+        for r in &q.response_in_all {
+            t_pairs.entry((q.frame, *r)).or_insert(1);
         }
     }
-    let mut pairs = BTreeMap::new();
+
+    let mut pairs: BTreeMap<(u64, u64), usize> = BTreeMap::new();
     let mut unanswered = BTreeSet::new();
     let mut queries = 0;
     let mut unanswered_copies = 0;
     let mut responses = 0;
+    let name = capture.display();
     for r in rows {
         let n: usize = r[5].parse().unwrap();
         queries += n;
@@ -81,7 +85,26 @@ fn check(capture: &Path, oracle: &Path, ports: &[&str]) -> Agreement {
             "answered" => {
                 responses += 1;
                 let key = (r[1].parse::<u64>().unwrap(), r[2].parse::<u64>().unwrap());
-                pairs.insert(key, (r[3].parse::<f64>().unwrap(), r[4].clone()));
+                *pairs.entry(key).or_default() += 1;
+                let (q, resp) = (by_frame[&key.0], by_frame[&key.1]);
+                // dns.time is the time between the two frames; a response stamped before
+                // its query (clock steps) is 0 ms in dnsq, never negative
+                let want_ms = ((resp.ns() - q.ns()) as f64 / 1e6).max(0.0);
+                let ms: f64 = r[3].parse().unwrap();
+                assert!(
+                    (ms - want_ms).abs() < 0.001,
+                    "{name}: response time of {key:?}: {ms} ms vs tshark {want_ms} ms"
+                );
+                // tshark shows the header's 4 rcode bits; dnsq folds in the EDNS extension
+                let code = (0..4096u16)
+                    .find(|c| Rcode(*c).to_string() == r[4])
+                    .expect("a known rcode name");
+                assert!(
+                    resp.rcodes.contains(&(code & 0xf)),
+                    "{name}: rcode of {key:?}: {} vs {:?}",
+                    r[4],
+                    resp.rcodes
+                );
             }
             "unanswered" => {
                 unanswered.insert(r[1].parse::<u64>().unwrap());
@@ -91,55 +114,53 @@ fn check(capture: &Path, oracle: &Path, ports: &[&str]) -> Agreement {
             s => panic!("unknown status {s}"),
         }
     }
-    let name = capture.display();
-    assert_eq!(queries, t_queries.len(), "{name}: query messages");
-    assert_eq!(responses, t_responses.len(), "{name}: response messages");
-    let ours: BTreeSet<(u64, u64)> = pairs.keys().copied().collect();
-    let theirs: BTreeSet<(u64, u64)> = t_pairs.keys().copied().collect();
-    assert!(
-        ours == theirs,
-        "{name}: pairs only dnsq made {:?}, only tshark made {:?}",
-        ours.difference(&theirs).collect::<Vec<_>>(),
-        theirs.difference(&ours).collect::<Vec<_>>()
-    );
-    for (key, (ms, rcode)) in &pairs {
-        let (tr, secs) = t_pairs[key];
-        // a response stamped before its query (clock steps) is 0 ms in dnsq, never negative
-        let want_ms = (secs * 1000.0).max(0.0);
-        assert!(
-            (ms - want_ms).abs() < 0.001,
-            "{name}: response time of {key:?}: {ms} ms vs tshark {secs} s"
-        );
-        // tshark shows the header's 4 rcode bits; dnsq folds in the EDNS extension
-        let code = (0..4096u16)
-            .find(|c| Rcode(*c).to_string() == *rcode)
-            .expect("a known rcode name");
-        assert_eq!(
-            Some(code & 0xf),
-            tr.rcode,
-            "{name}: rcode of {key:?}: {rcode}"
-        );
-    }
-    // Queries tshark never saw answered and that are not retransmissions of an answered query.
-    let t_unanswered: BTreeSet<u64> = t_queries
+    assert_eq!(queries, t_queries, "{name}: query messages");
+    assert_eq!(responses, t_responses, "{name}: response messages");
+    let only_ours: Vec<_> = pairs
         .iter()
-        .filter(|q| q.response_in.is_none())
-        .map(|q| q.frame)
+        .filter(|(k, n)| t_pairs.get(k) != Some(n))
+        .collect();
+    let only_theirs: Vec<_> = t_pairs
+        .iter()
+        .filter(|(k, n)| pairs.get(k) != Some(n))
         .collect();
     assert!(
-        unanswered.is_subset(&t_unanswered),
-        "{name}: unanswered {unanswered:?} vs tshark {t_unanswered:?}"
+        only_ours.is_empty() && only_theirs.is_empty(),
+        "{name}: pairs only dnsq made {only_ours:?}, only tshark made {only_theirs:?}"
     );
-    // the rest of tshark's unanswered frames are retransmitted copies dnsq counts in query_count
-    assert_eq!(
-        t_unanswered.len() - unanswered.len(),
-        unanswered_copies,
-        "{name}: unanswered retransmissions"
+    // Queries tshark never saw answered (frames with one message) and that are not
+    // retransmissions of an answered query.
+    let single: Vec<&TsharkRow> = ts
+        .iter()
+        .filter(|r| r.flags.len() == 1 && !r.flags[0])
+        .collect();
+    let t_unanswered: BTreeSet<u64> = single
+        .iter()
+        .filter(|q| q.response_in_all.is_empty())
+        .map(|q| q.frame)
+        .collect();
+    let ours_single: BTreeSet<u64> = unanswered
+        .iter()
+        .copied()
+        .filter(|f| single.iter().any(|q| q.frame == *f))
+        .collect();
+    assert!(
+        ours_single.is_subset(&t_unanswered),
+        "{name}: unanswered {ours_single:?} vs tshark {t_unanswered:?}"
     );
+    if ts.iter().all(|r| r.flags.len() == 1) {
+        // the rest of tshark's unanswered frames are retransmitted copies dnsq counts in query_count
+        assert_eq!(
+            t_unanswered.len() - unanswered.len(),
+            unanswered_copies,
+            "{name}: unanswered retransmissions"
+        );
+    }
+    let pairs_total: usize = pairs.values().sum();
     Agreement {
         queries,
         responses,
-        pairs: pairs.len(),
+        pairs: pairs_total,
         unanswered: unanswered.len(),
     }
 }
@@ -227,3 +248,27 @@ corpus_test!(
 // dissects only in part lack dns.response_to
 corpus_test!(arkime_dnssec, "arkime/dnssec_synthetic.pcap", 5);
 corpus_test!(compactor_mixed_trace, "compactor/dns.pcap", 999);
+
+// DNS over TCP: several messages per segment, messages over several segments,
+// streams without a handshake, segments out of order, holes.
+corpus_test!(dnscap_tcp_stream, "dnscap/dnso1tcp.pcap", 41);
+corpus_test!(dnscap_tcp_no_handshake, "dnscap/1qtcpnosyn.pcap", 1);
+corpus_test!(dnscap_tcp_padded, "dnscap/1qtcppadd.pcap", 1);
+corpus_test!(
+    dnscap_tcp_many_messages_one_packet,
+    "dnscap/dnsotcp-many1pkt.pcap",
+    0
+);
+corpus_test!(
+    dnscap_tcp_message_over_many_packets,
+    "dnscap/dnsotcp-manyopkts.pcap",
+    0
+);
+corpus_test!(tcpdump_tcp, "tcpdump/dns_tcp.pcap", 1);
+corpus_test!(
+    suricata_tcp_multirequest,
+    "suricata/dns-tcp-multirequest-buffer.pcap",
+    20
+);
+corpus_test!(suricata_tcp_4759, "suricata/tcpdns-4759.pcap", 2);
+corpus_test!(suricata_tcp_reversed, "suricata/dns-reversed-tcp-1.pcap", 0);

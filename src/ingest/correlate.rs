@@ -100,6 +100,9 @@ pub struct Correlator {
     live: usize,
     next_seq: u64,
     out: Vec<Transaction>,
+    /// Zone transfers answered on a key: (index in `out`, question, last message time).
+    /// Later response messages on the key belong to the same transaction.
+    xfers: HashMap<FlowKey, (usize, Option<Question>, i64)>,
 }
 
 impl Correlator {
@@ -111,6 +114,7 @@ impl Correlator {
             live: 0,
             next_seq: 0,
             out: Vec::new(),
+            xfers: HashMap::new(),
         }
     }
 
@@ -180,6 +184,16 @@ impl Correlator {
         match matched {
             Some(p) => {
                 self.live -= 1;
+                let xfr = obs.transport == Transport::Tcp
+                    && p.query
+                        .msg
+                        .question
+                        .as_ref()
+                        .is_some_and(|q| matches!(q.qtype.0, 251 | 252));
+                if xfr {
+                    let q = p.query.msg.question.clone();
+                    self.xfers.insert(key, (self.out.len(), q, obs.ts_ns));
+                }
                 self.out.push(Transaction {
                     status: Status::Answered,
                     query: Some(p.query),
@@ -187,12 +201,35 @@ impl Correlator {
                     query_count: p.count,
                 });
             }
-            None => self.out.push(Transaction {
-                status: Status::ResponseOnly,
-                query: None,
-                response: Some(obs),
-                query_count: 0,
-            }),
+            None => {
+                if let Some((idx, q, last)) = self.xfers.get_mut(&key) {
+                    let same = obs.msg.question.is_none() || obs.msg.question == *q;
+                    if same && obs.ts_ns - *last <= self.timeout_ns {
+                        *last = obs.ts_ns;
+                        if let Some(r) = self.out[*idx].response.as_mut() {
+                            // RFC 5936 §2.2: one transfer, many messages
+                            let m = obs.msg;
+                            r.msg.ancount = r.msg.ancount.saturating_add(m.ancount);
+                            r.msg.nscount = r.msg.nscount.saturating_add(m.nscount);
+                            r.msg.arcount = r.msg.arcount.saturating_add(m.arcount);
+                            r.msg.size = r.msg.size.saturating_add(m.size);
+                            r.msg.malformed |= m.malformed;
+                            r.msg.answers.extend(m.answers);
+                        }
+                        return;
+                    }
+                }
+                self.out.push(Transaction {
+                    status: Status::ResponseOnly,
+                    query: None,
+                    response: Some(obs),
+                    query_count: 0,
+                })
+            }
+        }
+        if self.xfers.len() > 10_000 {
+            let (now, timeout) = (self.out.last().map_or(0, |t| t.ts_ns()), self.timeout_ns);
+            self.xfers.retain(|_, (_, _, last)| now - *last <= timeout);
         }
     }
 
@@ -244,21 +281,20 @@ impl Correlator {
     }
 }
 
-/// Merges per-capture message streams (each in its capture's frame order) into
-/// one stream in time order: at each step the capture whose next message is
-/// earliest goes first, ties to the capture given first. A capture's own order
-/// is kept even where its clock steps back, as a capture tool recorded it.
-pub fn merge_in_time(streams: Vec<Vec<Observed>>) -> Vec<Observed> {
+/// Merges streams (each in its own order, e.g. a capture's frame order) into
+/// one in time order: at each step the stream whose next item is earliest goes
+/// first, ties to the stream given first. A stream's own order is kept even
+/// where its clock steps back, as the capture tool recorded it.
+pub fn merge_by_time<T>(streams: Vec<Vec<T>>, ts: impl Fn(&T) -> i64) -> Vec<T> {
     use std::cmp::Reverse;
     use std::collections::BinaryHeap;
     let total = streams.iter().map(Vec::len).sum();
-    let mut iters: Vec<std::vec::IntoIter<Observed>> =
-        streams.into_iter().map(Vec::into_iter).collect();
-    let mut heads: Vec<Option<Observed>> = iters.iter_mut().map(Iterator::next).collect();
+    let mut iters: Vec<std::vec::IntoIter<T>> = streams.into_iter().map(Vec::into_iter).collect();
+    let mut heads: Vec<Option<T>> = iters.iter_mut().map(Iterator::next).collect();
     let mut heap: BinaryHeap<Reverse<(i64, usize)>> = heads
         .iter()
         .enumerate()
-        .filter_map(|(i, h)| h.as_ref().map(|o| Reverse((o.ts_ns, i))))
+        .filter_map(|(i, h)| h.as_ref().map(|o| Reverse((ts(o), i))))
         .collect();
     let mut out = Vec::with_capacity(total);
     while let Some(Reverse((_, i))) = heap.pop() {
@@ -267,9 +303,26 @@ pub fn merge_in_time(streams: Vec<Vec<Observed>>) -> Vec<Observed> {
         }
         heads[i] = iters[i].next();
         if let Some(o) = &heads[i] {
-            heap.push(Reverse((o.ts_ns, i)));
+            heap.push(Reverse((ts(o), i)));
         }
     }
+    out
+}
+
+/// Merges two message lists of one capture, each in frame order, into frame order.
+pub fn merge_by_frame(a: Vec<Observed>, b: Vec<Observed>) -> Vec<Observed> {
+    if b.is_empty() {
+        return a;
+    }
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let mut b = b.into_iter().peekable();
+    for x in a {
+        while b.peek().is_some_and(|y| y.frame < x.frame) {
+            out.extend(b.next());
+        }
+        out.push(x);
+    }
+    out.extend(b);
     out
 }
 
@@ -376,6 +429,30 @@ mod tests {
     }
 
     #[test]
+    fn a_zone_transfer_is_one_transaction() {
+        let mut msgs = vec![
+            obs(0, false, 9, "example.com"),
+            obs(5, true, 9, "example.com"),
+            obs(6, true, 9, "example.com"),
+        ];
+        for m in &mut msgs {
+            m.transport = Transport::Tcp;
+            m.msg.question.as_mut().unwrap().qtype = Qtype(252);
+        }
+        msgs[2].msg.question = None;
+        msgs[1].msg.ancount = 3;
+        msgs[2].msg.ancount = 2;
+        let mut c = Correlator::new(10_000_000_000);
+        for m in msgs {
+            c.push(m);
+        }
+        let t = c.finish();
+        assert_eq!(t.len(), 1);
+        assert_eq!(t[0].response.as_ref().unwrap().msg.ancount, 5);
+        assert_eq!(t[0].response.as_ref().unwrap().msg.size, 60);
+    }
+
+    #[test]
     fn merge_keeps_each_capture_in_frame_order() {
         let mut a = vec![
             obs(0, false, 1, "a"),
@@ -386,7 +463,10 @@ mod tests {
         for o in &mut a {
             o.capture = 0;
         }
-        let merged: Vec<u16> = merge_in_time(vec![a, b]).iter().map(|o| o.msg.id).collect();
+        let merged: Vec<u16> = merge_by_time(vec![a, b], |o| o.ts_ns)
+            .iter()
+            .map(|o| o.msg.id)
+            .collect();
         // capture 0 steps back from 5 to 3 and keeps that order
         assert_eq!(merged, vec![1, 4, 5, 2, 3]);
     }

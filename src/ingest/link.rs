@@ -39,6 +39,16 @@ pub struct Segment<'a> {
     pub payload: &'a [u8],
     /// The payload is shorter than its headers say (snaplen cut, bad length).
     pub cut: bool,
+    /// TCP only: sequence number and control flags.
+    pub tcp: Option<TcpHeader>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpHeader {
+    pub seq: u32,
+    pub syn: bool,
+    pub fin: bool,
+    pub rst: bool,
 }
 
 /// Why a frame yields no segment.
@@ -111,6 +121,7 @@ pub fn decode_frame<'a>(frame: &Frame<'a>, ports: &[u16]) -> Result<Segment<'a>,
     }
     let ip_cut = payload.incomplete;
     let p = payload.payload;
+    let mut tcp = None;
     let (transport, sport, dport, body, cut) = match payload.ip_number.0 {
         17 => {
             let hdr = p.get(..8).ok_or(Skip::Malformed)?;
@@ -136,6 +147,12 @@ pub fn decode_frame<'a>(frame: &Frame<'a>, ports: &[u16]) -> Result<Segment<'a>,
             if off < 20 || off > p.len() {
                 return Err(Skip::Malformed);
             }
+            tcp = Some(TcpHeader {
+                seq: u32::from_be_bytes([hdr[4], hdr[5], hdr[6], hdr[7]]),
+                syn: hdr[13] & 0x02 != 0,
+                fin: hdr[13] & 0x01 != 0,
+                rst: hdr[13] & 0x04 != 0,
+            });
             (Transport::Tcp, sport, dport, &p[off..], ip_cut)
         }
         _ => return Err(Skip::NotIp),
@@ -151,5 +168,6 @@ pub fn decode_frame<'a>(frame: &Frame<'a>, ports: &[u16]) -> Result<Segment<'a>,
         transport,
         payload: body,
         cut,
+        tcp,
     })
 }

@@ -11,6 +11,7 @@ pub mod dns;
 pub mod link;
 pub mod rdata;
 pub mod schema;
+pub mod tcp_stream;
 pub mod write;
 
 use std::path::{Path, PathBuf};
@@ -25,6 +26,7 @@ use crate::error::{Error, Result};
 use capture::{Capture, Chunk, Problem};
 use correlate::{Correlator, Observed, Status};
 use link::{Skip, Transport};
+use tcp_stream::{TcpReassembler, TcpSegment};
 
 #[derive(Debug, Clone)]
 pub struct IngestConfig {
@@ -188,14 +190,57 @@ fn describe_format(c: &Capture) -> String {
     }
 }
 
-/// Decodes one chunk into DNS messages.
-fn decode_chunk(
-    cap: &Capture,
-    cap_idx: u32,
-    chunk: &Chunk,
-    ports: &[u16],
-) -> (Vec<Observed>, Counts) {
+/// What one chunk decodes to: UDP messages, and TCP segments for reassembly.
+struct Decoded {
+    capture: usize,
+    msgs: Vec<Observed>,
+    segments: Vec<TcpSegment>,
+    counts: Counts,
+}
+
+/// Where and when a message was seen, before it is decoded.
+#[derive(Clone, Copy)]
+struct Observed0 {
+    ts_ns: i64,
+    capture: u32,
+    frame: u64,
+    src: std::net::IpAddr,
+    dst: std::net::IpAddr,
+    sport: u16,
+    dport: u16,
+    transport: Transport,
+}
+
+/// Decodes a DNS message into an `Observed`, counting it.
+fn observe(bytes: &[u8], n: &mut Counts, at: Observed0, cut: bool) -> Option<Observed> {
+    match dns::decode(bytes, true) {
+        Some(mut msg) => {
+            msg.malformed |= cut;
+            n.dns_messages += 1;
+            n.malformed += msg.malformed as u64;
+            Some(Observed {
+                ts_ns: at.ts_ns,
+                capture: at.capture,
+                frame: at.frame,
+                src: at.src,
+                dst: at.dst,
+                sport: at.sport,
+                dport: at.dport,
+                transport: at.transport,
+                msg,
+            })
+        }
+        None => {
+            n.malformed += 1;
+            None
+        }
+    }
+}
+
+/// Decodes one chunk into DNS messages (UDP) and segments (TCP).
+fn decode_chunk(cap: &Capture, cap_idx: u32, chunk: &Chunk, ports: &[u16]) -> Decoded {
     let mut msgs = Vec::new();
+    let mut segments = Vec::new();
     let mut n = Counts::default();
     cap.frames(chunk, |frame| {
         n.packets += 1;
@@ -209,12 +254,9 @@ fn decode_chunk(
                 return;
             }
         };
-        let mut emit = |bytes: &[u8]| match dns::decode(bytes, true) {
-            Some(mut msg) => {
-                msg.malformed |= seg.cut && seg.transport == Transport::Udp;
-                n.dns_messages += 1;
-                n.malformed += msg.malformed as u64;
-                msgs.push(Observed {
+        match seg.tcp {
+            None => {
+                let at = Observed0 {
                     ts_ns: frame.ts_ns,
                     capture: cap_idx,
                     frame: frame.number,
@@ -222,31 +264,65 @@ fn decode_chunk(
                     dst: seg.dst,
                     sport: seg.sport,
                     dport: seg.dport,
-                    transport: seg.transport,
-                    msg,
-                });
+                    transport: Transport::Udp,
+                };
+                msgs.extend(observe(seg.payload, &mut n, at, seg.cut));
             }
-            None => n.malformed += 1,
-        };
-        match seg.transport {
-            Transport::Udp => emit(seg.payload),
-            Transport::Tcp => {
-                // Whole messages behind their 2-byte length (RFC 1035 §4.2.2) within
-                // this segment; messages split across segments wait for stream reassembly.
-                let mut rest = seg.payload;
-                while rest.len() >= 2 {
-                    let len = u16::from_be_bytes([rest[0], rest[1]]) as usize;
-                    if len < dns::HEADER_LEN || rest.len() < 2 + len {
-                        n.not_decoded += 1;
-                        break;
-                    }
-                    emit(&rest[2..2 + len]);
-                    rest = &rest[2 + len..];
-                }
-            }
+            Some(t) => segments.push(TcpSegment {
+                ts_ns: frame.ts_ns,
+                capture: cap_idx,
+                frame: frame.number,
+                src: seg.src,
+                dst: seg.dst,
+                sport: seg.sport,
+                dport: seg.dport,
+                seq: t.seq,
+                syn: t.syn,
+                fin: t.fin,
+                rst: t.rst,
+                payload: seg.payload.to_vec(),
+            }),
         }
     });
-    (msgs, n)
+    Decoded {
+        capture: cap_idx as usize,
+        msgs,
+        segments,
+        counts: n,
+    }
+}
+
+/// Reassembles the TCP segments of all captures (one stream in time order, so
+/// a connection may straddle rotated files) into DNS messages, per capture.
+fn reassemble(segments: Vec<Vec<TcpSegment>>, counts: &mut [Counts]) -> Vec<Vec<Observed>> {
+    let mut out: Vec<Vec<Observed>> = (0..segments.len()).map(|_| Vec::new()).collect();
+    let mut reassembler = TcpReassembler::new();
+    let mut messages = Vec::new();
+    for seg in correlate::merge_by_time(segments, |s: &TcpSegment| s.ts_ns) {
+        reassembler.push(seg, &mut messages);
+    }
+    for m in messages {
+        let i = m.capture as usize;
+        let at = Observed0 {
+            ts_ns: m.ts_ns,
+            capture: m.capture,
+            frame: m.frame,
+            src: m.src,
+            dst: m.dst,
+            sport: m.sport,
+            dport: m.dport,
+            transport: Transport::Tcp,
+        };
+        out[i].extend(observe(&m.bytes, &mut counts[i], at, false));
+    }
+    for (cap, loss) in reassembler.finish() {
+        counts[cap as usize].not_decoded += loss.gaps + loss.partial;
+    }
+    // messages come out when their stream allows; each capture's stay in frame order
+    for v in &mut out {
+        v.sort_by_key(|o| o.frame);
+    }
+    out
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -300,22 +376,28 @@ fn run_in_pool(cfg: &IngestConfig, report: &mut IngestReport) -> Result<()> {
         .enumerate()
         .flat_map(|(i, w)| w.chunks.iter().map(move |c| (i, c)))
         .collect();
-    let decoded: Vec<(usize, Vec<Observed>, Counts)> = jobs
+    let decoded: Vec<Decoded> = jobs
         .par_iter()
-        .map(|&(i, chunk)| {
-            let (msgs, counts) = decode_chunk(&caps[i].0, i as u32, chunk, &cfg.ports);
-            (i, msgs, counts)
-        })
+        .map(|&(i, chunk)| decode_chunk(&caps[i].0, i as u32, chunk, &cfg.ports))
         .collect();
 
     let mut counts = vec![Counts::default(); caps.len()];
-    let mut per_capture: Vec<Vec<Observed>> = (0..caps.len()).map(|_| Vec::new()).collect();
-    for (i, msgs, c) in decoded {
-        counts[i] += c;
-        per_capture[i].extend(msgs);
+    let mut udp: Vec<Vec<Observed>> = (0..caps.len()).map(|_| Vec::new()).collect();
+    let mut tcp: Vec<Vec<TcpSegment>> = (0..caps.len()).map(|_| Vec::new()).collect();
+    for d in decoded {
+        counts[d.capture] += d.counts;
+        udp[d.capture].extend(d.msgs);
+        tcp[d.capture].extend(d.segments);
     }
-    // One stream in time order across captures; each capture keeps its own frame order.
-    let stream = correlate::merge_in_time(per_capture);
+    let tcp = reassemble(tcp, &mut counts);
+    // Each capture's UDP and TCP messages in frame order, then one stream in time
+    // order across captures, each keeping its own frame order.
+    let per_capture: Vec<Vec<Observed>> = udp
+        .into_iter()
+        .zip(tcp)
+        .map(|(u, t)| correlate::merge_by_frame(u, t))
+        .collect();
+    let stream = correlate::merge_by_time(per_capture, |o: &Observed| o.ts_ns);
 
     let mut correlator = Correlator::new(cfg.match_timeout.as_nanos() as i64);
     for obs in stream {

@@ -88,6 +88,13 @@ pub struct TsharkRow {
     pub response_in: Option<u64>,
     /// A frame holding several DNS messages (fields joined with commas).
     pub multi: bool,
+    /// Every message's QR bit, in the frame's order.
+    pub flags: Vec<bool>,
+    /// Every response's header rcode.
+    pub rcodes: Vec<u16>,
+    /// `dns.response_to` / `dns.response_in` of every message that has one.
+    pub response_to_all: Vec<u64>,
+    pub response_in_all: Vec<u64>,
 }
 
 pub fn read_tshark(path: &Path) -> Vec<TsharkRow> {
@@ -115,6 +122,14 @@ pub fn read_tshark(path: &Path) -> Vec<TsharkRow> {
                 response_to: first(get(16)).parse().ok(),
                 response_in: first(get(17)).parse().ok(),
                 multi,
+                flags: get(11)
+                    .split(',')
+                    .filter(|x| !x.is_empty())
+                    .map(|x| x == "1")
+                    .collect(),
+                rcodes: get(12).split(',').filter_map(|x| x.parse().ok()).collect(),
+                response_to_all: get(16).split(',').filter_map(|x| x.parse().ok()).collect(),
+                response_in_all: get(17).split(',').filter_map(|x| x.parse().ok()).collect(),
             }
         })
         .collect()
