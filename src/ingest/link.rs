@@ -7,7 +7,7 @@
 
 use std::net::IpAddr;
 
-use etherparse::{EtherType, LaxNetSlice, LaxSlicedPacket};
+use etherparse::{EtherType, Ipv6ExtensionSlice, LaxNetSlice, LaxSlicedPacket};
 use pcap_parser::data::{get_packetdata, PacketData};
 use pcap_parser::Linktype;
 
@@ -51,6 +51,27 @@ pub struct TcpHeader {
     pub rst: bool,
 }
 
+/// One piece of a fragmented IP datagram (RFC 791 §2.3, RFC 8200 §4.5).
+#[derive(Debug, Clone, Copy)]
+pub struct Fragment<'a> {
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    /// IPv4 Identification or IPv6 fragment header Identification.
+    pub id: u32,
+    pub proto: u8,
+    /// Byte offset of `data` in the datagram's payload.
+    pub offset: usize,
+    pub more: bool,
+    pub data: &'a [u8],
+}
+
+/// What a frame carries: a whole transport segment, or a fragment to reassemble.
+#[derive(Debug, Clone, Copy)]
+pub enum Packet<'a> {
+    Whole(Segment<'a>),
+    Fragment(Fragment<'a>),
+}
+
 /// Why a frame yields no segment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Skip {
@@ -60,14 +81,12 @@ pub enum Skip {
     NotIp,
     /// UDP/TCP that is not on a DNS port.
     OtherPort,
-    /// A fragment of a larger IP datagram (reassembly is not done yet).
-    Fragment,
     /// Headers that cannot be read.
     Malformed,
 }
 
 /// Decodes a frame down to its transport payload if either port is in `ports`.
-pub fn decode_frame<'a>(frame: &Frame<'a>, ports: &[u16]) -> Result<Segment<'a>, Skip> {
+pub fn decode_frame<'a>(frame: &Frame<'a>, ports: &[u16]) -> Result<Packet<'a>, Skip> {
     let data = frame.data;
     let sliced = match frame.linktype {
         1 => LaxSlicedPacket::from_ethernet(data).map_err(|_| Skip::Malformed)?,
@@ -97,32 +116,77 @@ pub fn decode_frame<'a>(frame: &Frame<'a>, ports: &[u16]) -> Result<Segment<'a>,
         },
         other => return Err(Skip::UnknownLink(other)),
     };
-    let (src, dst, payload) = match &sliced.net {
+    let (src, dst, payload, frag) = match &sliced.net {
         Some(LaxNetSlice::Ipv4(ip)) => {
             let h = ip.header();
+            let frag = (
+                h.identification() as u32,
+                h.fragments_offset().value() as usize * 8,
+                h.more_fragments(),
+            );
             (
                 IpAddr::V4(h.source_addr()),
                 IpAddr::V4(h.destination_addr()),
                 ip.payload(),
+                frag,
             )
         }
         Some(LaxNetSlice::Ipv6(ip)) => {
             let h = ip.header();
+            let mut frag = (0, 0, false);
+            for ext in ip.extensions().clone() {
+                if let Ipv6ExtensionSlice::Fragment(f) = ext {
+                    frag = (
+                        f.identification(),
+                        f.fragment_offset().value() as usize * 8,
+                        f.more_fragments(),
+                    );
+                }
+            }
             (
                 IpAddr::V6(h.source_addr()),
                 IpAddr::V6(h.destination_addr()),
                 ip.payload(),
+                frag,
             )
         }
         _ => return Err(Skip::NotIp),
     };
     if payload.fragmented {
-        return Err(Skip::Fragment);
+        let (id, offset, more) = frag;
+        return Ok(Packet::Fragment(Fragment {
+            src,
+            dst,
+            id,
+            proto: payload.ip_number.0,
+            offset,
+            more,
+            data: payload.payload,
+        }));
     }
-    let ip_cut = payload.incomplete;
-    let p = payload.payload;
+    decode_transport(
+        src,
+        dst,
+        payload.ip_number.0,
+        payload.payload,
+        payload.incomplete,
+        ports,
+    )
+    .map(Packet::Whole)
+}
+
+/// Reads the UDP or TCP header of an IP payload (a whole datagram, or one
+/// reassembled from fragments) and keeps it if either port is in `ports`.
+pub fn decode_transport<'a>(
+    src: IpAddr,
+    dst: IpAddr,
+    proto: u8,
+    p: &'a [u8],
+    ip_cut: bool,
+    ports: &[u16],
+) -> Result<Segment<'a>, Skip> {
     let mut tcp = None;
-    let (transport, sport, dport, body, cut) = match payload.ip_number.0 {
+    let (transport, sport, dport, body, cut) = match proto {
         17 => {
             let hdr = p.get(..8).ok_or(Skip::Malformed)?;
             let sport = u16::from_be_bytes([hdr[0], hdr[1]]);

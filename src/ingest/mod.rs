@@ -8,6 +8,7 @@ pub mod batch;
 pub mod capture;
 pub mod correlate;
 pub mod dns;
+pub mod ip;
 pub mod link;
 pub mod rdata;
 pub mod schema;
@@ -25,7 +26,8 @@ use sha2::{Digest, Sha256};
 use crate::error::{Error, Result};
 use capture::{Capture, Chunk, Problem};
 use correlate::{Correlator, Observed, Status};
-use link::{Skip, Transport};
+use ip::{Defragmenter, OwnedFragment};
+use link::{Packet, Skip, Transport};
 use tcp_stream::{TcpReassembler, TcpSegment};
 
 #[derive(Debug, Clone)]
@@ -195,6 +197,7 @@ struct Decoded {
     capture: usize,
     msgs: Vec<Observed>,
     segments: Vec<TcpSegment>,
+    fragments: Vec<OwnedFragment>,
     counts: Counts,
 }
 
@@ -241,15 +244,31 @@ fn observe(bytes: &[u8], n: &mut Counts, at: Observed0, cut: bool) -> Option<Obs
 fn decode_chunk(cap: &Capture, cap_idx: u32, chunk: &Chunk, ports: &[u16]) -> Decoded {
     let mut msgs = Vec::new();
     let mut segments = Vec::new();
+    let mut fragments = Vec::new();
     let mut n = Counts::default();
     cap.frames(chunk, |frame| {
         n.packets += 1;
         n.first_ts = Some(n.first_ts.map_or(frame.ts_ns, |t| t.min(frame.ts_ns)));
         n.last_ts = Some(n.last_ts.map_or(frame.ts_ns, |t| t.max(frame.ts_ns)));
         let seg = match link::decode_frame(&frame, ports) {
-            Ok(s) => s,
+            Ok(Packet::Whole(s)) => s,
+            Ok(Packet::Fragment(f)) => {
+                fragments.push(OwnedFragment {
+                    ts_ns: frame.ts_ns,
+                    capture: cap_idx,
+                    frame: frame.number,
+                    src: f.src,
+                    dst: f.dst,
+                    id: f.id,
+                    proto: f.proto,
+                    offset: f.offset,
+                    more: f.more,
+                    data: f.data.to_vec(),
+                });
+                return;
+            }
             Err(Skip::OtherPort | Skip::NotIp) => return,
-            Err(Skip::UnknownLink(_) | Skip::Fragment | Skip::Malformed) => {
+            Err(Skip::UnknownLink(_) | Skip::Malformed) => {
                 n.not_decoded += 1;
                 return;
             }
@@ -288,7 +307,70 @@ fn decode_chunk(cap: &Capture, cap_idx: u32, chunk: &Chunk, ports: &[u16]) -> De
         capture: cap_idx as usize,
         msgs,
         segments,
+        fragments,
         counts: n,
+    }
+}
+
+/// Reassembles fragmented datagrams (all captures as one stream in time order)
+/// and adds their DNS to the UDP messages and TCP segments of each capture.
+fn defragment(
+    frags: Vec<Vec<OwnedFragment>>,
+    ports: &[u16],
+    counts: &mut [Counts],
+    udp: &mut [Vec<Observed>],
+    tcp: &mut [Vec<TcpSegment>],
+) {
+    if frags.iter().all(Vec::is_empty) {
+        return;
+    }
+    let mut defrag = Defragmenter::new();
+    let mut touched = std::collections::BTreeSet::new();
+    for f in correlate::merge_by_time(frags, |f: &OwnedFragment| f.ts_ns) {
+        let Some(d) = defrag.push(f) else { continue };
+        let i = d.capture as usize;
+        let Ok(seg) = link::decode_transport(d.src, d.dst, d.proto, &d.payload, false, ports)
+        else {
+            continue;
+        };
+        touched.insert(i);
+        match seg.tcp {
+            None => {
+                let at = Observed0 {
+                    ts_ns: d.ts_ns,
+                    capture: d.capture,
+                    frame: d.frame,
+                    src: d.src,
+                    dst: d.dst,
+                    sport: seg.sport,
+                    dport: seg.dport,
+                    transport: Transport::Udp,
+                };
+                udp[i].extend(observe(seg.payload, &mut counts[i], at, seg.cut));
+            }
+            Some(t) => tcp[i].push(TcpSegment {
+                ts_ns: d.ts_ns,
+                capture: d.capture,
+                frame: d.frame,
+                src: d.src,
+                dst: d.dst,
+                sport: seg.sport,
+                dport: seg.dport,
+                seq: t.seq,
+                syn: t.syn,
+                fin: t.fin,
+                rst: t.rst,
+                payload: seg.payload.to_vec(),
+            }),
+        }
+    }
+    for (cap, lost) in defrag.finish() {
+        counts[cap as usize].not_decoded += lost;
+    }
+    // reassembled datagrams join each capture's own frame order
+    for i in touched {
+        udp[i].sort_by_key(|o| o.frame);
+        tcp[i].sort_by_key(|s| s.frame);
     }
 }
 
@@ -384,11 +466,14 @@ fn run_in_pool(cfg: &IngestConfig, report: &mut IngestReport) -> Result<()> {
     let mut counts = vec![Counts::default(); caps.len()];
     let mut udp: Vec<Vec<Observed>> = (0..caps.len()).map(|_| Vec::new()).collect();
     let mut tcp: Vec<Vec<TcpSegment>> = (0..caps.len()).map(|_| Vec::new()).collect();
+    let mut frags: Vec<Vec<OwnedFragment>> = (0..caps.len()).map(|_| Vec::new()).collect();
     for d in decoded {
         counts[d.capture] += d.counts;
         udp[d.capture].extend(d.msgs);
         tcp[d.capture].extend(d.segments);
+        frags[d.capture].extend(d.fragments);
     }
+    defragment(frags, &cfg.ports, &mut counts, &mut udp, &mut tcp);
     let tcp = reassemble(tcp, &mut counts);
     // Each capture's UDP and TCP messages in frame order, then one stream in time
     // order across captures, each keeping its own frame order.

@@ -1,0 +1,175 @@
+//! Ingest stage 2a: IPv4 and IPv6 fragment reassembly (RFC 791, RFC 8200 §4.5).
+//!
+//! In: fragments, in time order. Out: whole datagram payloads (the transport
+//! header and data), stamped with the frame of the fragment that completes them.
+//! Memory is bounded: at most `MAX_PARTIAL` datagrams in progress, each at most
+//! 64 KiB plus a fragment, each given up `TIMEOUT_NS` after its first fragment.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+const MAX_PARTIAL: usize = 10_000;
+const MAX_DATAGRAM: usize = 65_535 + 1500;
+const TIMEOUT_NS: i64 = 30 * 1_000_000_000;
+
+/// A fragment copied out of its frame.
+#[derive(Debug, Clone)]
+pub struct OwnedFragment {
+    pub ts_ns: i64,
+    pub capture: u32,
+    pub frame: u64,
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub id: u32,
+    pub proto: u8,
+    pub offset: usize,
+    pub more: bool,
+    pub data: Vec<u8>,
+}
+
+/// A datagram put back together.
+#[derive(Debug, Clone)]
+pub struct Datagram {
+    pub ts_ns: i64,
+    pub capture: u32,
+    pub frame: u64,
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub proto: u8,
+    pub payload: Vec<u8>,
+}
+
+type Key = (IpAddr, IpAddr, u32, u8);
+
+struct Partial {
+    first_ts: i64,
+    pieces: Vec<(usize, Vec<u8>)>,
+    total: Option<usize>,
+    bytes: usize,
+}
+
+#[derive(Default)]
+pub struct Defragmenter {
+    partial: HashMap<Key, Partial>,
+    /// Datagrams given up: timed out, too large, or evicted. Counted per capture.
+    pub lost: HashMap<u32, u64>,
+}
+
+impl Defragmenter {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a fragment; returns the datagram when it is complete.
+    pub fn push(&mut self, f: OwnedFragment) -> Option<Datagram> {
+        let now = f.ts_ns;
+        if self.partial.len() >= MAX_PARTIAL {
+            let before = self.partial.len();
+            self.partial.retain(|_, p| now - p.first_ts <= TIMEOUT_NS);
+            let dropped = (before - self.partial.len()).max(1) as u64;
+            if self.partial.len() >= MAX_PARTIAL {
+                self.partial.clear();
+            }
+            *self.lost.entry(f.capture).or_default() += dropped;
+        }
+        let key = (f.src, f.dst, f.id, f.proto);
+        let p = self.partial.entry(key).or_insert(Partial {
+            first_ts: now,
+            pieces: Vec::new(),
+            total: None,
+            bytes: 0,
+        });
+        if now - p.first_ts > TIMEOUT_NS {
+            *p = Partial {
+                first_ts: now,
+                pieces: Vec::new(),
+                total: None,
+                bytes: 0,
+            };
+            *self.lost.entry(f.capture).or_default() += 1;
+        }
+        let end = f.offset + f.data.len();
+        if end > MAX_DATAGRAM || p.bytes + f.data.len() > 2 * MAX_DATAGRAM {
+            self.partial.remove(&key);
+            *self.lost.entry(f.capture).or_default() += 1;
+            return None;
+        }
+        if !f.more {
+            p.total = Some(end);
+        }
+        p.bytes += f.data.len();
+        p.pieces.push((f.offset, f.data));
+        let total = p.total?;
+        // complete when the pieces cover [0, total) without a hole
+        p.pieces.sort_by_key(|(o, _)| *o);
+        let mut covered = 0;
+        for (o, d) in &p.pieces {
+            if *o > covered {
+                return None;
+            }
+            covered = covered.max(o + d.len());
+        }
+        if covered < total {
+            return None;
+        }
+        let p = self.partial.remove(&key)?;
+        let mut payload = vec![0u8; total];
+        let mut filled = 0;
+        for (o, d) in p.pieces {
+            // overlaps: the first copy of a byte wins
+            let from = filled.max(o);
+            let to = (o + d.len()).min(total);
+            if to > from {
+                payload[from..to].copy_from_slice(&d[from - o..to - o]);
+                filled = to;
+            }
+        }
+        Some(Datagram {
+            ts_ns: now,
+            capture: f.capture,
+            frame: f.frame,
+            src: f.src,
+            dst: f.dst,
+            proto: f.proto,
+            payload,
+        })
+    }
+
+    /// Ends the input: datagrams still incomplete are lost.
+    pub fn finish(mut self) -> HashMap<u32, u64> {
+        *self.lost.entry(0).or_default() += self.partial.len() as u64;
+        self.lost
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frag(frame: u64, offset: usize, more: bool, data: &[u8]) -> OwnedFragment {
+        OwnedFragment {
+            ts_ns: frame as i64,
+            capture: 0,
+            frame,
+            src: "192.0.2.1".parse().unwrap(),
+            dst: "192.0.2.2".parse().unwrap(),
+            id: 7,
+            proto: 17,
+            offset,
+            more,
+            data: data.to_vec(),
+        }
+    }
+
+    #[test]
+    fn out_of_order_and_duplicate_fragments() {
+        let whole: Vec<u8> = (0..40u8).collect();
+        let mut d = Defragmenter::new();
+        assert!(d.push(frag(1, 24, false, &whole[24..])).is_none());
+        assert!(d.push(frag(2, 0, true, &whole[..16])).is_none());
+        assert!(d.push(frag(3, 0, true, &whole[..16])).is_none());
+        let got = d.push(frag(4, 16, true, &whole[16..24])).expect("complete");
+        assert_eq!(got.payload, whole);
+        assert_eq!(got.frame, 4);
+    }
+}
