@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use data_encoding::{BASE64, HEXUPPER};
+use data_encoding::{BASE32HEX_NOPAD, BASE64, HEXUPPER};
 
 use crate::codes::Qtype;
 use crate::ingest::dns::{read_name, DecodeError};
@@ -114,8 +114,213 @@ pub fn render(
             let sig = msg.get(p..end).ok_or(DecodeError::BadRdata)?;
             let _ = write!(out, " {}", BASE64.encode(sig));
         }
+        // RFC 1183, RFC 2163, RFC 2230: preference and a name
+        Qtype(18) | Qtype(21) | Qtype(36) => {
+            let _ = write!(out, "{} ", be16(rd, 0)?);
+            expect_end(name(msg, start + 2, out)?, end)?;
+        }
+        // RP (RFC 1183): two names
+        Qtype(17) => {
+            let p = name(msg, start, out)?;
+            out.push(' ');
+            expect_end(name(msg, p, out)?, end)?;
+        }
+        // CDS (RFC 7344) like DS; CDNSKEY like DNSKEY
+        Qtype(59) => return render(msg, Qtype::DS, start, len, out),
+        Qtype(60) => return render(msg, Qtype::DNSKEY, start, len, out),
+        // NSEC (RFC 4034 §4.2): next owner name and type bitmap
+        Qtype(47) => {
+            let p = name(msg, start, out)?;
+            type_bitmap(msg.get(p..end).ok_or(DecodeError::BadRdata)?, out)?;
+        }
+        // NSEC3 (RFC 5155 §3.3) and NSEC3PARAM (§4.3)
+        Qtype(50) | Qtype(51) => {
+            let salt_len = *rd.get(4).ok_or(DecodeError::BadRdata)? as usize;
+            let salt = rd.get(5..5 + salt_len).ok_or(DecodeError::BadRdata)?;
+            let salt = if salt.is_empty() {
+                "-".to_string()
+            } else {
+                HEXUPPER.encode(salt)
+            };
+            let _ = write!(out, "{} {} {} {salt}", rd[0], rd[1], be16(rd, 2)?);
+            if rtype == Qtype(50) {
+                let p = 5 + salt_len;
+                let hash_len = *rd.get(p).ok_or(DecodeError::BadRdata)? as usize;
+                let hash = rd
+                    .get(p + 1..p + 1 + hash_len)
+                    .ok_or(DecodeError::BadRdata)?;
+                let _ = write!(out, " {}", BASE32HEX_NOPAD.encode(hash));
+                type_bitmap(&rd[p + 1 + hash_len..], out)?;
+            } else if rd.len() != 5 + salt_len {
+                return Err(DecodeError::BadRdata);
+            }
+        }
+        // SSHFP (RFC 4255), TLSA (RFC 6698), SMIMEA (RFC 8162): small numbers, then hex
+        Qtype(44) | Qtype(52) | Qtype(53) => {
+            let n = if rtype == Qtype(44) { 2 } else { 3 };
+            if rd.len() < n {
+                return Err(DecodeError::BadRdata);
+            }
+            for b in &rd[..n] {
+                let _ = write!(out, "{b} ");
+            }
+            out.push_str(&HEXUPPER.encode(&rd[n..]));
+        }
+        // NAPTR (RFC 3403 §4.1)
+        Qtype(35) => {
+            let _ = write!(out, "{} {} ", be16(rd, 0)?, be16(rd, 2)?);
+            let mut p = 4;
+            for _ in 0..3 {
+                p = character_string(rd, p, out)?;
+                out.push(' ');
+            }
+            expect_end(name(msg, start + p, out)?, end)?;
+        }
+        // URI (RFC 7553)
+        Qtype(256) => {
+            let _ = write!(out, "{} {} ", be16(rd, 0)?, be16(rd, 2)?);
+            quoted(&rd[4..], out);
+        }
+        // SVCB and HTTPS (RFC 9460 §2.2)
+        Qtype(64) | Qtype(65) => {
+            let _ = write!(out, "{} ", be16(rd, 0)?);
+            let p = name(msg, start + 2, out)?;
+            svc_params(msg.get(p..end).ok_or(DecodeError::BadRdata)?, out)?;
+        }
+        // LOC (RFC 1876 §3)
+        Qtype(29) => loc(rd, out)?,
+        // DHCID (RFC 4701), OPENPGPKEY (RFC 7929): base64
+        Qtype(49) | Qtype(61) => out.push_str(&BASE64.encode(rd)),
         _ => render_generic(rd, out),
     }
+    Ok(())
+}
+
+/// The type bitmap of NSEC/NSEC3 (RFC 4034 §4.1.2), each type after a space.
+fn type_bitmap(mut b: &[u8], out: &mut String) -> Result<(), DecodeError> {
+    while !b.is_empty() {
+        let (window, len) = (
+            *b.first().ok_or(DecodeError::BadRdata)? as u16,
+            *b.get(1).ok_or(DecodeError::BadRdata)? as usize,
+        );
+        let bits = b
+            .get(2..2 + len)
+            .filter(|_| (1..=32).contains(&len))
+            .ok_or(DecodeError::BadRdata)?;
+        for (i, byte) in bits.iter().enumerate() {
+            for bit in 0..8 {
+                if byte & (0x80 >> bit) != 0 {
+                    let _ = write!(out, " {}", Qtype(window * 256 + (i * 8 + bit) as u16));
+                }
+            }
+        }
+        b = &b[2 + len..];
+    }
+    Ok(())
+}
+
+/// SvcParams (RFC 9460 §2.2): ` key=value` each, known keys in their own form.
+fn svc_params(mut b: &[u8], out: &mut String) -> Result<(), DecodeError> {
+    while !b.is_empty() {
+        let key = be16(b, 0)?;
+        let len = be16(b, 2)? as usize;
+        let v = b.get(4..4 + len).ok_or(DecodeError::BadRdata)?;
+        match key {
+            0 => {
+                out.push_str(" mandatory=");
+                let keys: Result<Vec<String>, _> =
+                    v.chunks(2).map(|k| be16(k, 0).map(svc_key)).collect();
+                out.push_str(&keys?.join(","));
+            }
+            1 => {
+                out.push_str(" alpn=");
+                let mut p = 0;
+                let mut ids = Vec::new();
+                while p < v.len() {
+                    let l = v[p] as usize;
+                    let id = v.get(p + 1..p + 1 + l).ok_or(DecodeError::BadRdata)?;
+                    ids.push(String::from_utf8_lossy(id).replace(',', "\\,"));
+                    p += 1 + l;
+                }
+                out.push_str(&ids.join(","));
+            }
+            2 if v.is_empty() => out.push_str(" no-default-alpn"),
+            3 => {
+                let _ = write!(
+                    out,
+                    " port={}",
+                    be16(v, 0)
+                        .ok()
+                        .filter(|_| len == 2)
+                        .ok_or(DecodeError::BadRdata)?
+                );
+            }
+            4 if len % 4 == 0 && len > 0 => {
+                let a: Vec<String> = v
+                    .chunks(4)
+                    .map(|c| Ipv4Addr::new(c[0], c[1], c[2], c[3]).to_string())
+                    .collect();
+                let _ = write!(out, " ipv4hint={}", a.join(","));
+            }
+            5 => {
+                let _ = write!(out, " ech={}", BASE64.encode(v));
+            }
+            6 if len % 16 == 0 && len > 0 => {
+                let a: Vec<String> = v
+                    .chunks(16)
+                    .map(|c| Ipv6Addr::from(<[u8; 16]>::try_from(c).unwrap_or([0; 16])).to_string())
+                    .collect();
+                let _ = write!(out, " ipv6hint={}", a.join(","));
+            }
+            _ => {
+                let _ = write!(out, " {}=", svc_key(key));
+                quoted(v, out);
+            }
+        }
+        b = &b[4 + len..];
+    }
+    Ok(())
+}
+
+fn svc_key(k: u16) -> String {
+    match k {
+        0 => "mandatory".into(),
+        1 => "alpn".into(),
+        2 => "no-default-alpn".into(),
+        3 => "port".into(),
+        4 => "ipv4hint".into(),
+        5 => "ech".into(),
+        6 => "ipv6hint".into(),
+        n => format!("key{n}"),
+    }
+}
+
+/// LOC (RFC 1876 §3): `42 21 54.000 N 71 6 18.000 W -24.00m 30.00m 10000.00m 10.00m`.
+fn loc(rd: &[u8], out: &mut String) -> Result<(), DecodeError> {
+    if rd.len() != 16 || rd[0] != 0 {
+        return Err(DecodeError::BadRdata);
+    }
+    let size = |b: u8| -> f64 { (b >> 4) as f64 * 10f64.powi((b & 0xf) as i32) / 100.0 };
+    let angle = |v: u32, pos: char, neg: char| -> String {
+        let ms = v as i64 - (1i64 << 31);
+        let (h, ms) = (if ms < 0 { neg } else { pos }, ms.abs());
+        format!(
+            "{} {} {:.3} {h}",
+            ms / 3_600_000,
+            ms / 60_000 % 60,
+            (ms % 60_000) as f64 / 1000.0
+        )
+    };
+    let lat = angle(be32(rd, 4)?, 'N', 'S');
+    let lon = angle(be32(rd, 8)?, 'E', 'W');
+    let alt = (be32(rd, 12)? as f64 - 10_000_000.0) / 100.0;
+    let _ = write!(
+        out,
+        "{lat} {lon} {alt:.2}m {:.2}m {:.2}m {:.2}m",
+        size(rd[1]),
+        size(rd[2]),
+        size(rd[3])
+    );
     Ok(())
 }
 
@@ -242,6 +447,22 @@ mod tests {
         let mut out = String::new();
         render(rd, Qtype::TXT, 0, rd.len(), &mut out).expect("valid TXT");
         assert_eq!(out, "\"abc\" \"d\\\"\"");
+    }
+
+    #[test]
+    fn nsec_bitmap_and_svcb_params() {
+        // NSEC: next name "a." then window 0 with A (1), MX (15), RRSIG (46), NSEC (47)
+        let rd = [1, b'a', 0, 0, 6, 0x40, 0x01, 0, 0, 0, 0x03];
+        let mut out = String::new();
+        render(&rd, Qtype(47), 0, rd.len(), &mut out).expect("valid NSEC");
+        assert_eq!(out, "a. A MX RRSIG NSEC");
+        // HTTPS 1 . alpn=h2,h3 port=8443 (RFC 9460 appendix D style)
+        let rd = [
+            0, 1, 0, 0, 1, 0, 6, 2, b'h', b'2', 2, b'h', b'3', 0, 3, 0, 2, 0x20, 0xfb,
+        ];
+        let mut out = String::new();
+        render(&rd, Qtype(65), 0, rd.len(), &mut out).expect("valid HTTPS");
+        assert_eq!(out, "1 . alpn=h2,h3 port=8443");
     }
 
     #[test]
