@@ -6,6 +6,7 @@ use anyhow::Context;
 
 use crate::cli::{thousands, IngestArgs};
 use crate::ingest::capture::Problem;
+use crate::ingest::dns::DecodeError;
 use crate::ingest::{self, describe_problem, IngestConfig};
 
 pub fn run(a: IngestArgs) -> anyhow::Result<ExitCode> {
@@ -46,7 +47,7 @@ pub fn run(a: IngestArgs) -> anyhow::Result<ExitCode> {
     let packets = report.total(|c| c.packets);
     let secs = report.elapsed.as_secs_f64();
     eprintln!(
-        "dnsq: {} packets → {} DNS messages → {} transactions ({} answered, {} unanswered, {} response only; {} malformed) in {:.2} s ({} packets/s)",
+        "dnsq: {} packets → {} DNS messages → {} transactions ({} answered, {} unanswered, {} response only; {} malformed{}{}) in {:.2} s ({} packets/s)",
         thousands(packets),
         thousands(report.total(|c| c.dns_messages)),
         thousands(report.total(|c| c.answered + c.unanswered + c.response_only)),
@@ -54,6 +55,8 @@ pub fn run(a: IngestArgs) -> anyhow::Result<ExitCode> {
         thousands(report.total(|c| c.unanswered)),
         thousands(report.total(|c| c.response_only)),
         thousands(report.total(|c| c.malformed)),
+        malformed_reasons(&report),
+        not_decoded(&report),
         secs,
         thousands((packets as f64 / secs.max(1e-9)) as u64),
     );
@@ -62,4 +65,31 @@ pub fn run(a: IngestArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// `: truncated 2, bad_pointer 1` after the malformed count, when there are any.
+fn malformed_reasons(report: &ingest::IngestReport) -> String {
+    let names = DecodeError::ALL
+        .iter()
+        .map(|e| e.name())
+        .chain(["too_short", "cut"]);
+    let parts: Vec<String> = names
+        .enumerate()
+        .filter_map(|(i, name)| {
+            let n = report.total(|c| c.malformed_by[i]);
+            (n > 0).then(|| format!("{name} {}", thousands(n)))
+        })
+        .collect();
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", parts.join(", "))
+    }
+}
+
+fn not_decoded(report: &ingest::IngestReport) -> String {
+    match report.total(|c| c.not_decoded) {
+        0 => String::new(),
+        n => format!("; {} not decoded", thousands(n)),
+    }
 }

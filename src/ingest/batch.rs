@@ -9,7 +9,8 @@ use arrow::array::{
 };
 
 use crate::error::Result;
-use crate::ingest::correlate::{Observed, Transaction};
+use crate::ingest::correlate::Transaction;
+use crate::ingest::dns::Answer;
 use crate::ingest::schema::{rr_fields, TRANSACTIONS};
 
 /// Last label of a lower-cased qname; `None` for the root.
@@ -79,14 +80,18 @@ pub fn build(txs: &[Transaction], captures: &[String]) -> Result<RecordBatch> {
     let mut rsize = Int32Builder::with_capacity(n);
     let mut edns_size = Int32Builder::with_capacity(n);
     let mut edns_do = BooleanBuilder::with_capacity(n);
+    let mut edns_version = Int32Builder::with_capacity(n);
     let mut ecs = StringBuilder::new();
+    let mut ecs_scope = Int32Builder::with_capacity(n);
+    let mut client_cookie = StringBuilder::new();
+    let mut server_cookie = StringBuilder::new();
+    let mut nsid = StringBuilder::new();
+    let mut padding = Int32Builder::with_capacity(n);
     let mut ede_code = Int32Builder::with_capacity(n);
     let mut ede_text = StringBuilder::new();
-    let rr = rr_fields();
-    let mut answers =
-        ListBuilder::new(StructBuilder::from_fields(rr.clone(), 0)).with_field(Arc::new(
-            arrow::datatypes::Field::new("element", arrow::datatypes::DataType::Struct(rr), true),
-        ));
+    let mut answers = rr_list_builder();
+    let mut authority = rr_list_builder();
+    let mut additional = rr_list_builder();
     let mut malformed = BooleanBuilder::with_capacity(n);
     let mut capture = StringBuilder::with_capacity(n, n * 16);
     let mut qframe = Int64Builder::with_capacity(n);
@@ -151,17 +156,24 @@ pub fn build(txs: &[Transaction], captures: &[String]) -> Result<RecordBatch> {
         let qedns = q.and_then(|q| q.msg.edns.as_ref());
         edns_size.append_option(qedns.map(|e| e.udp_size as i32));
         edns_do.append_option(qedns.map(|e| e.do_bit));
-        ecs.append_option(qedns.and_then(|e| e.ecs.as_deref()));
         let redns = r.and_then(|r| r.msg.edns.as_ref());
+        edns_version.append_option(qedns.or(redns).map(|e| e.version as i32));
+        ecs.append_option(qedns.and_then(|e| e.ecs.as_deref()));
+        ecs_scope.append_option(redns.and_then(|e| e.ecs_scope.map(i32::from)));
+        client_cookie.append_option(qedns.or(redns).and_then(|e| e.client_cookie.as_deref()));
+        server_cookie.append_option(redns.and_then(|e| e.server_cookie.as_deref()));
+        nsid.append_option(redns.and_then(|e| e.nsid.as_deref()));
+        padding.append_option(
+            redns
+                .and_then(|e| e.padding)
+                .or(qedns.and_then(|e| e.padding))
+                .map(i32::from),
+        );
         ede_code.append_option(redns.and_then(|e| e.ede_code.map(i32::from)));
         ede_text.append_option(redns.and_then(|e| e.ede_text.as_deref()));
-        match r {
-            Some(r) => {
-                append_answers(&mut answers, r);
-                answers.append(true);
-            }
-            None => answers.append(false),
-        }
+        append_rrs(&mut answers, r.map(|r| &r.msg.answers));
+        append_rrs(&mut authority, r.map(|r| &r.msg.authority));
+        append_rrs(&mut additional, r.map(|r| &r.msg.additional));
         malformed
             .append_value(q.is_some_and(|q| q.msg.malformed) || r.is_some_and(|r| r.msg.malformed));
         capture.append_value(&captures[first.capture as usize]);
@@ -206,10 +218,18 @@ pub fn build(txs: &[Transaction], captures: &[String]) -> Result<RecordBatch> {
         Arc::new(rsize.finish()),
         Arc::new(edns_size.finish()),
         Arc::new(edns_do.finish()),
+        Arc::new(edns_version.finish()),
         Arc::new(ecs.finish()),
+        Arc::new(ecs_scope.finish()),
+        Arc::new(client_cookie.finish()),
+        Arc::new(server_cookie.finish()),
+        Arc::new(nsid.finish()),
+        Arc::new(padding.finish()),
         Arc::new(ede_code.finish()),
         Arc::new(ede_text.finish()),
         Arc::new(answers.finish()),
+        Arc::new(authority.finish()),
+        Arc::new(additional.finish()),
         Arc::new(malformed.finish()),
         Arc::new(capture.finish()),
         Arc::new(qframe.finish()),
@@ -218,9 +238,21 @@ pub fn build(txs: &[Transaction], captures: &[String]) -> Result<RecordBatch> {
     Ok(RecordBatch::try_new(TRANSACTIONS.clone(), columns)?)
 }
 
-fn append_answers(list: &mut ListBuilder<StructBuilder>, r: &Observed) {
+fn rr_list_builder() -> ListBuilder<StructBuilder> {
+    let rr = rr_fields();
+    ListBuilder::new(StructBuilder::from_fields(rr.clone(), 0)).with_field(Arc::new(
+        arrow::datatypes::Field::new("element", arrow::datatypes::DataType::Struct(rr), true),
+    ))
+}
+
+/// One list of records, or null without a response.
+fn append_rrs(list: &mut ListBuilder<StructBuilder>, rrs: Option<&Vec<Answer>>) {
+    let Some(rrs) = rrs else {
+        list.append(false);
+        return;
+    };
     let s = list.values();
-    for a in &r.msg.answers {
+    for a in rrs {
         s.field_builder::<StringBuilder>(0)
             .expect("name")
             .append_value(&a.name);
@@ -235,6 +267,7 @@ fn append_answers(list: &mut ListBuilder<StructBuilder>, r: &Observed) {
             .append_value(&a.data);
         s.append(true);
     }
+    list.append(true);
 }
 
 #[cfg(test)]

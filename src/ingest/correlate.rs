@@ -215,6 +215,8 @@ impl Correlator {
                             r.msg.size = r.msg.size.saturating_add(m.size);
                             r.msg.malformed |= m.malformed;
                             r.msg.answers.extend(m.answers);
+                            r.msg.authority.extend(m.authority);
+                            r.msg.additional.extend(m.additional);
                         }
                         return;
                     }
@@ -370,8 +372,11 @@ mod tests {
                 }),
                 edns: None,
                 answers: vec![],
+                authority: vec![],
+                additional: vec![],
                 size: 30,
                 malformed: false,
+                error: None,
             },
         }
     }

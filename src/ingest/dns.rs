@@ -16,7 +16,7 @@ use crate::ingest::rdata;
 
 /// Why a message could be read only in part. Small and `Copy`: per-packet
 /// errors are data, not failures.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DecodeError {
     /// The message ends before the field that starts at this offset.
     Truncated,
@@ -28,6 +28,27 @@ pub enum DecodeError {
     NameTooLong,
     /// RDATA that does not match its type's format.
     BadRdata,
+}
+
+impl DecodeError {
+    /// Every reason, in the order of `Malformed`'s counters.
+    pub const ALL: [DecodeError; 5] = [
+        DecodeError::Truncated,
+        DecodeError::BadLabel,
+        DecodeError::BadPointer,
+        DecodeError::NameTooLong,
+        DecodeError::BadRdata,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            DecodeError::Truncated => "truncated",
+            DecodeError::BadLabel => "bad_label",
+            DecodeError::BadPointer => "bad_pointer",
+            DecodeError::NameTooLong => "name_too_long",
+            DecodeError::BadRdata => "bad_rdata",
+        }
+    }
 }
 
 pub const HEADER_LEN: usize = 12;
@@ -49,8 +70,17 @@ pub struct Edns {
     pub do_bit: bool,
     /// Client subnet as `address/source-prefix`.
     pub ecs: Option<String>,
+    /// Client subnet SCOPE PREFIX-LENGTH (set by servers, RFC 7871 §6).
+    pub ecs_scope: Option<u8>,
     pub ede_code: Option<u16>,
     pub ede_text: Option<String>,
+    /// DNS Cookie (RFC 7873 §4): client cookie and, if present, server cookie, in hex.
+    pub client_cookie: Option<String>,
+    pub server_cookie: Option<String>,
+    /// Name server identifier (RFC 5001): the text when printable, else hex.
+    pub nsid: Option<String>,
+    /// Length of the Padding option (RFC 7830).
+    pub padding: Option<u16>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,9 +140,14 @@ pub struct DnsMessage {
     pub question: Option<Question>,
     pub edns: Option<Edns>,
     pub answers: Vec<Answer>,
+    /// Authority and additional sections (the OPT pseudo-record left out).
+    pub authority: Vec<Answer>,
+    pub additional: Vec<Answer>,
     /// Message length in octets.
     pub size: u32,
     pub malformed: bool,
+    /// Why the message could be read only in part.
+    pub error: Option<DecodeError>,
 }
 
 fn u16_at(msg: &[u8], pos: usize) -> Result<u16, DecodeError> {
@@ -240,11 +275,15 @@ pub fn decode(msg: &[u8], render_answers: bool) -> Option<DnsMessage> {
         question: None,
         edns: None,
         answers: Vec::new(),
+        authority: Vec::new(),
+        additional: Vec::new(),
         size: msg.len() as u32,
         malformed: false,
+        error: None,
     };
-    if decode_sections(msg, &mut m, render_answers).is_err() {
+    if let Err(e) = decode_sections(msg, &mut m, render_answers) {
         m.malformed = true;
+        m.error = Some(e);
     }
     Some(m)
 }
@@ -279,58 +318,79 @@ fn decode_sections(
     }
     let mut answers_bad = false;
     for _ in 0..m.ancount {
-        if render_answers {
-            let mut name = String::new();
-            let name_end = read_name(msg, pos, &mut name, true)?;
-            if name.is_empty() {
-                name.push('.');
-            }
-            let (rtype, ttl, rd_start, rd_len) = rr_fixed(msg, name_end)?;
-            let mut data = String::new();
-            if rdata::render(msg, Qtype(rtype), rd_start, rd_len, &mut data).is_err() {
-                data.clear();
-                rdata::render_generic(&msg[rd_start..rd_start + rd_len], &mut data);
-                answers_bad = true;
-            }
-            m.answers.push(Answer {
-                name,
-                rtype: Qtype(rtype),
-                ttl,
-                data,
-            });
-            pos = rd_start + rd_len;
-        } else {
-            let (_, _, rd_start, rd_len) = rr_fixed(msg, skip_name(msg, pos)?)?;
-            pos = rd_start + rd_len;
-        }
+        pos = read_rr(msg, pos, render_answers, &mut m.answers, &mut answers_bad)?;
     }
     for _ in 0..m.nscount {
-        let (_, _, rd_start, rd_len) = rr_fixed(msg, skip_name(msg, pos)?)?;
-        pos = rd_start + rd_len;
+        pos = read_rr(msg, pos, render_answers, &mut m.authority, &mut answers_bad)?;
     }
     for _ in 0..m.arcount {
         let name_end = skip_name(msg, pos)?;
         let (rtype, ttl, rd_start, rd_len) = rr_fixed(msg, name_end)?;
-        if rtype == Qtype::OPT.0 && m.edns.is_none() {
-            let udp_size = u16_at(msg, name_end + 2)?;
-            let ext_rcode = (ttl >> 24) as u16;
-            m.rcode = Rcode((ext_rcode << 4) | m.flags.rcode_low());
-            let mut edns = Edns {
-                udp_size,
-                version: (ttl >> 16) as u8,
-                do_bit: ttl & 0x8000 != 0,
-                ..Edns::default()
-            };
-            let opts = decode_options(&msg[rd_start..rd_start + rd_len], &mut edns);
-            m.edns = Some(edns);
-            opts?;
+        if rtype == Qtype::OPT.0 {
+            if m.edns.is_none() {
+                let udp_size = u16_at(msg, name_end + 2)?;
+                let ext_rcode = (ttl >> 24) as u16;
+                m.rcode = Rcode((ext_rcode << 4) | m.flags.rcode_low());
+                let mut edns = Edns {
+                    udp_size,
+                    version: (ttl >> 16) as u8,
+                    do_bit: ttl & 0x8000 != 0,
+                    ..Edns::default()
+                };
+                let opts = decode_options(&msg[rd_start..rd_start + rd_len], &mut edns);
+                m.edns = Some(edns);
+                opts?;
+            }
+            pos = rd_start + rd_len;
+        } else {
+            pos = read_rr(
+                msg,
+                pos,
+                render_answers,
+                &mut m.additional,
+                &mut answers_bad,
+            )?;
         }
-        pos = rd_start + rd_len;
     }
     if answers_bad {
         return Err(DecodeError::BadRdata);
     }
     Ok(())
+}
+
+/// Reads the resource record at `pos` (rendered into `into` when `render`);
+/// returns the offset after it. RDATA that does not parse as its type is kept
+/// in the generic form and sets `bad`.
+fn read_rr(
+    msg: &[u8],
+    pos: usize,
+    render: bool,
+    into: &mut Vec<Answer>,
+    bad: &mut bool,
+) -> Result<usize, DecodeError> {
+    if !render {
+        let (_, _, rd_start, rd_len) = rr_fixed(msg, skip_name(msg, pos)?)?;
+        return Ok(rd_start + rd_len);
+    }
+    let mut name = String::new();
+    let name_end = read_name(msg, pos, &mut name, true)?;
+    if name.is_empty() {
+        name.push('.');
+    }
+    let (rtype, ttl, rd_start, rd_len) = rr_fixed(msg, name_end)?;
+    let mut data = String::new();
+    if rdata::render(msg, Qtype(rtype), rd_start, rd_len, &mut data).is_err() {
+        data.clear();
+        rdata::render_generic(&msg[rd_start..rd_start + rd_len], &mut data);
+        *bad = true;
+    }
+    into.push(Answer {
+        name,
+        rtype: Qtype(rtype),
+        ttl,
+        data,
+    });
+    Ok(rd_start + rd_len)
 }
 
 /// Reads TYPE, TTL and RDLENGTH after an owner name ending at `pos`;
@@ -353,7 +413,29 @@ fn decode_options(mut opts: &[u8], edns: &mut Edns) -> Result<(), DecodeError> {
         let len = u16_at(opts, 2)? as usize;
         let data = opts.get(4..4 + len).ok_or(DecodeError::Truncated)?;
         match code {
-            8 => edns.ecs = Some(render_ecs(data)?),
+            8 => {
+                edns.ecs_scope = data.get(3).copied();
+                edns.ecs = Some(render_ecs(data)?);
+            }
+            3 => {
+                edns.nsid = Some(
+                    if !data.is_empty() && data.iter().all(|b| b.is_ascii_graphic() || *b == b' ') {
+                        String::from_utf8_lossy(data).into_owned()
+                    } else {
+                        data_encoding::HEXLOWER.encode(data)
+                    },
+                );
+            }
+            10 => {
+                if !(8..=40).contains(&len) {
+                    return Err(DecodeError::BadRdata);
+                }
+                edns.client_cookie = Some(data_encoding::HEXLOWER.encode(&data[..8]));
+                if len > 8 {
+                    edns.server_cookie = Some(data_encoding::HEXLOWER.encode(&data[8..]));
+                }
+            }
+            12 => edns.padding = Some(len as u16),
             15 if len >= 2 => {
                 edns.ede_code = Some(u16::from_be_bytes([data[0], data[1]]));
                 let text = String::from_utf8_lossy(&data[2..]);

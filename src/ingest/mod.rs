@@ -67,6 +67,9 @@ pub struct CaptureReport {
     pub packets: u64,
     pub dns_messages: u64,
     pub malformed: u64,
+    /// Malformed messages by reason: the `DecodeError`s in `DecodeError::ALL`
+    /// order, then messages shorter than a header, then UDP payloads cut short.
+    pub malformed_by: [u64; 7],
     pub not_decoded: u64,
     pub answered: u64,
     pub unanswered: u64,
@@ -98,6 +101,7 @@ struct Counts {
     packets: u64,
     dns_messages: u64,
     malformed: u64,
+    malformed_by: [u64; 7],
     not_decoded: u64,
     first_ts: Option<i64>,
     last_ts: Option<i64>,
@@ -108,6 +112,9 @@ impl std::ops::AddAssign for Counts {
         self.packets += o.packets;
         self.dns_messages += o.dns_messages;
         self.malformed += o.malformed;
+        for (a, b) in self.malformed_by.iter_mut().zip(o.malformed_by) {
+            *a += b;
+        }
         self.not_decoded += o.not_decoded;
         self.first_ts = match (self.first_ts, o.first_ts) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -219,6 +226,14 @@ fn observe(bytes: &[u8], n: &mut Counts, at: Observed0, cut: bool) -> Option<Obs
     match dns::decode(bytes, true) {
         Some(mut msg) => {
             msg.malformed |= cut;
+            if let Some(e) = msg.error {
+                n.malformed_by[dns::DecodeError::ALL
+                    .iter()
+                    .position(|x| *x == e)
+                    .unwrap_or(0)] += 1;
+            } else if cut {
+                n.malformed_by[6] += 1;
+            }
             n.dns_messages += 1;
             n.malformed += msg.malformed as u64;
             Some(Observed {
@@ -235,6 +250,7 @@ fn observe(bytes: &[u8], n: &mut Counts, at: Observed0, cut: bool) -> Option<Obs
         }
         None => {
             n.malformed += 1;
+            n.malformed_by[5] += 1;
             None
         }
     }
@@ -515,6 +531,7 @@ fn run_in_pool(cfg: &IngestConfig, report: &mut IngestReport) -> Result<()> {
             packets: n.packets,
             dns_messages: n.dns_messages,
             malformed: n.malformed,
+            malformed_by: n.malformed_by,
             not_decoded: n.not_decoded,
             answered: by_status[i][0],
             unanswered: by_status[i][1],
@@ -583,6 +600,13 @@ fn captures_batch(caps: &[CaptureReport]) -> Result<RecordBatch> {
         i(&|c| c.packets),
         i(&|c| c.dns_messages),
         i(&|c| c.malformed),
+        i(&|c| c.malformed_by[0]),
+        i(&|c| c.malformed_by[1]),
+        i(&|c| c.malformed_by[2]),
+        i(&|c| c.malformed_by[3]),
+        i(&|c| c.malformed_by[4]),
+        i(&|c| c.malformed_by[5]),
+        i(&|c| c.malformed_by[6]),
         i(&|c| c.not_decoded),
         i(&|c| c.answered),
         i(&|c| c.unanswered),

@@ -28,6 +28,8 @@ pub const REG_DOMAIN: &str = "reg_domain";
 pub const OPCODE: &str = "opcode";
 pub const RCODE: &str = "rcode";
 pub const ANSWERS: &str = "answers";
+pub const AUTHORITY: &str = "authority";
+pub const ADDITIONAL: &str = "additional";
 pub const CAPTURE: &str = "capture";
 pub const QUERY_FRAME: &str = "query_frame";
 pub const RESPONSE_FRAME: &str = "response_frame";
@@ -87,10 +89,18 @@ pub fn transaction_columns() -> Vec<(&'static str, DataType, bool, &'static str)
         ("response_size", DataType::Int32, true, "DNS message length of the response in bytes"),
         ("edns_udp_size", DataType::Int32, true, "UDP payload size of the query's OPT record; null when it has none"),
         ("edns_do", DataType::Boolean, true, "DNSSEC OK bit of the query's OPT record; null when it has none"),
+        ("edns_version", DataType::Int32, true, "EDNS version of the query's OPT record (the response's when no query)"),
         ("ecs", DataType::Utf8, true, "EDNS Client Subnet of the query, e.g. 198.51.100.0/24"),
+        ("ecs_scope", DataType::Int32, true, "EDNS Client Subnet scope prefix length set by the response"),
+        ("client_cookie", DataType::Utf8, true, "DNS Cookie (RFC 7873) client cookie of the query, hex"),
+        ("server_cookie", DataType::Utf8, true, "DNS Cookie server cookie of the response, hex"),
+        ("nsid", DataType::Utf8, true, "NSID (RFC 5001) of the response: text when printable, else hex"),
+        ("padding", DataType::Int32, true, "length of the EDNS Padding option (RFC 7830) of the response, else of the query"),
         ("ede_code", DataType::Int32, true, "Extended DNS Error info code of the response (RFC 8914)"),
         ("ede_text", DataType::Utf8, true, "Extended DNS Error extra text of the response"),
-        (ANSWERS, rr_list, true, "the response's answer section: list of {name, type, ttl, data}, data in presentation form"),
+        (ANSWERS, rr_list.clone(), true, "the response's answer section: list of {name, type, ttl, data}, data in presentation form"),
+        (AUTHORITY, rr_list.clone(), true, "the response's authority section, as answers"),
+        (ADDITIONAL, rr_list, true, "the response's additional section without the OPT record, as answers"),
         ("malformed", DataType::Boolean, false, "a message of this transaction could be read only in part"),
         (CAPTURE, DataType::Utf8, false, "file the query (or lone response) came from"),
         (QUERY_FRAME, DataType::Int64, true, "1-based frame number of the query in that file, as Wireshark numbers them"),
@@ -118,6 +128,13 @@ pub fn capture_columns() -> Vec<(&'static str, DataType, bool, &'static str)> {
         ("packets", DataType::Int64, false, "packet records read"),
         ("dns_messages", DataType::Int64, false, "DNS messages decoded"),
         ("malformed", DataType::Int64, false, "DNS messages read only in part, or too short to read"),
+        ("malformed_truncated", DataType::Int64, false, "malformed: a section ends past the message (counts larger than the message, truncated RDATA)"),
+        ("malformed_bad_label", DataType::Int64, false, "malformed: a label type other than a plain label or a pointer (a length over 63)"),
+        ("malformed_bad_pointer", DataType::Int64, false, "malformed: a compression pointer out of bounds or in a loop"),
+        ("malformed_name_too_long", DataType::Int64, false, "malformed: a name over 255 octets"),
+        ("malformed_bad_rdata", DataType::Int64, false, "malformed: RDATA (or an EDNS option) that does not fit its type's format"),
+        ("malformed_too_short", DataType::Int64, false, "malformed: a payload on a DNS port shorter than a DNS header, dropped"),
+        ("malformed_cut", DataType::Int64, false, "malformed: a UDP payload shorter than its UDP length (snaplen cut, bad length)"),
         ("not_decoded", DataType::Int64, false, "DNS-port packets not decoded: unknown link types, IP fragments, bad headers"),
         ("answered", DataType::Int64, false, "transactions with status answered whose query came from this file"),
         ("unanswered", DataType::Int64, false, "transactions with status unanswered"),
