@@ -1,0 +1,104 @@
+//! Properties: the DNS decoder never panics on arbitrary bytes; any split,
+//! reordering or duplication of a TCP byte stream yields the same messages;
+//! a frame decoder fed garbage never panics.
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+use std::net::IpAddr;
+
+use dnsq::ingest::capture::Frame;
+use dnsq::ingest::tcp_stream::{TcpReassembler, TcpSegment};
+use dnsq::ingest::{dns, link};
+use proptest::prelude::*;
+
+/// A length-prefixed DNS query for `name` with id `id`.
+fn framed(id: u16, name: &str) -> Vec<u8> {
+    let mut m = id.to_be_bytes().to_vec();
+    m.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
+    for l in name.split('.') {
+        m.push(l.len() as u8);
+        m.extend_from_slice(l.as_bytes());
+    }
+    m.extend_from_slice(&[0, 0, 1, 0, 1]);
+    let mut f = (m.len() as u16).to_be_bytes().to_vec();
+    f.extend(m);
+    f
+}
+
+fn segment(frame: u64, seq: u32, payload: Vec<u8>) -> TcpSegment {
+    let a: IpAddr = "192.0.2.1".parse().unwrap();
+    let b: IpAddr = "192.0.2.53".parse().unwrap();
+    TcpSegment {
+        ts_ns: frame as i64,
+        capture: 0,
+        frame,
+        src: a,
+        dst: b,
+        sport: 40000,
+        dport: 53,
+        seq,
+        syn: false,
+        fin: false,
+        rst: false,
+        payload,
+    }
+}
+
+fn messages(segs: Vec<TcpSegment>) -> Vec<Vec<u8>> {
+    let mut r = TcpReassembler::new();
+    let mut out = vec![];
+    for s in segs {
+        r.push(s, &mut out);
+    }
+    out.into_iter().map(|m| m.bytes).collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn decode_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+        if let Some(m) = dns::decode(&bytes, true) {
+            prop_assert!(m.size as usize == bytes.len());
+        }
+    }
+
+    #[test]
+    fn frame_decode_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300), lt in prop_oneof![Just(0u32), Just(1), Just(101), Just(113), Just(276), Just(228), Just(229), Just(108)]) {
+        let f = Frame { ts_ns: 0, linktype: lt, number: 1, data: &bytes };
+        let _ = link::decode_frame(&f, &[53]);
+    }
+
+    #[test]
+    fn any_split_reorder_or_duplication_gives_the_same_messages(
+        names in proptest::collection::vec("[a-z]{1,20}(\\.[a-z]{1,10}){0,3}", 1..8),
+        cuts in proptest::collection::vec(any::<prop::sample::Index>(), 0..12),
+        swaps in proptest::collection::vec((any::<prop::sample::Index>(), any::<prop::sample::Index>()), 0..6),
+        dups in proptest::collection::vec(any::<prop::sample::Index>(), 0..4),
+        isn in any::<u32>(),
+    ) {
+        let stream: Vec<u8> = names.iter().enumerate().flat_map(|(i, n)| framed(i as u16, n)).collect();
+        let want: Vec<Vec<u8>> = names.iter().enumerate().map(|(i, n)| framed(i as u16, n)[2..].to_vec()).collect();
+        // cut the stream at arbitrary points
+        let mut points: Vec<usize> = cuts.iter().map(|c| c.index(stream.len())).collect();
+        points.extend([0, stream.len()]);
+        points.sort();
+        points.dedup();
+        let mut pieces: Vec<(u32, Vec<u8>)> = points.windows(2).map(|w| (isn.wrapping_add(w[0] as u32), stream[w[0]..w[1]].to_vec())).collect();
+        // reorder a little (within what the reassembler waits for) and duplicate some
+        for (a, b) in &swaps {
+            let (i, j) = (a.index(pieces.len()), b.index(pieces.len()));
+            pieces.swap(i, j);
+        }
+        for d in &dups {
+            let p = pieces[d.index(pieces.len())].clone();
+            pieces.push(p);
+        }
+        let segs: Vec<TcpSegment> = pieces.into_iter().enumerate().map(|(i, (seq, p))| segment(i as u64 + 1, seq, p)).collect();
+        let mut first = segment(0, isn.wrapping_sub(1), vec![]);
+        first.syn = true;
+        let mut all = vec![first];
+        all.extend(segs);
+        prop_assert_eq!(messages(all), want);
+    }
+}
