@@ -148,6 +148,24 @@ fn every_format_gives_the_same_rows() {
                 false,
             ),
         ),
+        // QinQ: an 802.1ad outer tag (0x88a8) and an 802.1Q inner tag before the EtherType
+        (
+            "qinq.pcap",
+            legacy(
+                &recs
+                    .iter()
+                    .map(|(s, us, orig, d)| {
+                        let mut q = d[..12].to_vec();
+                        q.extend_from_slice(&[0x88, 0xa8, 0x00, 0x64, 0x81, 0x00, 0x00, 0x0b]);
+                        q.extend_from_slice(&d[12..]);
+                        (*s, *us, orig + 8, q)
+                    })
+                    .collect::<Vec<_>>(),
+                lt,
+                false,
+                false,
+            ),
+        ),
         ("sample.pcapng.xz", {
             let mut e = xz2::write::XzEncoder::new(Vec::new(), 1);
             std::io::Write::write_all(&mut e, &pcapng(&recs, lt)).unwrap();
