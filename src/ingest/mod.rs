@@ -256,6 +256,48 @@ fn observe(bytes: &[u8], n: &mut Counts, at: Observed0, cut: bool) -> Option<Obs
     }
 }
 
+/// Sends a decoded segment on: a UDP payload is decoded into `udp` now, a TCP
+/// segment is kept in `tcp` for stream reassembly.
+fn route(
+    seg: &link::Segment<'_>,
+    ts_ns: i64,
+    capture: u32,
+    frame: u64,
+    n: &mut Counts,
+    udp: &mut Vec<Observed>,
+    tcp: &mut Vec<TcpSegment>,
+) {
+    match seg.tcp {
+        None => {
+            let at = Observed0 {
+                ts_ns,
+                capture,
+                frame,
+                src: seg.src,
+                dst: seg.dst,
+                sport: seg.sport,
+                dport: seg.dport,
+                transport: Transport::Udp,
+            };
+            udp.extend(observe(seg.payload, n, at, seg.cut));
+        }
+        Some(t) => tcp.push(TcpSegment {
+            ts_ns,
+            capture,
+            frame,
+            src: seg.src,
+            dst: seg.dst,
+            sport: seg.sport,
+            dport: seg.dport,
+            seq: t.seq,
+            syn: t.syn,
+            fin: t.fin,
+            rst: t.rst,
+            payload: seg.payload.to_vec(),
+        }),
+    }
+}
+
 /// Decodes one chunk into DNS messages (UDP) and segments (TCP).
 fn decode_chunk(cap: &Capture, cap_idx: u32, chunk: &Chunk, ports: &[u16]) -> Decoded {
     let mut msgs = Vec::new();
@@ -289,35 +331,15 @@ fn decode_chunk(cap: &Capture, cap_idx: u32, chunk: &Chunk, ports: &[u16]) -> De
                 return;
             }
         };
-        match seg.tcp {
-            None => {
-                let at = Observed0 {
-                    ts_ns: frame.ts_ns,
-                    capture: cap_idx,
-                    frame: frame.number,
-                    src: seg.src,
-                    dst: seg.dst,
-                    sport: seg.sport,
-                    dport: seg.dport,
-                    transport: Transport::Udp,
-                };
-                msgs.extend(observe(seg.payload, &mut n, at, seg.cut));
-            }
-            Some(t) => segments.push(TcpSegment {
-                ts_ns: frame.ts_ns,
-                capture: cap_idx,
-                frame: frame.number,
-                src: seg.src,
-                dst: seg.dst,
-                sport: seg.sport,
-                dport: seg.dport,
-                seq: t.seq,
-                syn: t.syn,
-                fin: t.fin,
-                rst: t.rst,
-                payload: seg.payload.to_vec(),
-            }),
-        }
+        route(
+            &seg,
+            frame.ts_ns,
+            cap_idx,
+            frame.number,
+            &mut n,
+            &mut msgs,
+            &mut segments,
+        );
     });
     Decoded {
         capture: cap_idx as usize,
@@ -350,35 +372,15 @@ fn defragment(
             continue;
         };
         touched.insert(i);
-        match seg.tcp {
-            None => {
-                let at = Observed0 {
-                    ts_ns: d.ts_ns,
-                    capture: d.capture,
-                    frame: d.frame,
-                    src: d.src,
-                    dst: d.dst,
-                    sport: seg.sport,
-                    dport: seg.dport,
-                    transport: Transport::Udp,
-                };
-                udp[i].extend(observe(seg.payload, &mut counts[i], at, seg.cut));
-            }
-            Some(t) => tcp[i].push(TcpSegment {
-                ts_ns: d.ts_ns,
-                capture: d.capture,
-                frame: d.frame,
-                src: d.src,
-                dst: d.dst,
-                sport: seg.sport,
-                dport: seg.dport,
-                seq: t.seq,
-                syn: t.syn,
-                fin: t.fin,
-                rst: t.rst,
-                payload: seg.payload.to_vec(),
-            }),
-        }
+        route(
+            &seg,
+            d.ts_ns,
+            d.capture,
+            d.frame,
+            &mut counts[i],
+            &mut udp[i],
+            &mut tcp[i],
+        );
     }
     for (cap, lost) in defrag.finish() {
         counts[cap as usize].not_decoded += lost;
