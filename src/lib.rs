@@ -9,3 +9,4 @@ pub mod codes;
 pub mod error;
 pub mod ingest;
 pub mod query;
+pub mod synth;

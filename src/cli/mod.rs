@@ -46,6 +46,21 @@ Example: dnsq sql -f top_domains"
     Schema,
     /// Summarise a dataset: captures, transactions, time range.
     Info(InfoArgs),
+    /// Write a synthetic capture (deterministic, for scale tests and benchmarks).
+    #[command(hide = true)]
+    Synth(SynthArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SynthArgs {
+    /// Output pcap file
+    pub out: PathBuf,
+    /// Packets to write (about)
+    #[arg(long, default_value_t = 1_000_000)]
+    pub packets: u64,
+    /// Random seed: the same seed gives the same capture
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
 }
 
 #[derive(Debug, Args)]
@@ -132,6 +147,12 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Info(a) => info::run(a),
+        Command::Synth(a) => {
+            let truth = crate::synth::generate(&a.out, a.packets, a.seed)?;
+            let body: Vec<String> = truth.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
+            write_stdout(format!("{{{}}}\n", body.join(",")).as_bytes())?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

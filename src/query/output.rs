@@ -17,6 +17,47 @@ pub enum Format {
     Parquet,
 }
 
+/// CSV has no lists or structs: such columns become their display text
+/// (`[{name: a.example, type: A, ttl: 300, data: 192.0.2.1}]`), as in the table format.
+fn flatten_nested(b: &RecordBatch) -> Result<RecordBatch> {
+    use arrow::array::{ArrayRef, StringBuilder};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use arrow::util::display::{ArrayFormatter, FormatOptions};
+    if !b
+        .schema()
+        .fields()
+        .iter()
+        .any(|f| f.data_type().is_nested())
+    {
+        return Ok(b.clone());
+    }
+    let options = FormatOptions::default().with_null("");
+    let mut fields = Vec::new();
+    let mut columns: Vec<ArrayRef> = Vec::new();
+    for (f, col) in b.schema().fields().iter().zip(b.columns()) {
+        if f.data_type().is_nested() {
+            let fmt = ArrayFormatter::try_new(col.as_ref(), &options)?;
+            let mut s = StringBuilder::with_capacity(col.len(), col.len() * 32);
+            for i in 0..col.len() {
+                if col.is_null(i) {
+                    s.append_null();
+                } else {
+                    s.append_value(fmt.value(i).to_string());
+                }
+            }
+            fields.push(Field::new(f.name(), DataType::Utf8, true));
+            columns.push(std::sync::Arc::new(s.finish()));
+        } else {
+            fields.push(f.as_ref().clone());
+            columns.push(col.clone());
+        }
+    }
+    Ok(RecordBatch::try_new(
+        std::sync::Arc::new(Schema::new(fields)),
+        columns,
+    )?)
+}
+
 /// Writes one statement's result to `w`.
 pub fn write_result(r: &StatementResult, format: Format, w: &mut dyn Write) -> Result<()> {
     let batches: Vec<RecordBatch> = if r.batches.is_empty() {
@@ -32,7 +73,7 @@ pub fn write_result(r: &StatementResult, format: Format, w: &mut dyn Write) -> R
         Format::Csv => {
             let mut cw = arrow::csv::WriterBuilder::new().with_header(true).build(w);
             for b in &batches {
-                cw.write(b)?;
+                cw.write(&flatten_nested(b)?)?;
             }
         }
         Format::Json => {
