@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# End-to-end benchmark, side by side in one run on the same capture:
+#   dnsq ingest with 1 and 2 threads, tshark's own pairing (-T fields with dns.time),
+#   output size, peak RSS, and every saved query in dnsq sql and in DuckDB on the same files.
+# Writes docs/BENCHMARKS.md. Usage: benches/e2e.sh [PACKETS]   (default 2000000)
+# Needs tshark (Debian package) and the venv of .ci/run (duckdb). DNSQ_BIN=path skips the
+# release build and measures that binary instead.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/dnsq-target}
+venv=${DNSQ_VENV:-$HOME/.cache/dnsq-venv}
+packets=${1:-2000000}
+if [ -z "${DNSQ_BIN:-}" ]; then cargo build --release -q; fi
+dnsq=${DNSQ_BIN:-$CARGO_TARGET_DIR/release/dnsq}
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+"$dnsq" synth "$work/cap.pcap" --packets "$packets" --seed 1 > "$work/truth.json"
+cap_bytes=$(stat -c %s "$work/cap.pcap")
+recs=$(python3 -c "import json;print(json.load(open('$work/truth.json'))['packets'])")
+
+# seconds and peak RSS (KiB) of a command
+measure() { /usr/bin/time -f "%e %M" -o "$work/time" "$@" > /dev/null 2> "$work/stderr"; cat "$work/time"; }
+
+read -r t1 rss1 < <(measure "$dnsq" ingest --threads 1 -o "$work/ds1" "$work/cap.pcap")
+read -r t2 rss2 < <(measure "$dnsq" ingest --threads 2 -o "$work/ds2" "$work/cap.pcap")
+read -r tt rsst < <(measure tshark -r "$work/cap.pcap" -n -T fields -e frame.number -e dns.id -e dns.qry.name -e dns.time)
+out_bytes=$(du -sb "$work/ds2/transactions" | cut -f1)
+rows=$("$dnsq" sql -d "$work/ds2" --format csv "select count(*) from transactions" | tail -1)
+
+{
+  echo "# Benchmarks"
+  echo
+  echo "Produced by \`benches/e2e.sh $packets\` on $(date -u +%Y-%m-%d). Machine: $(nproc) cores,"
+  echo "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(free -g | awk '/Mem:/{print $2}') GiB; shared and noisy, so"
+  echo "every figure on a page comes from the same run. Capture: \`dnsq synth --seed 1\`, $recs packets,"
+  echo "$cap_bytes bytes; $rows transactions."
+  echo
+  echo "## Ingest"
+  echo
+  echo "| tool | seconds | packets/s | peak RSS |"
+  echo "|---|---|---|---|"
+  awk -v r="$recs" -v t="$t1" -v m="$rss1" 'BEGIN{printf "| dnsq ingest --threads 1 | %.2f | %.0f | %.0f MiB |\n", t, r/t, m/1024}'
+  awk -v r="$recs" -v t="$t2" -v m="$rss2" 'BEGIN{printf "| dnsq ingest --threads 2 | %.2f | %.0f | %.0f MiB |\n", t, r/t, m/1024}'
+  awk -v r="$recs" -v t="$tt" -v m="$rsst" 'BEGIN{printf "| tshark -T fields with dns.time | %.2f | %.0f | %.0f MiB |\n", t, r/t, m/1024}'
+  echo
+  awk -v a="$t1" -v b="$t2" -v t="$tt" -v o="$out_bytes" -v c="$cap_bytes" 'BEGIN{printf "Scaling 1 → 2 threads: %.2fx. Speed-up over tshark (2 threads): %.1fx. Parquet output: %.1f%% of the pcap.\n", a/b, t/b, 100*o/c}'
+  echo
+  echo "## Saved queries ($rows transactions)"
+  echo
+  echo "| query | dnsq sql (s) | DuckDB (s) |"
+  echo "|---|---|---|"
+  for q in queries/*.sql; do
+    name=$(basename "$q" .sql)
+    read -r ts _ < <(measure "$dnsq" sql -d "$work/ds2" -f "$q")
+    td=$("$venv/bin/python" - "$work/ds2" "$q" <<'PY'
+import sys, time, duckdb
+con = duckdb.connect()
+con.execute(f"create view transactions as select * from read_parquet('{sys.argv[1]}/transactions/*/*.parquet', hive_partitioning = true)")
+sql = open(sys.argv[2]).read()
+t = time.perf_counter(); con.execute(sql).fetchall(); print(f"{time.perf_counter() - t:.2f}")
+PY
+)
+    echo "| $name | $ts | $td |"
+  done
+  echo
+  echo "dnsq sql times include starting the process and planning; DuckDB's are the query alone, from Python."
+} > docs/BENCHMARKS.md
+cat docs/BENCHMARKS.md
