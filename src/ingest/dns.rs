@@ -31,7 +31,7 @@ pub enum DecodeError {
 }
 
 impl DecodeError {
-    /// Every reason, in the order of `Malformed`'s counters.
+    /// Every reason, in discriminant order (`e as usize` indexes per-reason counters).
     pub const ALL: [DecodeError; 5] = [
         DecodeError::Truncated,
         DecodeError::BadLabel,

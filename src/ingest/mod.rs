@@ -227,10 +227,7 @@ fn observe(bytes: &[u8], n: &mut Counts, at: Observed0, cut: bool) -> Option<Obs
         Some(mut msg) => {
             msg.malformed |= cut;
             if let Some(e) = msg.error {
-                n.malformed_by[dns::DecodeError::ALL
-                    .iter()
-                    .position(|x| *x == e)
-                    .unwrap_or(0)] += 1;
+                n.malformed_by[e as usize] += 1;
             } else if cut {
                 n.malformed_by[6] += 1;
             }
