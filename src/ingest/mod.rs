@@ -127,9 +127,19 @@ impl std::ops::AddAssign for Counts {
     }
 }
 
-/// Expands directories into the captures they hold (sorted by name; files
-/// that are not captures are listed in `not_captures`) and opens each.
-fn open_inputs(inputs: &[PathBuf], not_captures: &mut Vec<String>) -> Result<Vec<Capture>> {
+/// Expands directories into the captures they hold (files that are not
+/// captures are listed in `not_captures`), opens each and walks its record
+/// headers into chunks of `chunk_bytes`, once.
+fn open_inputs(
+    inputs: &[PathBuf],
+    chunk_bytes: usize,
+    not_captures: &mut Vec<String>,
+) -> Result<Vec<(Capture, capture::Walk)>> {
+    let open = |p: &Path| -> Result<(Capture, capture::Walk)> {
+        let c = Capture::open(p)?;
+        let w = c.walk(chunk_bytes);
+        Ok((c, w))
+    };
     let mut out = Vec::new();
     for input in inputs {
         if input.is_dir() {
@@ -146,8 +156,8 @@ fn open_inputs(inputs: &[PathBuf], not_captures: &mut Vec<String>) -> Result<Vec
             files.sort();
             let mut caps = Vec::new();
             for f in files {
-                match Capture::open(&f) {
-                    Ok(c) => caps.push(c),
+                match open(&f) {
+                    Ok(cw) => caps.push(cw),
                     Err(e @ (Error::UnknownCapture { .. } | Error::EmptyCapture { .. })) => {
                         not_captures.push(e.to_string())
                     }
@@ -155,23 +165,21 @@ fn open_inputs(inputs: &[PathBuf], not_captures: &mut Vec<String>) -> Result<Vec
                 }
             }
             // a directory of rotated files: in order of their first packet
-            caps.sort_by_cached_key(first_timestamp);
+            caps.sort_by_cached_key(|(c, w)| first_timestamp(c, w));
             out.extend(caps);
         } else {
-            out.push(Capture::open(input)?);
+            out.push(open(input)?);
         }
     }
     Ok(out)
 }
 
-fn first_timestamp(c: &Capture) -> Option<i64> {
-    let walk = c.walk(usize::MAX);
+/// Time of the first packet: only the first chunk is read.
+fn first_timestamp(c: &Capture, walk: &capture::Walk) -> Option<i64> {
     let mut first = None;
     if let Some(chunk) = walk.chunks.first() {
         c.frames(chunk, |f| {
-            if first.is_none() {
-                first = Some(f.ts_ns);
-            }
+            first.get_or_insert(f.ts_ns);
         });
     }
     first
@@ -445,29 +453,27 @@ pub fn run(cfg: &IngestConfig) -> Result<IngestReport> {
 }
 
 fn run_in_pool(cfg: &IngestConfig, report: &mut IngestReport) -> Result<()> {
-    let opened = open_inputs(&cfg.inputs, &mut report.not_captures)?;
+    let opened = open_inputs(&cfg.inputs, cfg.chunk_bytes, &mut report.not_captures)?;
     let hashes: Vec<String> = opened
         .par_iter()
-        .map(|c| hex(&Sha256::digest(&c.bytes[..])))
+        .map(|(c, _)| hex(&Sha256::digest(&c.bytes[..])))
         .collect();
     let known = write::ingested_hashes(&cfg.out)?;
     let mut caps = Vec::new();
+    let mut walks = Vec::new();
     let mut seen = std::collections::HashSet::new();
-    for (c, h) in opened.into_iter().zip(hashes) {
+    for ((c, w), h) in opened.into_iter().zip(hashes) {
         if known.contains(&h) || !seen.insert(h.clone()) {
             report.already_ingested.push(c.path.clone());
         } else {
             caps.push((c, h));
+            walks.push(w);
         }
     }
     if caps.is_empty() {
         return Ok(());
     }
 
-    let walks: Vec<capture::Walk> = caps
-        .par_iter()
-        .map(|(c, _)| c.walk(cfg.chunk_bytes))
-        .collect();
     let jobs: Vec<(usize, &Chunk)> = walks
         .iter()
         .enumerate()
