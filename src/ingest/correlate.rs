@@ -269,11 +269,6 @@ impl Correlator {
         }
     }
 
-    /// Takes the transactions closed so far.
-    pub fn drain(&mut self) -> Vec<Transaction> {
-        std::mem::take(&mut self.out)
-    }
-
     /// Ends the input: every outstanding query becomes `unanswered`.
     pub fn finish(mut self) -> Vec<Transaction> {
         while !self.order.is_empty() {

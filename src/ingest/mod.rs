@@ -216,49 +216,22 @@ struct Decoded {
     counts: Counts,
 }
 
-/// Where and when a message was seen, before it is decoded.
-#[derive(Clone, Copy)]
-struct Observed0 {
-    ts_ns: i64,
-    capture: u32,
-    frame: u64,
-    src: std::net::IpAddr,
-    dst: std::net::IpAddr,
-    sport: u16,
-    dport: u16,
-    transport: Transport,
-}
-
-/// Decodes a DNS message into an `Observed`, counting it.
-fn observe(bytes: &[u8], n: &mut Counts, at: Observed0, cut: bool) -> Option<Observed> {
-    match dns::decode(bytes, true) {
-        Some(mut msg) => {
-            msg.malformed |= cut;
-            if let Some(e) = msg.error {
-                n.malformed_by[e as usize] += 1;
-            } else if cut {
-                n.malformed_by[6] += 1;
-            }
-            n.dns_messages += 1;
-            n.malformed += msg.malformed as u64;
-            Some(Observed {
-                ts_ns: at.ts_ns,
-                capture: at.capture,
-                frame: at.frame,
-                src: at.src,
-                dst: at.dst,
-                sport: at.sport,
-                dport: at.dport,
-                transport: at.transport,
-                msg,
-            })
-        }
-        None => {
-            n.malformed += 1;
-            n.malformed_by[5] += 1;
-            None
-        }
+/// Decodes a DNS message, counting it (and why it is malformed, if it is).
+fn observe(bytes: &[u8], n: &mut Counts, cut: bool) -> Option<dns::DnsMessage> {
+    let Some(mut msg) = dns::decode(bytes, true) else {
+        n.malformed += 1;
+        n.malformed_by[5] += 1;
+        return None;
+    };
+    msg.malformed |= cut;
+    if let Some(e) = msg.error {
+        n.malformed_by[e as usize] += 1;
+    } else if cut {
+        n.malformed_by[6] += 1;
     }
+    n.dns_messages += 1;
+    n.malformed += msg.malformed as u64;
+    Some(msg)
 }
 
 /// Sends a decoded segment on: a UDP payload is decoded into `udp` now, a TCP
@@ -273,19 +246,17 @@ fn route(
     tcp: &mut Vec<TcpSegment>,
 ) {
     match seg.tcp {
-        None => {
-            let at = Observed0 {
-                ts_ns,
-                capture,
-                frame,
-                src: seg.src,
-                dst: seg.dst,
-                sport: seg.sport,
-                dport: seg.dport,
-                transport: Transport::Udp,
-            };
-            udp.extend(observe(seg.payload, n, at, seg.cut));
-        }
+        None => udp.extend(observe(seg.payload, n, seg.cut).map(|msg| Observed {
+            ts_ns,
+            capture,
+            frame,
+            src: seg.src,
+            dst: seg.dst,
+            sport: seg.sport,
+            dport: seg.dport,
+            transport: Transport::Udp,
+            msg,
+        })),
         Some(t) => tcp.push(TcpSegment {
             ts_ns,
             capture,
@@ -408,17 +379,19 @@ fn reassemble(segments: Vec<Vec<TcpSegment>>, counts: &mut [Counts]) -> Vec<Vec<
     }
     for m in messages {
         let i = m.capture as usize;
-        let at = Observed0 {
-            ts_ns: m.ts_ns,
-            capture: m.capture,
-            frame: m.frame,
-            src: m.src,
-            dst: m.dst,
-            sport: m.sport,
-            dport: m.dport,
-            transport: Transport::Tcp,
-        };
-        out[i].extend(observe(&m.bytes, &mut counts[i], at, false));
+        out[i].extend(
+            observe(&m.bytes, &mut counts[i], false).map(|msg| Observed {
+                ts_ns: m.ts_ns,
+                capture: m.capture,
+                frame: m.frame,
+                src: m.src,
+                dst: m.dst,
+                sport: m.sport,
+                dport: m.dport,
+                transport: Transport::Tcp,
+                msg,
+            }),
+        );
     }
     for (cap, loss) in reassembler.finish() {
         counts[cap as usize].not_decoded += loss.gaps + loss.partial;

@@ -336,10 +336,7 @@ fn name(msg: &[u8], pos: usize, out: &mut String) -> Result<usize, DecodeError> 
     let mut n = String::new();
     let after = read_name(msg, pos, &mut n, false)?;
     out.push_str(&n);
-    out.push('.');
-    if n.is_empty() {
-        // the root renders as "." alone
-    }
+    out.push('.'); // the root renders as "." alone
     Ok(after)
 }
 

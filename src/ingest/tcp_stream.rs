@@ -91,7 +91,9 @@ impl TcpReassembler {
     }
 
     /// Adds one segment; complete messages are appended to `out`.
-    pub fn push(&mut self, seg: TcpSegment, out: &mut Vec<StreamMessage>) {
+    pub fn push(&mut self, mut seg: TcpSegment, out: &mut Vec<StreamMessage>) {
+        // the bytes move into the stream; the rest of `seg` stamps the messages
+        let payload = std::mem::take(&mut seg.payload);
         let key = (seg.src, seg.sport, seg.dst, seg.dport);
         if self.streams.len() >= MAX_STREAMS && !self.streams.contains_key(&key) {
             let now = seg.ts_ns;
@@ -121,9 +123,9 @@ impl TcpReassembler {
                 last_ts: seg.ts_ns,
                 ..Stream::default()
             };
-        } else if !seg.payload.is_empty() {
+        } else if !payload.is_empty() {
             stream.next_seq.get_or_insert(seg.seq);
-            stream.add(seg.seq, seg.payload.clone(), seen, &mut emit);
+            stream.add(seg.seq, payload, seen, &mut emit);
             if stream.pending.len() > MAX_PENDING_SEGMENTS
                 || stream.pending_bytes > MAX_PENDING_BYTES
             {
