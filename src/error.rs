@@ -20,10 +20,13 @@ pub enum Error {
         offset: u64,
         what: String,
     },
+    #[cfg(feature = "engine")]
     #[error("writing parquet: {0}")]
     Parquet(#[from] parquet::errors::ParquetError),
+    #[cfg(feature = "engine")]
     #[error("building arrow data: {0}")]
     Arrow(#[from] arrow::error::ArrowError),
+    #[cfg(feature = "engine")]
     #[error("{0}")]
     DataFusion(#[from] datafusion::error::DataFusionError),
 }

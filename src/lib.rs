@@ -4,9 +4,11 @@
 //! Read side (`query`): dataset directory → DataFusion session → SQL results.
 #![deny(unsafe_code)]
 
+#[cfg(feature = "engine")]
 pub mod cli;
 pub mod codes;
 pub mod error;
 pub mod ingest;
+#[cfg(feature = "engine")]
 pub mod query;
 pub mod synth;

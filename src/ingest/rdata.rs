@@ -362,7 +362,7 @@ fn be32(b: &[u8], i: usize) -> Result<u32, DecodeError> {
 
 /// One <character-string> (RFC 1035 §3.3) at `p`, quoted; returns the offset after it.
 fn character_string(rd: &[u8], p: usize, out: &mut String) -> Result<usize, DecodeError> {
-    let len = rd[p] as usize;
+    let len = *rd.get(p).ok_or(DecodeError::BadRdata)? as usize;
     let s = rd.get(p + 1..p + 1 + len).ok_or(DecodeError::BadRdata)?;
     quoted(s, out);
     Ok(p + 1 + len)

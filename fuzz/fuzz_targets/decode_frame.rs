@@ -1,0 +1,58 @@
+//! The frame decoder (link, IP, UDP/TCP) on arbitrary bytes under every link
+//! type dnsq reads, down to the DNS decoder and IP fragment reassembly.
+#![no_main]
+
+use dnsq::ingest::capture::Frame;
+use dnsq::ingest::ip::{Defragmenter, OwnedFragment};
+use dnsq::ingest::link::{self, Packet};
+use dnsq::ingest::dns;
+use libfuzzer_sys::fuzz_target;
+
+/// Ethernet, BSD null, raw IP (three spellings), IPv4, IPv6, SLL, SLL2, loop.
+const LINKTYPES: [u32; 10] = [1, 0, 101, 12, 14, 228, 229, 113, 276, 108];
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&sel, rest)) = data.split_first() else {
+        return;
+    };
+    let mut defrag = Defragmenter::new();
+    // the input is one frame, or several when it holds 0xff 0xfe separators,
+    // so that fragments of one datagram can meet
+    for (i, bytes) in rest.split(|&b| b == 0xfe).enumerate() {
+        let frame = Frame {
+            ts_ns: i as i64 * 1_000,
+            linktype: LINKTYPES[sel as usize % LINKTYPES.len()],
+            number: i as u64 + 1,
+            data: bytes,
+        };
+        match link::decode_frame(&frame, &[53, 5353]) {
+            Ok(Packet::Whole(seg)) => {
+                assert!(seg.payload.len() <= bytes.len());
+                let _ = dns::decode(seg.payload, true);
+            }
+            Ok(Packet::Fragment(f)) => {
+                let owned = OwnedFragment {
+                    ts_ns: frame.ts_ns,
+                    capture: 0,
+                    frame: frame.number,
+                    src: f.src,
+                    dst: f.dst,
+                    id: f.id,
+                    proto: f.proto,
+                    offset: f.offset,
+                    more: f.more,
+                    data: f.data.to_vec(),
+                };
+                if let Some(d) = defrag.push(owned) {
+                    if let Ok(seg) =
+                        link::decode_transport(d.src, d.dst, d.proto, &d.payload, false, &[53])
+                    {
+                        let _ = dns::decode(seg.payload, true);
+                    }
+                }
+            }
+            Err(_) => {}
+        }
+    }
+    let _ = defrag.finish();
+});
