@@ -119,14 +119,20 @@ fn fuzz_findings_stay_fixed() {
             assert!(msg.malformed, "{name}: read as a whole message");
             seen += 1;
         } else if name.starts_with("decode_frame-") {
-            for lt in [0, 1, 101, 113, 276] {
+            // as fuzz/fuzz_targets/decode_frame.rs reads its input: a link
+            // type selector, then frames separated by 0xfe
+            const LINKTYPES: [u32; 10] = [1, 0, 101, 12, 14, 228, 229, 113, 276, 108];
+            let (sel, rest) = bytes.split_first().unwrap();
+            for (i, data) in rest.split(|&b| b == 0xfe).enumerate() {
                 let f = Frame {
                     ts_ns: 0,
-                    linktype: lt,
-                    number: 1,
-                    data: &bytes,
+                    linktype: LINKTYPES[*sel as usize % LINKTYPES.len()],
+                    number: i as u64 + 1,
+                    data,
                 };
-                let _ = link::decode_frame(&f, &[53]);
+                if let Ok(link::Packet::Whole(seg)) = link::decode_frame(&f, &[53, 5353]) {
+                    let _ = dns::decode(seg.payload, true);
+                }
             }
             seen += 1;
         }

@@ -7,7 +7,10 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let Some(msg) = dns::decode(data, true) else {
-        assert!(data.len() < 12, "only a message shorter than a header is refused");
+        assert!(
+            data.len() < 12,
+            "only a message shorter than a header is refused"
+        );
         return;
     };
     assert_eq!(msg.size as usize, data.len());

@@ -3,9 +3,9 @@
 #![no_main]
 
 use dnsq::ingest::capture::Frame;
+use dnsq::ingest::dns;
 use dnsq::ingest::ip::{Defragmenter, OwnedFragment};
 use dnsq::ingest::link::{self, Packet};
-use dnsq::ingest::dns;
 use libfuzzer_sys::fuzz_target;
 
 /// Ethernet, BSD null, raw IP (three spellings), IPv4, IPv6, SLL, SLL2, loop.

@@ -7,7 +7,7 @@
 
 use std::net::IpAddr;
 
-use etherparse::{EtherType, Ipv6ExtensionSlice, LaxNetSlice, LaxSlicedPacket};
+use etherparse::{EtherType, LaxNetSlice, LaxSlicedPacket};
 use pcap_parser::data::{get_packetdata, PacketData};
 use pcap_parser::Linktype;
 
@@ -85,6 +85,31 @@ pub enum Skip {
     Malformed,
 }
 
+/// The fragment header's (identification, byte offset, more fragments) among
+/// the IPv6 extension headers `exts`, the first of type `next` (RFC 8200 §4).
+/// Read here rather than with etherparse's extension iterator: on a header cut
+/// short, etherparse 0.21 indexes past its slice (found by fuzz/decode_frame).
+fn ipv6_fragment(mut next: u8, mut exts: &[u8]) -> Option<(u32, usize, bool)> {
+    loop {
+        let len = match next {
+            // fragment header: fixed 8 bytes
+            44 => {
+                let b = exts.get(..8)?;
+                let off = u16::from_be_bytes([b[2], b[3]]);
+                let id = u32::from_be_bytes([b[4], b[5], b[6], b[7]]);
+                return Some((id, (off >> 3) as usize * 8, off & 1 == 1));
+            }
+            // hop-by-hop, routing, destination options, mobility, HIP, shim6
+            0 | 43 | 60 | 135 | 139 | 140 => (*exts.get(1)? as usize + 1) * 8,
+            // authentication header: length in 4-octet units, minus 2
+            51 => (*exts.get(1)? as usize + 2) * 4,
+            _ => return None,
+        };
+        next = *exts.first()?;
+        exts = exts.get(len..)?;
+    }
+}
+
 /// Decodes a frame down to its transport payload if either port is in `ports`.
 pub fn decode_frame<'a>(frame: &Frame<'a>, ports: &[u16]) -> Result<Packet<'a>, Skip> {
     let data = frame.data;
@@ -133,16 +158,11 @@ pub fn decode_frame<'a>(frame: &Frame<'a>, ports: &[u16]) -> Result<Packet<'a>, 
         }
         Some(LaxNetSlice::Ipv6(ip)) => {
             let h = ip.header();
-            let mut frag = (0, 0, false);
-            for ext in ip.extensions().clone() {
-                if let Ipv6ExtensionSlice::Fragment(f) = ext {
-                    frag = (
-                        f.identification(),
-                        f.fragment_offset().value() as usize * 8,
-                        f.more_fragments(),
-                    );
-                }
-            }
+            let exts = ip.extensions();
+            let frag = exts
+                .first_header()
+                .and_then(|first| ipv6_fragment(first.0, exts.slice()))
+                .unwrap_or((0, 0, false));
             (
                 IpAddr::V6(h.source_addr()),
                 IpAddr::V6(h.destination_addr()),

@@ -12,13 +12,13 @@ use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMicr
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
-use super::{capture, correlate, dns, link, schema, write};
-use crate::error::{Error, Result};
 use super::capture::{Capture, Chunk, Problem};
 use super::correlate::{Correlator, Observed, Status};
 use super::ip::{Defragmenter, OwnedFragment};
 use super::link::{Packet, Skip, Transport};
 use super::tcp_stream::{TcpReassembler, TcpSegment};
+use super::{capture, correlate, dns, link, schema, write};
+use crate::error::{Error, Result};
 
 #[derive(Debug, Clone)]
 pub struct IngestConfig {
