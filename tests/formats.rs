@@ -247,6 +247,12 @@ fn standard_input_and_threads() {
     assert!(child.wait_with_output().unwrap().status.success());
     assert_eq!(sql(tmp.path(), ROWS), want);
     // many small chunks decoded on 1, 2 and 4 threads: the same rows
+    // paired in several shards, each writing a file every few hundred rows
+    assert_eq!(
+        rows_of(&[&sample()], &["--shards", "4", "--spool-rows", "1000"]),
+        want,
+        "4 shards"
+    );
     for threads in ["1", "2", "4"] {
         for chunk in ["1", "5000", "65536"] {
             assert_eq!(

@@ -32,6 +32,7 @@ fn segment(frame: u64, seq: u32, payload: Vec<u8>) -> TcpSegment {
         ts_ns: frame as i64,
         capture: 0,
         frame,
+        pos: frame,
         src: a,
         dst: b,
         sport: 40000,

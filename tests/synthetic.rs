@@ -33,9 +33,19 @@ fn ingest_finds_exactly_what_the_generator_wrote() {
     for extra in [
         &["--threads", "2"][..],
         &["--threads", "1", "--chunk-bytes", "100000"],
+        // pairing in 3 shards, each writing a file every 10,000 rows
+        &["--threads", "2", "--shards", "3", "--spool-rows", "30000"],
     ] {
         let ds = tmp.path().join(format!("ds{}", extra.len()));
         ingest(&ds, &[&cap], extra);
+        if extra.contains(&"--shards") {
+            // every shard wrote several sorted files of at most 10,000 rows
+            let files = walk_files(&ds.join("transactions"));
+            assert!(
+                files >= 3 * (t("queries") as usize / 3 / 10_000),
+                "{files} files"
+            );
+        }
         let r = sql(&ds, q);
         let n: Vec<i64> = r[1].iter().map(|x| x.parse().unwrap()).collect();
         assert_eq!(n[0], t("answered"));
@@ -60,4 +70,18 @@ fn ingest_finds_exactly_what_the_generator_wrote() {
             ),
         }
     }
+}
+
+fn walk_files(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk_files(&p)
+            } else {
+                usize::from(p.extension().is_some_and(|x| x == "parquet"))
+            }
+        })
+        .sum()
 }

@@ -34,6 +34,7 @@ fuzz_target!(|data: &[u8]| {
                 ts_ns: frame as i64 * 1_000_000,
                 capture: u32::from(flags >> 5 & 1),
                 frame,
+                pos: frame,
                 src,
                 dst,
                 sport,

@@ -14,6 +14,8 @@ pub fn run(a: IngestArgs) -> anyhow::Result<ExitCode> {
     let mut cfg = IngestConfig::new(a.captures.clone(), out.clone());
     cfg.threads = a.threads;
     cfg.chunk_bytes = a.chunk_bytes.max(1);
+    cfg.shards = a.shards;
+    cfg.spool_rows = a.spool_rows.max(1);
     cfg.match_timeout = a.match_timeout;
     for p in a.ports {
         if !cfg.ports.contains(&p) {

@@ -80,6 +80,12 @@ pub struct IngestArgs {
     /// Bytes of capture per parallel work unit (tests use small ones to get many chunks)
     #[arg(long, hide = true, default_value_t = crate::ingest::capture::CHUNK_BYTES)]
     pub chunk_bytes: usize,
+    /// Pairing shards (0: by input size); tests set it to check that rows do not depend on it
+    #[arg(long, hide = true, default_value_t = 0)]
+    pub shards: usize,
+    /// Rows held in memory before they are written as files (tests use few to get many files)
+    #[arg(long, hide = true, default_value_t = crate::ingest::SPOOL_ROWS)]
+    pub spool_rows: usize,
     /// Capture files, directories of captures, or `-` for standard input
     #[arg(required = true)]
     pub captures: Vec<PathBuf>,

@@ -236,7 +236,9 @@ impl Correlator {
     }
 
     /// Closes every query first seen more than the timeout before `now`.
-    fn expire(&mut self, now: i64) {
+    /// `push` does this with each message's own time; a caller that shards
+    /// the stream calls it with the times of the messages other shards got.
+    pub fn expire(&mut self, now: i64) {
         while let Some((first, _, _)) = self.order.front() {
             if now - *first <= self.timeout_ns {
                 break;
@@ -267,6 +269,34 @@ impl Correlator {
         if queue.is_empty() {
             self.pending.remove(&key);
         }
+    }
+
+    /// Hands over the transactions that are complete. A zone transfer still
+    /// receiving messages (within the timeout of `now`) and everything after
+    /// it stay, so that later messages can join it.
+    pub fn take_done(&mut self, now: i64) -> Vec<Transaction> {
+        let timeout = self.timeout_ns;
+        self.xfers
+            .retain(|_, (_, _, last)| now.saturating_sub(*last) <= timeout);
+        let keep = self
+            .xfers
+            .values()
+            .map(|(i, _, _)| *i)
+            .min()
+            .unwrap_or(self.out.len());
+        if keep == 0 {
+            return Vec::new();
+        }
+        for (i, _, _) in self.xfers.values_mut() {
+            *i -= keep;
+        }
+        let rest = self.out.split_off(keep);
+        std::mem::replace(&mut self.out, rest)
+    }
+
+    /// Outstanding queries.
+    pub fn pending(&self) -> usize {
+        self.live
     }
 
     /// Ends the input: every outstanding query becomes `unanswered`.

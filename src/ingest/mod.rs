@@ -21,4 +21,6 @@ pub mod tcp_stream;
 pub mod write;
 
 #[cfg(feature = "engine")]
-pub use pipeline::{dataset_dir, describe_problem, run, CaptureReport, IngestConfig, IngestReport};
+pub use pipeline::{
+    dataset_dir, describe_problem, run, CaptureReport, IngestConfig, IngestReport, SPOOL_ROWS,
+};

@@ -4,6 +4,7 @@
 //! messages of all captures into one stream in time order, pairs them, and
 //! writes the dataset.
 
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -13,11 +14,11 @@ use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
 use super::capture::{Capture, Chunk, Problem};
-use super::correlate::{Correlator, Observed, Status};
+use super::correlate::{Correlator, Observed, Status, Transaction};
 use super::ip::{Defragmenter, OwnedFragment};
 use super::link::{Packet, Skip, Transport};
-use super::tcp_stream::{TcpReassembler, TcpSegment};
-use super::{capture, correlate, dns, link, schema, write};
+use super::tcp_stream::{StreamMessage, TcpReassembler, TcpSegment};
+use super::{capture, dns, link, schema, write};
 use crate::error::{Error, Result};
 
 #[derive(Debug, Clone)]
@@ -30,6 +31,10 @@ pub struct IngestConfig {
     /// Ports that carry DNS (either side), 53 included.
     pub ports: Vec<u16>,
     pub chunk_bytes: usize,
+    /// Pairing shards; 0 chooses by input size (see `SHARD_INPUT_BYTES`).
+    pub shards: usize,
+    /// Rows held in memory, in all shards, before they are written as files.
+    pub spool_rows: usize,
 }
 
 impl IngestConfig {
@@ -41,6 +46,8 @@ impl IngestConfig {
             match_timeout: Duration::from_secs(10),
             ports: vec![53],
             chunk_bytes: capture::CHUNK_BYTES,
+            shards: 0,
+            spool_rows: SPOOL_ROWS,
         }
     }
 }
@@ -197,12 +204,29 @@ fn describe_format(c: &Capture) -> String {
     }
 }
 
-/// What one chunk decodes to: UDP messages, and TCP segments for reassembly.
+/// What a frame holds for DNS, kept in its capture's frame order: a message
+/// (UDP), a segment for TCP reassembly, or a fragment for IP reassembly.
+// Nearly every item is a message: boxing it would cost an allocation each.
+#[allow(clippy::large_enum_variant)]
+enum Item {
+    Msg(Observed),
+    Seg(TcpSegment),
+    Frag(OwnedFragment),
+}
+
+impl Item {
+    fn ts(&self) -> i64 {
+        match self {
+            Item::Msg(o) => o.ts_ns,
+            Item::Seg(s) => s.ts_ns,
+            Item::Frag(f) => f.ts_ns,
+        }
+    }
+}
+
+/// What one chunk decodes to.
 struct Decoded {
-    capture: usize,
-    msgs: Vec<Observed>,
-    segments: Vec<TcpSegment>,
-    fragments: Vec<OwnedFragment>,
+    items: Vec<Item>,
     counts: Counts,
 }
 
@@ -224,33 +248,35 @@ fn observe(bytes: &[u8], n: &mut Counts, cut: bool) -> Option<dns::DnsMessage> {
     Some(msg)
 }
 
-/// Sends a decoded segment on: a UDP payload is decoded into `udp` now, a TCP
-/// segment is kept in `tcp` for stream reassembly.
+/// A UDP payload is decoded into a message now; a TCP segment is kept whole
+/// for stream reassembly.
 fn route(
     seg: &link::Segment<'_>,
     ts_ns: i64,
     capture: u32,
     frame: u64,
     n: &mut Counts,
-    udp: &mut Vec<Observed>,
-    tcp: &mut Vec<TcpSegment>,
-) {
+) -> Option<Item> {
     match seg.tcp {
-        None => udp.extend(observe(seg.payload, n, seg.cut).map(|msg| Observed {
+        None => observe(seg.payload, n, seg.cut).map(|msg| {
+            Item::Msg(Observed {
+                ts_ns,
+                capture,
+                frame,
+                src: seg.src,
+                dst: seg.dst,
+                sport: seg.sport,
+                dport: seg.dport,
+                transport: Transport::Udp,
+                msg,
+            })
+        }),
+        Some(t) => Some(Item::Seg(TcpSegment {
             ts_ns,
             capture,
             frame,
-            src: seg.src,
-            dst: seg.dst,
-            sport: seg.sport,
-            dport: seg.dport,
-            transport: Transport::Udp,
-            msg,
-        })),
-        Some(t) => tcp.push(TcpSegment {
-            ts_ns,
-            capture,
-            frame,
+            // set when the segment takes its place in the merged stream
+            pos: 0,
             src: seg.src,
             dst: seg.dst,
             sport: seg.sport,
@@ -260,138 +286,310 @@ fn route(
             fin: t.fin,
             rst: t.rst,
             payload: seg.payload.to_vec(),
-        }),
+        })),
     }
 }
 
-/// Decodes one chunk into DNS messages (UDP) and segments (TCP).
+/// Decodes one chunk into its items, in frame order.
 fn decode_chunk(cap: &Capture, cap_idx: u32, chunk: &Chunk, ports: &[u16]) -> Decoded {
-    let mut msgs = Vec::new();
-    let mut segments = Vec::new();
-    let mut fragments = Vec::new();
+    let mut items = Vec::new();
     let mut n = Counts::default();
     cap.frames(chunk, |frame| {
         n.packets += 1;
         n.first_ts = Some(n.first_ts.map_or(frame.ts_ns, |t| t.min(frame.ts_ns)));
         n.last_ts = Some(n.last_ts.map_or(frame.ts_ns, |t| t.max(frame.ts_ns)));
-        let seg = match link::decode_frame(&frame, ports) {
-            Ok(Packet::Whole(s)) => s,
-            Ok(Packet::Fragment(f)) => {
-                fragments.push(OwnedFragment {
-                    ts_ns: frame.ts_ns,
-                    capture: cap_idx,
-                    frame: frame.number,
-                    src: f.src,
-                    dst: f.dst,
-                    id: f.id,
-                    proto: f.proto,
-                    offset: f.offset,
-                    more: f.more,
-                    data: f.data.to_vec(),
-                });
-                return;
+        match link::decode_frame(&frame, ports) {
+            Ok(Packet::Whole(seg)) => {
+                items.extend(route(&seg, frame.ts_ns, cap_idx, frame.number, &mut n));
             }
-            Err(Skip::OtherPort | Skip::NotIp) => return,
-            Err(Skip::UnknownLink(_) | Skip::Malformed) => {
-                n.not_decoded += 1;
-                return;
-            }
-        };
-        route(
-            &seg,
-            frame.ts_ns,
-            cap_idx,
-            frame.number,
-            &mut n,
-            &mut msgs,
-            &mut segments,
-        );
+            Ok(Packet::Fragment(f)) => items.push(Item::Frag(OwnedFragment {
+                ts_ns: frame.ts_ns,
+                capture: cap_idx,
+                frame: frame.number,
+                src: f.src,
+                dst: f.dst,
+                id: f.id,
+                proto: f.proto,
+                offset: f.offset,
+                more: f.more,
+                data: f.data.to_vec(),
+            })),
+            Err(Skip::OtherPort | Skip::NotIp) => {}
+            Err(Skip::UnknownLink(_) | Skip::Malformed) => n.not_decoded += 1,
+        }
     });
-    Decoded {
-        capture: cap_idx as usize,
-        msgs,
-        segments,
-        fragments,
-        counts: n,
+    Decoded { items, counts: n }
+}
+
+/// A run of whole records of one capture, waiting to be decoded.
+struct Piece {
+    cap: Arc<Capture>,
+    chunk: Chunk,
+    /// Time of its first record (`i64::MIN` when it holds none).
+    first_ts: i64,
+}
+
+impl Piece {
+    fn new(cap: Arc<Capture>, chunk: Chunk) -> Piece {
+        let mut first = None;
+        cap.frames(&chunk, |f| {
+            first.get_or_insert(f.ts_ns);
+        });
+        Piece {
+            cap,
+            chunk,
+            first_ts: first.unwrap_or(i64::MIN),
+        }
     }
 }
 
-/// Reassembles fragmented datagrams (all captures as one stream in time order)
-/// and adds their DNS to the UDP messages and TCP segments of each capture.
-fn defragment(
-    frags: Vec<Vec<OwnedFragment>>,
-    ports: &[u16],
-    counts: &mut [Counts],
-    udp: &mut [Vec<Observed>],
-    tcp: &mut [Vec<TcpSegment>],
-) {
-    if frags.iter().all(Vec::is_empty) {
-        return;
+/// One capture on its way through: pieces not yet decoded, pieces being
+/// decoded, and items decoded but not yet merged into the stream.
+struct Source {
+    pieces: std::vec::IntoIter<Chunk>,
+    cap: Arc<Capture>,
+    peeked: Option<Piece>,
+    /// First times of the pieces handed out and not yet back.
+    in_flight: VecDeque<i64>,
+    queue: VecDeque<Item>,
+}
+
+impl Source {
+    fn peek_ts(&mut self) -> Option<i64> {
+        if self.peeked.is_none() {
+            let chunk = self.pieces.next()?;
+            self.peeked = Some(Piece::new(self.cap.clone(), chunk));
+        }
+        self.peeked.as_ref().map(|p| p.first_ts)
     }
-    let mut defrag = Defragmenter::new();
-    let mut touched = std::collections::BTreeSet::new();
-    for f in correlate::merge_by_time(frags, |f: &OwnedFragment| f.ts_ns) {
-        let Some(d) = defrag.push(f) else { continue };
-        let i = d.capture as usize;
-        let Ok(seg) = link::decode_transport(d.src, d.dst, d.proto, &d.payload, false, ports)
-        else {
-            continue;
+
+    /// Time of the next item this source will give, and whether it is decoded.
+    fn head(&mut self) -> Option<(i64, bool)> {
+        if let Some(it) = self.queue.front() {
+            return Some((it.ts(), true));
+        }
+        if let Some(&ts) = self.in_flight.front() {
+            return Some((ts, false));
+        }
+        self.peek_ts().map(|ts| (ts, false))
+    }
+}
+
+/// The next pieces to decode: across captures, earliest first piece first.
+fn next_window(sources: &mut [Source], size: usize) -> Vec<(usize, Piece)> {
+    let mut out = Vec::with_capacity(size);
+    while out.len() < size {
+        let mut best: Option<(i64, usize)> = None;
+        for (i, s) in sources.iter_mut().enumerate() {
+            if let Some(ts) = s.peek_ts() {
+                if best.is_none_or(|b| (ts, i) < b) {
+                    best = Some((ts, i));
+                }
+            }
+        }
+        let Some((ts, i)) = best else { break };
+        let Some(p) = sources[i].peeked.take() else {
+            break;
         };
-        touched.insert(i);
-        route(
-            &seg,
-            d.ts_ns,
-            d.capture,
-            d.frame,
-            &mut counts[i],
-            &mut udp[i],
-            &mut tcp[i],
-        );
-    }
-    for (cap, lost) in defrag.finish() {
-        counts[cap as usize].not_decoded += lost;
-    }
-    // reassembled datagrams join each capture's own frame order
-    for i in touched {
-        udp[i].sort_by_key(|o| o.frame);
-        tcp[i].sort_by_key(|s| s.frame);
-    }
-}
-
-/// Reassembles the TCP segments of all captures (one stream in time order, so
-/// a connection may straddle rotated files) into DNS messages, per capture.
-fn reassemble(segments: Vec<Vec<TcpSegment>>, counts: &mut [Counts]) -> Vec<Vec<Observed>> {
-    let mut out: Vec<Vec<Observed>> = (0..segments.len()).map(|_| Vec::new()).collect();
-    let mut reassembler = TcpReassembler::new();
-    let mut messages = Vec::new();
-    for seg in correlate::merge_by_time(segments, |s: &TcpSegment| s.ts_ns) {
-        reassembler.push(seg, &mut messages);
-    }
-    for m in messages {
-        let i = m.capture as usize;
-        out[i].extend(
-            observe(&m.bytes, &mut counts[i], false).map(|msg| Observed {
-                ts_ns: m.ts_ns,
-                capture: m.capture,
-                frame: m.frame,
-                src: m.src,
-                dst: m.dst,
-                sport: m.sport,
-                dport: m.dport,
-                transport: Transport::Tcp,
-                msg,
-            }),
-        );
-    }
-    for (cap, loss) in reassembler.finish() {
-        counts[cap as usize].not_decoded += loss.gaps + loss.partial;
-    }
-    // messages come out when their stream allows; each capture's stay in frame order
-    for v in &mut out {
-        v.sort_by_key(|o| o.frame);
+        sources[i].in_flight.push_back(ts);
+        out.push((i, p));
     }
     out
 }
+
+/// Merges the decoded items of every capture into one stream in time order
+/// (each capture keeps its own frame order; ties go to the capture given
+/// first) as far as the decoded items allow, handing each to `f`.
+fn merge_ready(sources: &mut [Source], mut f: impl FnMut(Item)) {
+    if let [only] = sources {
+        only.queue.drain(..).for_each(f);
+        return;
+    }
+    loop {
+        let mut best: Option<(i64, usize, bool)> = None;
+        for (i, s) in sources.iter_mut().enumerate() {
+            if let Some((ts, ready)) = s.head() {
+                if best.is_none_or(|(bt, bi, _)| (ts, i) < (bt, bi)) {
+                    best = Some((ts, i, ready));
+                }
+            }
+        }
+        match best {
+            Some((_, i, true)) => {
+                if let Some(it) = sources[i].queue.pop_front() {
+                    f(it);
+                }
+            }
+            // the earliest item is still to be decoded (or there is none)
+            _ => return,
+        }
+    }
+}
+
+/// The sequential stage: IP and TCP reassembly, then each message, in the
+/// order of the frames that carry it, to the pairing shard of its endpoints.
+struct Router {
+    ports: Vec<u16>,
+    defrag: Defragmenter,
+    tcp: TcpReassembler,
+    stream_msgs: Vec<StreamMessage>,
+    counts: Vec<Counts>,
+    /// Items merged so far: the position of the next one in the stream.
+    pos: u64,
+    /// Messages not yet sent to a shard, with the position of their frame. A
+    /// TCP message that waited behind a hole in its stream comes out after
+    /// frames that follow it; it goes back in its place here.
+    held: Vec<(u64, Observed)>,
+    /// Per shard: (time to expire to first, message).
+    inputs: Vec<Vec<(i64, Observed)>>,
+    /// Per shard: latest time among the messages other shards got since its last one.
+    gap_max: Vec<i64>,
+}
+
+impl Router {
+    fn item(&mut self, it: Item) {
+        self.pos += 1;
+        let pos = self.pos;
+        match it {
+            Item::Msg(o) => self.held.push((pos, o)),
+            Item::Seg(s) => self.segment(s, pos),
+            Item::Frag(f) => {
+                let Some(d) = self.defrag.push(f) else { return };
+                let Ok(seg) =
+                    link::decode_transport(d.src, d.dst, d.proto, &d.payload, false, &self.ports)
+                else {
+                    return;
+                };
+                let n = &mut self.counts[d.capture as usize];
+                match route(&seg, d.ts_ns, d.capture, d.frame, n) {
+                    Some(Item::Msg(o)) => self.held.push((pos, o)),
+                    Some(Item::Seg(s)) => self.segment(s, pos),
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    fn segment(&mut self, mut s: TcpSegment, pos: u64) {
+        s.pos = pos;
+        let mut msgs = std::mem::take(&mut self.stream_msgs);
+        self.tcp.push(s, &mut msgs);
+        for m in msgs.drain(..) {
+            let n = &mut self.counts[m.capture as usize];
+            if let Some(msg) = observe(&m.bytes, n, false) {
+                self.held.push((
+                    m.pos,
+                    Observed {
+                        ts_ns: m.ts_ns,
+                        capture: m.capture,
+                        frame: m.frame,
+                        src: m.src,
+                        dst: m.dst,
+                        sport: m.sport,
+                        dport: m.dport,
+                        transport: Transport::Tcp,
+                        msg,
+                    },
+                ));
+            }
+        }
+        self.stream_msgs = msgs;
+    }
+
+    /// Sends on, in frame order, every held message that no message still
+    /// inside TCP reassembly can precede; at the end of the input, all.
+    fn release(&mut self, all: bool) {
+        let limit = match self.tcp.min_pending_pos() {
+            Some(p) if !all => p,
+            _ => u64::MAX,
+        };
+        self.held.sort_by_key(|(p, _)| *p);
+        let keep = self.held.partition_point(|(p, _)| *p < limit);
+        let rest = self.held.split_off(keep);
+        for (_, o) in std::mem::replace(&mut self.held, rest) {
+            self.dispatch(o);
+        }
+    }
+
+    /// Both directions of a conversation go to the same shard.
+    fn dispatch(&mut self, o: Observed) {
+        let shards = self.inputs.len();
+        let s = if shards == 1 {
+            0
+        } else {
+            use std::hash::{Hash, Hasher};
+            let (a, b) = ((o.src, o.sport), (o.dst, o.dport));
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            a.min(b).hash(&mut h);
+            a.max(b).hash(&mut h);
+            (h.finish() % shards as u64) as usize
+        };
+        let ts = o.ts_ns;
+        self.inputs[s].push((std::mem::replace(&mut self.gap_max[s], i64::MIN), o));
+        if shards > 1 {
+            for (i, g) in self.gap_max.iter_mut().enumerate() {
+                if i != s && ts > *g {
+                    *g = ts;
+                }
+            }
+        }
+    }
+}
+
+/// One shard of the pairing: its correlator and where its rows go.
+struct Shard {
+    correlator: Correlator,
+    spool: write::Spool,
+    /// Per capture: answered, unanswered, response only.
+    by_status: Vec<[u64; 3]>,
+}
+
+impl Shard {
+    /// Pairs one window's messages; `expire_to` is the latest time the other
+    /// shards saw after this shard's last message.
+    fn run(&mut self, input: Vec<(i64, Observed)>, expire_to: i64) -> Result<()> {
+        let mut now = i64::MIN;
+        for (expire, o) in input {
+            if expire != i64::MIN {
+                self.correlator.expire(expire);
+            }
+            now = now.max(o.ts_ns).max(expire);
+            self.correlator.push(o);
+        }
+        if expire_to != i64::MIN {
+            self.correlator.expire(expire_to);
+            now = now.max(expire_to);
+        }
+        let done = self.correlator.take_done(now);
+        self.spill(done)
+    }
+
+    fn spill(&mut self, txs: Vec<Transaction>) -> Result<()> {
+        for t in txs {
+            let s = match t.status {
+                Status::Answered => 0,
+                Status::Unanswered => 1,
+                Status::ResponseOnly => 2,
+            };
+            let c = t.first().capture as usize;
+            if self.by_status.len() <= c {
+                self.by_status.resize(c + 1, [0; 3]);
+            }
+            self.by_status[c][s] += 1;
+            self.spool.push(t)?;
+        }
+        Ok(())
+    }
+}
+
+/// Captures of at least this many bytes in all are paired in `SHARDS` shards
+/// (and written as that many files per day); smaller ingests in one. The
+/// count depends on the input only, so rows and file names do not depend on
+/// the thread count.
+const SHARD_INPUT_BYTES: u64 = 64 << 20;
+const SHARDS: usize = 4;
+/// Rows spooled in memory, in all shards, before they are written out.
+pub const SPOOL_ROWS: usize = 1 << 20;
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -410,12 +608,12 @@ pub fn run(cfg: &IngestConfig) -> Result<IngestReport> {
         .num_threads(threads)
         .build()
         .map_err(|e| Error::io(&cfg.out, std::io::Error::other(e)))?;
-    pool.install(|| run_in_pool(cfg, &mut report))?;
+    pool.install(|| run_in_pool(cfg, threads, &mut report))?;
     report.elapsed = started.elapsed();
     Ok(report)
 }
 
-fn run_in_pool(cfg: &IngestConfig, report: &mut IngestReport) -> Result<()> {
+fn run_in_pool(cfg: &IngestConfig, threads: usize, report: &mut IngestReport) -> Result<()> {
     let opened = open_inputs(&cfg.inputs, cfg.chunk_bytes, &mut report.not_captures)?;
     let hashes: Vec<String> = opened
         .par_iter()
@@ -429,7 +627,7 @@ fn run_in_pool(cfg: &IngestConfig, report: &mut IngestReport) -> Result<()> {
         if known.contains(&h) || !seen.insert(h.clone()) {
             report.already_ingested.push(c.path.clone());
         } else {
-            caps.push((c, h));
+            caps.push((Arc::new(c), h));
             walks.push(w);
         }
     }
@@ -437,58 +635,75 @@ fn run_in_pool(cfg: &IngestConfig, report: &mut IngestReport) -> Result<()> {
         return Ok(());
     }
 
-    let jobs: Vec<(usize, &Chunk)> = walks
+    let mut id_hash = Sha256::new();
+    let mut sorted: Vec<&String> = caps.iter().map(|(_, h)| h).collect();
+    sorted.sort();
+    for h in sorted {
+        id_hash.update(h.as_bytes());
+    }
+    let ingest_id = hex(&id_hash.finalize()[..8]);
+    let names: Arc<Vec<String>> = Arc::new(
+        caps.iter()
+            .map(|(c, _)| c.path.display().to_string())
+            .collect(),
+    );
+
+    let total_bytes: u64 = caps.iter().map(|(c, _)| c.bytes.len() as u64).sum();
+    let shards = match cfg.shards {
+        0 if total_bytes >= SHARD_INPUT_BYTES => SHARDS,
+        0 => 1,
+        n => n,
+    };
+    let mut shard_state: Vec<Shard> = (0..shards)
+        .map(|s| Shard {
+            correlator: Correlator::new(cfg.match_timeout.as_nanos() as i64),
+            spool: write::Spool::new(
+                &cfg.out,
+                format!("{ingest_id}-{s}"),
+                cfg.spool_rows / shards,
+                names.clone(),
+            ),
+            by_status: Vec::new(),
+        })
+        .collect();
+    let mut router = Router {
+        ports: cfg.ports.clone(),
+        defrag: Defragmenter::new(),
+        tcp: TcpReassembler::new(),
+        stream_msgs: Vec::new(),
+        counts: vec![Counts::default(); caps.len()],
+        pos: 0,
+        held: Vec::new(),
+        inputs: (0..shards).map(|_| Vec::new()).collect(),
+        gap_max: vec![i64::MIN; shards],
+    };
+    let mut sources: Vec<Source> = caps
         .iter()
-        .enumerate()
-        .flat_map(|(i, w)| w.chunks.iter().map(move |c| (i, c)))
-        .collect();
-    let decoded: Vec<Decoded> = jobs
-        .par_iter()
-        .map(|&(i, chunk)| decode_chunk(&caps[i].0, i as u32, chunk, &cfg.ports))
+        .zip(&walks)
+        .map(|((c, _), w)| Source {
+            pieces: w.chunks.clone().into_iter(),
+            cap: c.clone(),
+            peeked: None,
+            in_flight: VecDeque::new(),
+            queue: VecDeque::new(),
+        })
         .collect();
 
-    let mut counts = vec![Counts::default(); caps.len()];
-    let mut udp: Vec<Vec<Observed>> = (0..caps.len()).map(|_| Vec::new()).collect();
-    let mut tcp: Vec<Vec<TcpSegment>> = (0..caps.len()).map(|_| Vec::new()).collect();
-    let mut frags: Vec<Vec<OwnedFragment>> = (0..caps.len()).map(|_| Vec::new()).collect();
-    for d in decoded {
-        counts[d.capture] += d.counts;
-        udp[d.capture].extend(d.msgs);
-        tcp[d.capture].extend(d.segments);
-        frags[d.capture].extend(d.fragments);
-    }
-    defragment(frags, &cfg.ports, &mut counts, &mut udp, &mut tcp);
-    let tcp = reassemble(tcp, &mut counts);
-    // Each capture's UDP and TCP messages in frame order, then one stream in time
-    // order across captures, each keeping its own frame order.
-    let per_capture: Vec<Vec<Observed>> = udp
-        .into_iter()
-        .zip(tcp)
-        .map(|(u, t)| correlate::merge_by_frame(u, t))
-        .collect();
-    let stream = correlate::merge_by_time(per_capture, |o: &Observed| o.ts_ns);
+    let result = stream(cfg, threads, &mut sources, &mut router, &mut shard_state);
+    let staged = match result {
+        Ok(()) => finish(router, shard_state),
+        Err(e) => {
+            for s in shard_state {
+                s.spool.staged.abandon();
+            }
+            Err(e)
+        }
+    };
+    let (counts, by_status, mut staged) = staged?;
 
-    let mut correlator = Correlator::new(cfg.match_timeout.as_nanos() as i64);
-    for obs in stream {
-        correlator.push(obs);
-    }
-    let txs = correlator.finish();
-
-    let mut by_status = vec![[0u64; 3]; caps.len()];
-    for t in &txs {
-        let s = match t.status {
-            Status::Answered => 0,
-            Status::Unanswered => 1,
-            Status::ResponseOnly => 2,
-        };
-        by_status[t.first().capture as usize][s] += 1;
-    }
-    let names: Vec<String> = caps
-        .iter()
-        .map(|(c, _)| c.path.display().to_string())
-        .collect();
     for (i, ((c, h), w)) in caps.iter().zip(&walks).enumerate() {
         let n = counts[i];
+        let st = by_status.get(i).copied().unwrap_or_default();
         report.captures.push(CaptureReport {
             path: names[i].clone(),
             sha256: h.clone(),
@@ -501,31 +716,14 @@ fn run_in_pool(cfg: &IngestConfig, report: &mut IngestReport) -> Result<()> {
             malformed: n.malformed,
             malformed_by: n.malformed_by,
             not_decoded: n.not_decoded,
-            answered: by_status[i][0],
-            unanswered: by_status[i][1],
-            response_only: by_status[i][2],
+            answered: st[0],
+            unanswered: st[1],
+            response_only: st[2],
             problem: w.problem.clone(),
         });
     }
-
-    let mut id_hash = Sha256::new();
-    let mut sorted: Vec<&String> = caps.iter().map(|(_, h)| h).collect();
-    sorted.sort();
-    for h in sorted {
-        id_hash.update(h.as_bytes());
-    }
-    let ingest_id = hex(&id_hash.finalize()[..8]);
-
-    let mut staged = write::Staged::default();
-    let result = write::stage_transactions(&mut staged, &cfg.out, &ingest_id, txs, &names)
-        .and_then(|_| {
-            write::stage_captures(
-                &mut staged,
-                &cfg.out,
-                &ingest_id,
-                captures_batch(&report.captures)?,
-            )
-        });
+    let result = captures_batch(&report.captures)
+        .and_then(|b| write::stage_captures(&mut staged, &cfg.out, &ingest_id, b));
     match result {
         Ok(()) => {
             report.files_written = staged.commit()?;
@@ -536,6 +734,129 @@ fn run_in_pool(cfg: &IngestConfig, report: &mut IngestReport) -> Result<()> {
             Err(e)
         }
     }
+}
+
+/// Decodes window after window of pieces in parallel while the previous
+/// window is merged, reassembled and paired: memory holds a few windows, not
+/// the capture.
+fn stream(
+    cfg: &IngestConfig,
+    threads: usize,
+    sources: &mut [Source],
+    router: &mut Router,
+    shards: &mut [Shard],
+) -> Result<()> {
+    let window = threads * 2;
+    let mut ready: Option<Vec<(usize, Decoded)>> = None;
+    loop {
+        let pieces = next_window(sources, window);
+        if pieces.is_empty() && ready.is_none() {
+            return Ok(());
+        }
+        let ports = &cfg.ports;
+        let (decoded, paired) = rayon::join(
+            || {
+                pieces
+                    .par_iter()
+                    .map(|(i, p)| (*i, decode_chunk(&p.cap, *i as u32, &p.chunk, ports)))
+                    .collect::<Vec<_>>()
+            },
+            || match ready.take() {
+                Some(d) => pair_window(d, sources, router, shards),
+                None => Ok(()),
+            },
+        );
+        paired?;
+        ready = (!pieces.is_empty()).then_some(decoded);
+    }
+}
+
+/// Merges one decoded window into the stream, routes it and pairs it.
+fn pair_window(
+    decoded: Vec<(usize, Decoded)>,
+    sources: &mut [Source],
+    router: &mut Router,
+    shards: &mut [Shard],
+) -> Result<()> {
+    for (i, d) in decoded {
+        router.counts[i] += d.counts;
+        sources[i].in_flight.pop_front();
+        sources[i].queue.extend(d.items);
+    }
+    merge_ready(sources, |it| router.item(it));
+    router.release(false);
+    run_shards(router, shards)
+}
+
+/// Hands each shard its messages and pairs them, the shards in parallel.
+fn run_shards(router: &mut Router, shards: &mut [Shard]) -> Result<()> {
+    let inputs: Vec<(Vec<(i64, Observed)>, i64)> = router
+        .inputs
+        .iter_mut()
+        .zip(router.gap_max.iter_mut())
+        .map(|(inp, g)| (std::mem::take(inp), std::mem::replace(g, i64::MIN)))
+        .collect();
+    shards
+        .par_iter_mut()
+        .zip(inputs)
+        .map(|(s, (inp, g))| s.run(inp, g))
+        .collect::<Result<Vec<()>>>()?;
+    Ok(())
+}
+
+type Finished = (Vec<Counts>, Vec<[u64; 3]>, write::Staged);
+
+/// Ends the input: what reassembly could not use is counted, every
+/// outstanding query becomes `unanswered`, and the spools write what is left.
+fn finish(mut router: Router, mut shards: Vec<Shard>) -> Result<Finished> {
+    router.release(true);
+    if let Err(e) = run_shards(&mut router, &mut shards) {
+        for s in shards {
+            s.spool.staged.abandon();
+        }
+        return Err(e);
+    }
+    for (cap, lost) in std::mem::take(&mut router.defrag).finish() {
+        router.counts[cap as usize].not_decoded += lost;
+    }
+    for (cap, loss) in std::mem::take(&mut router.tcp).finish() {
+        router.counts[cap as usize].not_decoded += loss.gaps + loss.partial;
+    }
+    let results: Vec<Result<(Vec<[u64; 3]>, write::Staged)>> = shards
+        .into_par_iter()
+        .map(|mut s| {
+            let rest = std::mem::replace(&mut s.correlator, Correlator::new(0)).finish();
+            if let Err(e) = s.spill(rest) {
+                s.spool.staged.abandon();
+                return Err(e);
+            }
+            let by_status = s.by_status;
+            Ok((by_status, s.spool.finish()?))
+        })
+        .collect();
+    let mut by_status: Vec<[u64; 3]> = vec![[0; 3]; router.counts.len()];
+    let mut staged = write::Staged::default();
+    let mut first_err = None;
+    for r in results {
+        match r {
+            Ok((b, st)) => {
+                for (acc, x) in by_status.iter_mut().zip(b) {
+                    for k in 0..3 {
+                        acc[k] += x[k];
+                    }
+                }
+                staged.absorb(st);
+            }
+            Err(e) => {
+                first_err.get_or_insert(e);
+            }
+        }
+    }
+    if let Some(e) = first_err {
+        staged.abandon();
+        return Err(e);
+    }
+    Ok((router.counts, by_status, staged))
 }
 
 fn captures_batch(caps: &[CaptureReport]) -> Result<RecordBatch> {

@@ -16,6 +16,9 @@ pub struct TcpSegment {
     pub ts_ns: i64,
     pub capture: u32,
     pub frame: u64,
+    /// Position in the ingest's merged stream of frames (any increasing count):
+    /// messages are stamped with it so that the caller can put them in order.
+    pub pos: u64,
     pub src: IpAddr,
     pub dst: IpAddr,
     pub sport: u16,
@@ -33,6 +36,8 @@ pub struct StreamMessage {
     pub ts_ns: i64,
     pub capture: u32,
     pub frame: u64,
+    /// `pos` of the segment that completes the message.
+    pub pos: u64,
     pub src: IpAddr,
     pub dst: IpAddr,
     pub sport: u16,
@@ -66,6 +71,7 @@ struct Seen {
     ts_ns: i64,
     capture: u32,
     frame: u64,
+    pos: u64,
 }
 
 #[derive(Default)]
@@ -107,6 +113,7 @@ impl TcpReassembler {
             ts_ns: seg.ts_ns,
             capture: seg.capture,
             frame: seg.frame,
+            pos: seg.pos,
         };
         let stream = self.streams.entry(key).or_default();
         stream.last_ts = seg.ts_ns;
@@ -144,6 +151,15 @@ impl TcpReassembler {
             }
             self.streams.remove(&key);
         }
+    }
+
+    /// The earliest `pos` among the out-of-order data held back: a message
+    /// that comes out later may carry it, none will carry an earlier one.
+    pub fn min_pending_pos(&self) -> Option<u64> {
+        self.streams
+            .values()
+            .flat_map(|s| s.pending.iter().map(|(_, _, seen)| seen.pos))
+            .min()
     }
 
     /// Ends the input; returns the losses per capture.
@@ -186,7 +202,7 @@ impl Stream {
             let (s, d, own) = self.pending.swap_remove(i);
             self.pending_bytes -= d.len();
             // a message completes with whichever arrived last: this piece or the one that filled the hole
-            let at = if own.frame > seen.frame { own } else { seen };
+            let at = if own.pos > seen.pos { own } else { seen };
             self.append_from(s, &d, at, emit);
         }
     }
@@ -275,6 +291,7 @@ impl Stream {
                 ts_ns: seen.ts_ns,
                 capture: seen.capture,
                 frame: seen.frame,
+                pos: seen.pos,
                 src: seg.src,
                 dst: seg.dst,
                 sport: seg.sport,
@@ -339,6 +356,7 @@ mod tests {
             ts_ns: frame as i64,
             capture: 0,
             frame,
+            pos: frame,
             src: "192.0.2.1".parse().unwrap(),
             dst: "192.0.2.53".parse().unwrap(),
             sport: 40000,

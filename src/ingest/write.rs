@@ -12,8 +12,10 @@
 use std::collections::{BTreeMap, HashSet};
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use arrow::array::{Array, RecordBatch, StringArray};
+use arrow::compute::interleave_record_batch;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
@@ -30,7 +32,7 @@ pub const TRANSACTIONS_DIR: &str = "transactions";
 pub const CAPTURES_DIR: &str = "captures";
 /// Rows per Arrow batch handed to the Parquet writer.
 const BATCH_ROWS: usize = 65_536;
-const ROW_GROUP_ROWS: usize = 1 << 20;
+const ROW_GROUP_ROWS: usize = 1 << 18;
 
 fn properties() -> WriterProperties {
     WriterProperties::builder()
@@ -106,7 +108,9 @@ impl Staged {
 }
 
 /// Sort key that makes output independent of threads and chunking.
-fn order_key(t: &Transaction) -> (i64, u32, u64, u64) {
+type OrderKey = (i64, u32, u64, u64);
+
+fn order_key(t: &Transaction) -> OrderKey {
     let f = t.first();
     (
         f.ts_ns,
@@ -116,32 +120,122 @@ fn order_key(t: &Transaction) -> (i64, u32, u64, u64) {
     )
 }
 
-/// Writes the transactions, one file per day, under temporary names.
-pub fn stage_transactions(
-    staged: &mut Staged,
-    root: &Path,
-    ingest_id: &str,
-    mut txs: Vec<Transaction>,
-    captures: &[String],
-) -> Result<usize> {
-    txs.sort_by_key(order_key);
-    let mut days: BTreeMap<String, Vec<Transaction>> = BTreeMap::new();
-    for t in txs {
-        days.entry(day_of(t.ts_ns())).or_default().push(t);
+/// One day's rows of a spool: Arrow batches and the sort key of every row.
+#[derive(Default)]
+struct DaySpool {
+    batches: Vec<RecordBatch>,
+    /// (key, batch, row) of every row, in arrival order.
+    keys: Vec<(OrderKey, u32, u32)>,
+}
+
+/// Transactions on their way to Parquet, for one shard of the pairing.
+///
+/// Finished transactions are turned into Arrow batches (`BATCH_ROWS` at a
+/// time), which hold a row in a fraction of the memory a `Transaction` takes;
+/// once `file_rows` rows wait, each day's rows are sorted by `ts` and written
+/// as one file. Memory stays bounded by `file_rows` whatever the capture size.
+pub struct Spool {
+    root: PathBuf,
+    /// `<ingest id>-<shard>`: file names are `part-<prefix>-<n>.parquet`.
+    prefix: String,
+    file_rows: usize,
+    captures: Arc<Vec<String>>,
+    pending: Vec<Transaction>,
+    days: BTreeMap<String, DaySpool>,
+    spooled: usize,
+    files: usize,
+    pub staged: Staged,
+}
+
+impl Spool {
+    pub fn new(root: &Path, prefix: String, file_rows: usize, captures: Arc<Vec<String>>) -> Self {
+        Spool {
+            root: root.to_path_buf(),
+            prefix,
+            file_rows: file_rows.max(1),
+            captures,
+            pending: Vec::new(),
+            days: BTreeMap::new(),
+            spooled: 0,
+            files: 0,
+            staged: Staged::default(),
+        }
     }
-    let mut files = 0;
-    for (day, rows) in days {
-        let dir = root.join(TRANSACTIONS_DIR).join(format!("date={day}"));
-        let batches = rows.chunks(BATCH_ROWS).map(|c| batch::build(c, captures));
-        staged.write(
-            &dir,
-            &format!("part-{ingest_id}.parquet"),
-            batches,
-            TRANSACTIONS.clone(),
-        )?;
-        files += 1;
+
+    pub fn push(&mut self, t: Transaction) -> Result<()> {
+        self.pending.push(t);
+        if self.pending.len() >= BATCH_ROWS {
+            self.build()?;
+        }
+        if self.spooled >= self.file_rows {
+            self.flush()?;
+        }
+        Ok(())
     }
-    Ok(files)
+
+    /// Turns the pending transactions into one Arrow batch per day.
+    fn build(&mut self) -> Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let mut by_day: BTreeMap<String, Vec<Transaction>> = BTreeMap::new();
+        for t in self.pending.drain(..) {
+            by_day.entry(day_of(t.ts_ns())).or_default().push(t);
+        }
+        for (day, txs) in by_day {
+            let spool = self.days.entry(day).or_default();
+            let b = spool.batches.len() as u32;
+            spool.keys.extend(
+                txs.iter()
+                    .enumerate()
+                    .map(|(i, t)| (order_key(t), b, i as u32)),
+            );
+            spool.batches.push(batch::build(&txs, &self.captures)?);
+            self.spooled += txs.len();
+        }
+        Ok(())
+    }
+
+    /// Writes every day's spooled rows, sorted, as a file of its own.
+    fn flush(&mut self) -> Result<()> {
+        self.build()?;
+        for (day, mut spool) in std::mem::take(&mut self.days) {
+            spool.keys.sort_unstable();
+            let dir = self.root.join(TRANSACTIONS_DIR).join(format!("date={day}"));
+            let name = format!("part-{}-{}.parquet", self.prefix, self.files);
+            self.files += 1;
+            let sources: Vec<&RecordBatch> = spool.batches.iter().collect();
+            let slices = spool.keys.chunks(BATCH_ROWS).map(|keys| {
+                let rows: Vec<(usize, usize)> = keys
+                    .iter()
+                    .map(|&(_, b, r)| (b as usize, r as usize))
+                    .collect();
+                Ok(interleave_record_batch(&sources, &rows)?)
+            });
+            self.staged
+                .write(&dir, &name, slices, TRANSACTIONS.clone())?;
+        }
+        self.spooled = 0;
+        Ok(())
+    }
+
+    /// Writes what is left; the files stay staged until `Staged::commit`.
+    pub fn finish(mut self) -> Result<Staged> {
+        match self.flush() {
+            Ok(()) => Ok(self.staged),
+            Err(e) => {
+                self.staged.abandon();
+                Err(e)
+            }
+        }
+    }
+}
+
+impl Staged {
+    /// Adds another spool's staged files, to be committed together.
+    pub fn absorb(&mut self, other: Staged) {
+        self.renames.extend(other.renames);
+    }
 }
 
 /// Writes the captures record of this ingest under a temporary name.
