@@ -103,6 +103,21 @@ fn capture_cut_mid_record_keeps_everything_before_the_cut() {
         "{e}"
     );
     assert_eq!(packets_ingested(&tmp.path().join("ds")), keep as i64);
+
+    // the same cut inside a gzip stream, read in 64 KiB pieces: the offset
+    // named is in the decompressed capture
+    let gz = tmp.path().join("cut.pcap.gz");
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut e, &bytes[..cut_at]).unwrap();
+    std::fs::write(&gz, e.finish().unwrap()).unwrap();
+    let o = ingest(&tmp.path().join("dsgz"), &[&gz], &["--chunk-bytes", "1"]);
+    let e = stderr(&o);
+    assert!(o.status.success(), "{e}");
+    assert!(
+        e.contains("cut.pcap.gz") && e.contains(&format!("byte offset {}", offs[keep])),
+        "{e}"
+    );
+    assert_eq!(packets_ingested(&tmp.path().join("dsgz")), keep as i64);
 }
 
 #[test]

@@ -177,6 +177,14 @@ fn every_format_gives_the_same_rows() {
         std::fs::write(&p, bytes).unwrap();
         assert_eq!(rows_of(&[&p], &[]), want, "{name}");
     }
+    // a compressed capture is read as a stream: in pieces of 64 KiB, each
+    // starting with the section and interface blocks in force
+    let xz = tmp.path().join("sample.pcapng.xz");
+    assert_eq!(
+        rows_of(&[&xz], &["--chunk-bytes", "1"]),
+        want,
+        "xz in pieces"
+    );
 }
 
 /// Rotated files (`tcpdump -C`): queries in one file, responses in the next.
@@ -246,6 +254,24 @@ fn standard_input_and_threads() {
     drop(child.stdin.take());
     assert!(child.wait_with_output().unwrap().status.success());
     assert_eq!(sql(tmp.path(), ROWS), want);
+    // standard input read in 64 KiB pieces (the smallest a stream is cut in)
+    let tmp2 = tempfile::tempdir().unwrap();
+    let mut child = dnsq()
+        .args(["ingest", "--chunk-bytes", "1", "-o"])
+        .arg(tmp2.path())
+        .arg("-")
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(
+        child.stdin.as_mut().unwrap(),
+        &std::fs::read(sample()).unwrap(),
+    )
+    .unwrap();
+    drop(child.stdin.take());
+    assert!(child.wait_with_output().unwrap().status.success());
+    assert_eq!(sql(tmp2.path(), ROWS), want, "stdin in pieces");
     // many small chunks decoded on 1, 2 and 4 threads: the same rows
     // paired in several shards, each writing a file every few hundred rows
     assert_eq!(

@@ -179,15 +179,21 @@ impl Capture {
 
     /// Reads only the record headers and cuts the capture into chunks of about
     /// `chunk_bytes` on record boundaries.
+    /// The pages of a mapped file are let go chunk by chunk as the walk
+    /// passes them, so that walking a large file does not keep it in memory.
     pub fn walk(&self, chunk_bytes: usize) -> Walk {
-        match self.format {
+        let walk = match self.format {
             Format::Pcap {
                 big_endian,
                 snaplen,
                 ..
-            } => walk_pcap(&self.bytes, big_endian, snaplen, chunk_bytes),
-            Format::PcapNg => walk_pcapng(&self.bytes, chunk_bytes),
-        }
+            } => walk_pcap(&self.bytes, big_endian, snaplen, chunk_bytes, &|s, e| {
+                self.release(s, e)
+            }),
+            Format::PcapNg => walk_pcapng(&self.bytes, chunk_bytes, &|s, e| self.release(s, e)),
+        };
+        self.release(0, self.bytes.len());
+        walk
     }
 
     /// Calls `f` for every packet record of `chunk`, in file order.
@@ -240,11 +246,237 @@ impl Capture {
     }
 }
 
+impl Capture {
+    /// Says that bytes `[start, end)` are done with. The pages of a mapped
+    /// file then leave this process (they stay in the page cache), so that
+    /// memory does not grow with the size of the capture.
+    #[allow(unsafe_code)]
+    pub fn release(&self, start: usize, end: usize) {
+        if let Bytes::Mapped(m) = &self.bytes {
+            let end = end.min(m.len());
+            if end > start {
+                // SAFETY: the map is a read-only shared mapping of a file: a
+                // page dropped with MADV_DONTNEED is read back from the file
+                // when touched again (as by a neighbouring chunk sharing it),
+                // so no byte anyone reads ever changes.
+                let _ = unsafe {
+                    m.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, end - start)
+                };
+            }
+        }
+    }
+}
+
 #[allow(unsafe_code)]
 fn map(file: &File) -> std::io::Result<memmap2::Mmap> {
     // SAFETY: the map is read-only and dnsq never writes to a capture; a capture
     // truncated by another process while mapped is outside what we can guard.
     unsafe { memmap2::Mmap::map(file) }
+}
+
+/// A capture read as it arrives (standard input, or a compressed file),
+/// cut into pieces of whole records as it is read.
+///
+/// Each piece is a small capture of its own: the file's header blocks (the
+/// pcap header, or the pcapng section header and interface blocks in force)
+/// followed by whole records, with frame numbers continued from the pieces
+/// before it. Memory holds one piece being read and the ones being decoded,
+/// never the whole capture.
+pub struct StreamReader {
+    path: PathBuf,
+    reader: Box<dyn Read + Send>,
+    pub format: Format,
+    pub compression: Compression,
+    piece_bytes: usize,
+    /// Header blocks that go before each later piece.
+    prefix: Vec<u8>,
+    /// Bytes read past the last whole record.
+    carry: Vec<u8>,
+    /// Offset in the (decompressed) stream of `carry[0]`.
+    offset: u64,
+    frames: u64,
+    pcapng_be: bool,
+    done: bool,
+    pub problem: Option<Problem>,
+}
+
+/// One piece of a stream: a capture of whole records and its chunks (more
+/// than one where a pcapng section or interface list changes in it).
+pub struct StreamPiece {
+    pub capture: Capture,
+    pub chunks: Vec<Chunk>,
+    /// The bytes read from the stream for it (for a content hash).
+    pub new_bytes: std::ops::Range<usize>,
+}
+
+impl StreamReader {
+    /// Opens `path` (`-` is standard input) for reading as a stream; the
+    /// format is recognised from its first bytes.
+    pub fn open(path: &Path, piece_bytes: usize) -> Result<StreamReader> {
+        let raw: Box<dyn Read + Send> = if path.as_os_str() == "-" {
+            Box::new(std::io::stdin())
+        } else {
+            Box::new(File::open(path).map_err(|e| Error::io(path, e))?)
+        };
+        let mut raw = std::io::BufReader::with_capacity(1 << 20, raw);
+        let head = std::io::BufRead::fill_buf(&mut raw).map_err(|e| Error::io(path, e))?;
+        if head.is_empty() {
+            return Err(Error::EmptyCapture { path: path.into() });
+        }
+        let compression = match head.get(..6) {
+            Some([0x1f, 0x8b, ..]) => Compression::Gzip,
+            Some([0x28, 0xb5, 0x2f, 0xfd, ..]) => Compression::Zstd,
+            Some([0xfd, b'7', b'z', b'X', b'Z', 0x00]) => Compression::Xz,
+            _ => Compression::None,
+        };
+        let mut reader: Box<dyn Read + Send> = match compression {
+            Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(raw)),
+            Compression::Zstd => Box::new(
+                zstd::stream::read::Decoder::with_buffer(raw).map_err(|e| Error::io(path, e))?,
+            ),
+            Compression::Xz => Box::new(xz2::bufread::XzDecoder::new_multi_decoder(raw)),
+            Compression::None => Box::new(raw),
+        };
+        // enough of the start to recognise the format
+        let mut carry = Vec::with_capacity(64);
+        (&mut reader)
+            .take(64)
+            .read_to_end(&mut carry)
+            .map_err(|e| Error::io(path, e))?;
+        let format = recognise(&carry).ok_or_else(|| Error::UnknownCapture {
+            path: path.into(),
+            hint: describe(&carry),
+        })?;
+        Ok(StreamReader {
+            path: path.into(),
+            reader,
+            format,
+            compression,
+            piece_bytes: piece_bytes.max(64 << 10),
+            prefix: Vec::new(),
+            carry,
+            offset: 0,
+            frames: 0,
+            pcapng_be: false,
+            done: false,
+            problem: None,
+        })
+    }
+
+    /// Reads the next piece; `None` at the end of the stream (or after a
+    /// corrupt record, which `problem` then names).
+    pub fn next_piece(&mut self) -> Result<Option<StreamPiece>> {
+        if self.done {
+            return Ok(None);
+        }
+        let skip = self.prefix.len();
+        let mut data = Vec::with_capacity(skip + self.carry.len() + self.piece_bytes);
+        data.extend_from_slice(&self.prefix);
+        data.append(&mut self.carry);
+        let want = (data.len() + self.piece_bytes) as u64;
+        let got = (&mut self.reader)
+            .take(want - data.len() as u64)
+            .read_to_end(&mut data)
+            .map_err(|e| Error::io(&self.path, e))?;
+        let eof = got == 0 || (data.len() as u64) < want;
+        if data.len() == skip {
+            self.done = true;
+            return Ok(None);
+        }
+        let capture = Capture {
+            path: self.path.clone(),
+            bytes: Bytes::Owned(data),
+            format: self.format,
+            compression: self.compression,
+            file_size: 0,
+        };
+        let mut walk = capture.walk(usize::MAX);
+        let end = match walk.problem.take() {
+            Some(Problem::Truncated { offset }) if !eof => offset as usize,
+            None => capture.bytes.len(),
+            Some(p) => {
+                self.done = true;
+                let at = |o: u64| self.offset + o - skip as u64;
+                self.problem = Some(match p {
+                    Problem::Truncated { offset } => Problem::Truncated { offset: at(offset) },
+                    Problem::Corrupt { offset, what } => Problem::Corrupt {
+                        offset: at(offset),
+                        what,
+                    },
+                });
+                match walk.chunks.last() {
+                    Some(c) => c.end,
+                    None => skip,
+                }
+            }
+        };
+        if eof {
+            self.done = true;
+        }
+        let d: &[u8] = &capture.bytes;
+        self.carry = d[end..].to_vec();
+        let new_bytes = skip..end;
+        self.offset += (end - skip) as u64;
+        // the header blocks every later piece starts with
+        match self.format {
+            Format::Pcap { .. } => {
+                if self.prefix.is_empty() {
+                    self.prefix = d[..24].to_vec();
+                }
+            }
+            Format::PcapNg => {
+                let mut pos = skip;
+                while pos + 12 <= end {
+                    let btype = read_u32(d, pos, self.pcapng_be);
+                    if btype == PCAPNG_SHB {
+                        self.pcapng_be = read_u32(d, pos + 8, false) != PCAPNG_BOM;
+                    }
+                    let blen = (read_u32(d, pos + 4, self.pcapng_be) as usize).max(12);
+                    if btype == PCAPNG_SHB {
+                        self.prefix = d[pos..(pos + blen).min(end)].to_vec();
+                    } else if btype == PCAPNG_IDB {
+                        self.prefix
+                            .extend_from_slice(&d[pos..(pos + blen).min(end)]);
+                    }
+                    pos += blen;
+                }
+            }
+        }
+        let mut chunks = walk.chunks;
+        chunks.retain(|c| c.start < end);
+        if chunks.is_empty() {
+            // nothing whole yet: read on
+            return if self.done {
+                Ok(None)
+            } else {
+                self.next_piece()
+            };
+        }
+        for c in &mut chunks {
+            c.end = c.end.min(end);
+            c.first_frame += self.frames;
+        }
+        self.frames += walk.records;
+        Ok(Some(StreamPiece {
+            capture,
+            chunks,
+            new_bytes,
+        }))
+    }
+
+    /// Bytes of the stream read so far.
+    pub fn bytes_read(&self) -> u64 {
+        self.offset + self.carry.len() as u64
+    }
+
+    /// What was read after the last whole record (at the end: a cut-off record).
+    pub fn tail(&self) -> &[u8] {
+        &self.carry
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
 }
 
 fn decompress(raw: &[u8], c: Compression) -> std::io::Result<Vec<u8>> {
@@ -312,7 +544,13 @@ fn describe(b: &[u8]) -> String {
     format!("starts with {}{kind}", hex.join(" "))
 }
 
-fn walk_pcap(d: &[u8], be: bool, snaplen: u32, chunk_bytes: usize) -> Walk {
+fn walk_pcap(
+    d: &[u8],
+    be: bool,
+    snaplen: u32,
+    chunk_bytes: usize,
+    release: &dyn Fn(usize, usize),
+) -> Walk {
     let max_caplen = snaplen.max(MAX_RECORD);
     let nanos_limit = if read_u32(d, 0, be) == PCAP_MAGIC_NS {
         1_000_000_000
@@ -355,6 +593,7 @@ fn walk_pcap(d: &[u8], be: bool, snaplen: u32, chunk_bytes: usize) -> Walk {
         walk.records += 1;
         pos = next;
         if pos - chunk_start >= chunk_bytes {
+            release(chunk_start, pos);
             walk.chunks.push(Chunk {
                 start: chunk_start,
                 end: pos,
@@ -378,7 +617,7 @@ fn walk_pcap(d: &[u8], be: bool, snaplen: u32, chunk_bytes: usize) -> Walk {
     walk
 }
 
-fn walk_pcapng(d: &[u8], chunk_bytes: usize) -> Walk {
+fn walk_pcapng(d: &[u8], chunk_bytes: usize, release: &dyn Fn(usize, usize)) -> Walk {
     let mut walk = Walk {
         chunks: Vec::new(),
         records: 0,
@@ -398,6 +637,7 @@ fn walk_pcapng(d: &[u8], chunk_bytes: usize) -> Walk {
                cbe: bool,
                ifs: &Arc<Vec<Interface>>| {
         if end > *start {
+            release(*start, end);
             walk.chunks.push(Chunk {
                 start: *start,
                 end,
@@ -605,12 +845,12 @@ mod tests {
     fn cut_and_corrupt_records_are_reported_with_offsets() {
         let bytes = pcap(&[b"abcd", b"efgh"]);
         let cut = bytes[..bytes.len() - 2].to_vec();
-        let w = walk_pcap(&cut, false, 65535, 1 << 20);
+        let w = walk_pcap(&cut, false, 65535, 1 << 20, &|_, _| ());
         assert_eq!(w.records, 1);
         assert_eq!(w.problem, Some(Problem::Truncated { offset: 44 }));
         let mut bad = bytes.clone();
         bad[44 + 8..44 + 12].copy_from_slice(&0x7fff_ffffu32.to_le_bytes());
-        let w = walk_pcap(&bad, false, 65535, 1 << 20);
+        let w = walk_pcap(&bad, false, 65535, 1 << 20, &|_, _| ());
         assert_eq!(w.records, 1);
         assert!(matches!(
             w.problem,

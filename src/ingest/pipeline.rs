@@ -13,7 +13,7 @@ use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMicr
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
-use super::capture::{Capture, Chunk, Problem};
+use super::capture::{Capture, Chunk, Problem, StreamPiece, StreamReader};
 use super::correlate::{Correlator, Observed, Status, Transaction};
 use super::ip::{Defragmenter, OwnedFragment};
 use super::link::{Packet, Skip, Transport};
@@ -124,19 +124,74 @@ impl std::ops::AddAssign for Counts {
     }
 }
 
+/// A capture ready to be read: a mapped file already walked into chunks, or
+/// a stream (standard input, a compressed file) read piece by piece.
+enum Opened {
+    Mapped(Capture, capture::Walk),
+    Stream(Box<StreamReader>, Option<StreamPiece>),
+}
+
+impl Opened {
+    fn open(p: &Path, chunk_bytes: usize) -> Result<Opened> {
+        if p.as_os_str() != "-" && !is_compressed(p)? {
+            let c = Capture::open(p)?;
+            let w = c.walk(chunk_bytes);
+            return Ok(Opened::Mapped(c, w));
+        }
+        let mut r = StreamReader::open(p, chunk_bytes)?;
+        let first = r.next_piece()?;
+        Ok(Opened::Stream(Box::new(r), first))
+    }
+
+    /// Time of the first packet: only the first chunk is read.
+    fn first_timestamp(&self) -> Option<i64> {
+        let (c, chunks) = match self {
+            Opened::Mapped(c, w) => (c, &w.chunks),
+            Opened::Stream(_, p) => {
+                let p = p.as_ref()?;
+                (&p.capture, &p.chunks)
+            }
+        };
+        let mut first = None;
+        for chunk in chunks {
+            c.frames(chunk, |f| {
+                first.get_or_insert(f.ts_ns);
+            });
+            if first.is_some() {
+                break;
+            }
+        }
+        first
+    }
+
+    fn path(&self) -> &Path {
+        match self {
+            Opened::Mapped(c, _) => &c.path,
+            Opened::Stream(r, _) => r.path(),
+        }
+    }
+}
+
+/// Whether a file starts with the magic of gzip, zstd or xz.
+fn is_compressed(p: &Path) -> Result<bool> {
+    use std::io::Read;
+    let mut head = [0u8; 6];
+    let mut f = std::fs::File::open(p).map_err(|e| Error::io(p, e))?;
+    let n = f.read(&mut head).map_err(|e| Error::io(p, e))?;
+    Ok(matches!(
+        &head[..n],
+        [0x1f, 0x8b, ..] | [0x28, 0xb5, 0x2f, 0xfd, ..] | [0xfd, b'7', b'z', b'X', b'Z', 0x00]
+    ))
+}
+
 /// Expands directories into the captures they hold (files that are not
-/// captures are listed in `not_captures`), opens each and walks its record
-/// headers into chunks of `chunk_bytes`, once.
+/// captures are listed in `not_captures`) and opens each: a mapped file is
+/// walked into chunks of `chunk_bytes`, once.
 fn open_inputs(
     inputs: &[PathBuf],
     chunk_bytes: usize,
     not_captures: &mut Vec<String>,
-) -> Result<Vec<(Capture, capture::Walk)>> {
-    let open = |p: &Path| -> Result<(Capture, capture::Walk)> {
-        let c = Capture::open(p)?;
-        let w = c.walk(chunk_bytes);
-        Ok((c, w))
-    };
+) -> Result<Vec<Opened>> {
     let mut out = Vec::new();
     for input in inputs {
         if input.is_dir() {
@@ -153,8 +208,8 @@ fn open_inputs(
             files.sort();
             let mut caps = Vec::new();
             for f in files {
-                match open(&f) {
-                    Ok(cw) => caps.push(cw),
+                match Opened::open(&f, chunk_bytes) {
+                    Ok(o) => caps.push(o),
                     Err(e @ (Error::UnknownCapture { .. } | Error::EmptyCapture { .. })) => {
                         not_captures.push(e.to_string())
                     }
@@ -162,28 +217,17 @@ fn open_inputs(
                 }
             }
             // a directory of rotated files: in order of their first packet
-            caps.sort_by_cached_key(|(c, w)| first_timestamp(c, w));
+            caps.sort_by_cached_key(Opened::first_timestamp);
             out.extend(caps);
         } else {
-            out.push(open(input)?);
+            out.push(Opened::open(input, chunk_bytes)?);
         }
     }
     Ok(out)
 }
 
-/// Time of the first packet: only the first chunk is read.
-fn first_timestamp(c: &Capture, walk: &capture::Walk) -> Option<i64> {
-    let mut first = None;
-    if let Some(chunk) = walk.chunks.first() {
-        c.frames(chunk, |f| {
-            first.get_or_insert(f.ts_ns);
-        });
-    }
-    first
-}
-
-fn describe_format(c: &Capture) -> String {
-    let base = match c.format {
+fn describe_format(format: capture::Format, compression: capture::Compression) -> String {
+    let base = match format {
         capture::Format::Pcap {
             big_endian,
             nanos,
@@ -196,7 +240,7 @@ fn describe_format(c: &Capture) -> String {
         ),
         capture::Format::PcapNg => "pcapng".to_string(),
     };
-    match c.compression {
+    match compression {
         capture::Compression::None => base,
         capture::Compression::Gzip => format!("{base} (gzip)"),
         capture::Compression::Zstd => format!("{base} (zstd)"),
@@ -343,11 +387,78 @@ impl Piece {
     }
 }
 
+/// What a stream's reading thread hands on.
+enum Feed {
+    Piece(Arc<Capture>, Chunk),
+    /// The end of the stream: its content hash, size and what stopped it early.
+    End(StreamEnd),
+    Failed(Error),
+}
+
+#[derive(Clone)]
+struct StreamEnd {
+    sha256: String,
+    bytes: u64,
+    problem: Option<Problem>,
+}
+
+/// Pieces read ahead of the decoders by a stream's own thread.
+const STREAM_AHEAD: usize = 2;
+
+/// Reads a stream on a thread of its own (decompressing it there), handing
+/// on pieces while the rest of the ingest works.
+fn spawn_reader(
+    mut r: Box<StreamReader>,
+    first: Option<StreamPiece>,
+) -> std::sync::mpsc::Receiver<Feed> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(STREAM_AHEAD);
+    std::thread::spawn(move || {
+        let mut hash = Sha256::new();
+        let mut next = first;
+        loop {
+            let Some(p) = next.take() else { break };
+            hash.update(&p.capture.bytes[p.new_bytes.clone()]);
+            let cap = Arc::new(p.capture);
+            for chunk in p.chunks {
+                if tx.send(Feed::Piece(cap.clone(), chunk)).is_err() {
+                    return;
+                }
+            }
+            next = match r.next_piece() {
+                Ok(p) => p,
+                Err(e) => {
+                    let _ = tx.send(Feed::Failed(e));
+                    return;
+                }
+            };
+        }
+        hash.update(r.tail());
+        let _ = tx.send(Feed::End(StreamEnd {
+            sha256: hex(&hash.finalize()),
+            bytes: r.bytes_read(),
+            problem: r.problem.take(),
+        }));
+    });
+    rx
+}
+
+/// Where a capture's pieces come from.
+enum Pieces {
+    Mapped {
+        cap: Arc<Capture>,
+        chunks: std::vec::IntoIter<Chunk>,
+    },
+    Stream {
+        rx: std::sync::mpsc::Receiver<Feed>,
+        end: Option<StreamEnd>,
+        failed: Option<Error>,
+    },
+}
+
 /// One capture on its way through: pieces not yet decoded, pieces being
 /// decoded, and items decoded but not yet merged into the stream.
 struct Source {
-    pieces: std::vec::IntoIter<Chunk>,
-    cap: Arc<Capture>,
+    pieces: Pieces,
     peeked: Option<Piece>,
     /// First times of the pieces handed out and not yet back.
     in_flight: VecDeque<i64>,
@@ -355,10 +466,38 @@ struct Source {
 }
 
 impl Source {
+    fn new(pieces: Pieces) -> Source {
+        Source {
+            pieces,
+            peeked: None,
+            in_flight: VecDeque::new(),
+            queue: VecDeque::new(),
+        }
+    }
+
     fn peek_ts(&mut self) -> Option<i64> {
         if self.peeked.is_none() {
-            let chunk = self.pieces.next()?;
-            self.peeked = Some(Piece::new(self.cap.clone(), chunk));
+            let (cap, chunk) = match &mut self.pieces {
+                Pieces::Mapped { cap, chunks } => (cap.clone(), chunks.next()?),
+                Pieces::Stream { rx, end, failed } => {
+                    if end.is_some() || failed.is_some() {
+                        return None;
+                    }
+                    match rx.recv() {
+                        Ok(Feed::Piece(cap, chunk)) => (cap, chunk),
+                        Ok(Feed::End(e)) => {
+                            *end = Some(e);
+                            return None;
+                        }
+                        Ok(Feed::Failed(e)) => {
+                            *failed = Some(e);
+                            return None;
+                        }
+                        Err(_) => return None,
+                    }
+                }
+            };
+            self.peeked = Some(Piece::new(cap, chunk));
         }
         self.peeked.as_ref().map(|p| p.first_ts)
     }
@@ -591,6 +730,19 @@ const SHARDS: usize = 4;
 /// Rows spooled in memory, in all shards, before they are written out.
 pub const SPOOL_ROWS: usize = 1 << 20;
 
+/// SHA-256 of a capture's (decompressed) bytes, read a slice at a time so
+/// that a mapped file's pages do not stay in memory.
+fn content_hash(c: &Capture) -> String {
+    const SLICE: usize = 16 << 20;
+    let mut h = Sha256::new();
+    for start in (0..c.bytes.len()).step_by(SLICE) {
+        let end = (start + SLICE).min(c.bytes.len());
+        h.update(&c.bytes[start..end]);
+        c.release(start, end);
+    }
+    hex(&h.finalize())
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -613,42 +765,85 @@ pub fn run(cfg: &IngestConfig) -> Result<IngestReport> {
     Ok(report)
 }
 
+/// What is known of a capture before it is read.
+struct Input {
+    name: String,
+    format: capture::Format,
+    compression: capture::Compression,
+    file_size: u64,
+    /// Known up front for a mapped file; a stream's comes at its end.
+    sha256: Option<String>,
+    problem: Option<Problem>,
+}
+
 fn run_in_pool(cfg: &IngestConfig, threads: usize, report: &mut IngestReport) -> Result<()> {
     let opened = open_inputs(&cfg.inputs, cfg.chunk_bytes, &mut report.not_captures)?;
-    let hashes: Vec<String> = opened
-        .par_iter()
-        .map(|(c, _)| hex(&Sha256::digest(&c.bytes[..])))
+    let mapped: Vec<Option<&Capture>> = opened
+        .iter()
+        .map(|o| match o {
+            Opened::Mapped(c, _) => Some(c),
+            Opened::Stream(..) => None,
+        })
         .collect();
+    let hashes: Vec<Option<String>> = mapped.par_iter().map(|c| c.map(content_hash)).collect();
     let known = write::ingested_hashes(&cfg.out)?;
-    let mut caps = Vec::new();
-    let mut walks = Vec::new();
+    let mut inputs = Vec::new();
+    let mut sources = Vec::new();
     let mut seen = std::collections::HashSet::new();
-    for ((c, w), h) in opened.into_iter().zip(hashes) {
-        if known.contains(&h) || !seen.insert(h.clone()) {
-            report.already_ingested.push(c.path.clone());
-        } else {
-            caps.push((Arc::new(c), h));
-            walks.push(w);
+    let mut total_bytes = 0;
+    for (o, h) in opened.into_iter().zip(hashes) {
+        if let Some(h) = &h {
+            if known.contains(h) || !seen.insert(h.clone()) {
+                report.already_ingested.push(o.path().to_path_buf());
+                continue;
+            }
         }
+        let name = o.path().display().to_string();
+        let (input, pieces) = match o {
+            Opened::Mapped(c, w) => {
+                total_bytes += c.bytes.len() as u64;
+                let input = Input {
+                    name,
+                    format: c.format,
+                    compression: c.compression,
+                    file_size: c.file_size,
+                    sha256: h,
+                    problem: w.problem,
+                };
+                let pieces = Pieces::Mapped {
+                    cap: Arc::new(c),
+                    chunks: w.chunks.into_iter(),
+                };
+                (input, pieces)
+            }
+            Opened::Stream(r, first) => {
+                // a stream's size is unknown until its end: count it as large
+                total_bytes += SHARD_INPUT_BYTES;
+                let file_size = std::fs::metadata(r.path()).map_or(0, |m| m.len());
+                let input = Input {
+                    name,
+                    format: r.format,
+                    compression: r.compression,
+                    file_size,
+                    sha256: None,
+                    problem: None,
+                };
+                let pieces = Pieces::Stream {
+                    rx: spawn_reader(r, first),
+                    end: None,
+                    failed: None,
+                };
+                (input, pieces)
+            }
+        };
+        inputs.push(input);
+        sources.push(Source::new(pieces));
     }
-    if caps.is_empty() {
+    if inputs.is_empty() {
         return Ok(());
     }
+    let names: Arc<Vec<String>> = Arc::new(inputs.iter().map(|i| i.name.clone()).collect());
 
-    let mut id_hash = Sha256::new();
-    let mut sorted: Vec<&String> = caps.iter().map(|(_, h)| h).collect();
-    sorted.sort();
-    for h in sorted {
-        id_hash.update(h.as_bytes());
-    }
-    let ingest_id = hex(&id_hash.finalize()[..8]);
-    let names: Arc<Vec<String>> = Arc::new(
-        caps.iter()
-            .map(|(c, _)| c.path.display().to_string())
-            .collect(),
-    );
-
-    let total_bytes: u64 = caps.iter().map(|(c, _)| c.bytes.len() as u64).sum();
     let shards = match cfg.shards {
         0 if total_bytes >= SHARD_INPUT_BYTES => SHARDS,
         0 => 1,
@@ -659,7 +854,7 @@ fn run_in_pool(cfg: &IngestConfig, threads: usize, report: &mut IngestReport) ->
             correlator: Correlator::new(cfg.match_timeout.as_nanos() as i64),
             spool: write::Spool::new(
                 &cfg.out,
-                format!("{ingest_id}-{s}"),
+                format!("{{id}}-{s}"),
                 cfg.spool_rows / shards,
                 names.clone(),
             ),
@@ -671,25 +866,15 @@ fn run_in_pool(cfg: &IngestConfig, threads: usize, report: &mut IngestReport) ->
         defrag: Defragmenter::new(),
         tcp: TcpReassembler::new(),
         stream_msgs: Vec::new(),
-        counts: vec![Counts::default(); caps.len()],
+        counts: vec![Counts::default(); inputs.len()],
         pos: 0,
         held: Vec::new(),
         inputs: (0..shards).map(|_| Vec::new()).collect(),
         gap_max: vec![i64::MIN; shards],
     };
-    let mut sources: Vec<Source> = caps
-        .iter()
-        .zip(&walks)
-        .map(|((c, _), w)| Source {
-            pieces: w.chunks.clone().into_iter(),
-            cap: c.clone(),
-            peeked: None,
-            in_flight: VecDeque::new(),
-            queue: VecDeque::new(),
-        })
-        .collect();
 
-    let result = stream(cfg, threads, &mut sources, &mut router, &mut shard_state);
+    let result = stream(cfg, threads, &mut sources, &mut router, &mut shard_state)
+        .and_then(|()| streams_ended(&mut sources, &mut inputs));
     let staged = match result {
         Ok(()) => finish(router, shard_state),
         Err(e) => {
@@ -701,14 +886,49 @@ fn run_in_pool(cfg: &IngestConfig, threads: usize, report: &mut IngestReport) ->
     };
     let (counts, by_status, mut staged) = staged?;
 
-    for (i, ((c, h), w)) in caps.iter().zip(&walks).enumerate() {
+    // a stream whose content turns out to be in the dataset already
+    let repeated: Vec<usize> = (0..inputs.len())
+        .filter(|&i| {
+            let h = inputs[i].sha256.as_deref().unwrap_or_default();
+            known.contains(h) || inputs[..i].iter().any(|o| o.sha256.as_deref() == Some(h))
+        })
+        .collect();
+    if !repeated.is_empty() {
+        staged.abandon();
+        if repeated.len() < inputs.len() {
+            return Err(Error::io(
+                &cfg.out,
+                std::io::Error::other(format!(
+                    "{} is already in the dataset; ingest the other captures without it",
+                    inputs[repeated[0]].name
+                )),
+            ));
+        }
+        for i in repeated {
+            report.already_ingested.push(PathBuf::from(&inputs[i].name));
+        }
+        return Ok(());
+    }
+
+    let mut id_hash = Sha256::new();
+    let mut sorted: Vec<&str> = inputs
+        .iter()
+        .map(|i| i.sha256.as_deref().unwrap_or_default())
+        .collect();
+    sorted.sort();
+    for h in sorted {
+        id_hash.update(h.as_bytes());
+    }
+    let ingest_id = hex(&id_hash.finalize()[..8]);
+
+    for (i, input) in inputs.into_iter().enumerate() {
         let n = counts[i];
         let st = by_status.get(i).copied().unwrap_or_default();
         report.captures.push(CaptureReport {
-            path: names[i].clone(),
-            sha256: h.clone(),
-            format: describe_format(c),
-            file_size: c.file_size,
+            path: input.name,
+            sha256: input.sha256.unwrap_or_default(),
+            format: describe_format(input.format, input.compression),
+            file_size: input.file_size,
             first_ts_ns: n.first_ts,
             last_ts_ns: n.last_ts,
             packets: n.packets,
@@ -719,14 +939,14 @@ fn run_in_pool(cfg: &IngestConfig, threads: usize, report: &mut IngestReport) ->
             answered: st[0],
             unanswered: st[1],
             response_only: st[2],
-            problem: w.problem.clone(),
+            problem: input.problem,
         });
     }
     let result = captures_batch(&report.captures)
-        .and_then(|b| write::stage_captures(&mut staged, &cfg.out, &ingest_id, b));
+        .and_then(|b| write::stage_captures(&mut staged, &cfg.out, b));
     match result {
         Ok(()) => {
-            report.files_written = staged.commit()?;
+            report.files_written = staged.commit(&ingest_id)?;
             Ok(())
         }
         Err(e) => {
@@ -734,6 +954,27 @@ fn run_in_pool(cfg: &IngestConfig, threads: usize, report: &mut IngestReport) ->
             Err(e)
         }
     }
+}
+
+/// Takes each stream's content hash, size and problem from its end; a
+/// stream that failed fails the ingest.
+fn streams_ended(sources: &mut [Source], inputs: &mut [Input]) -> Result<()> {
+    for (s, input) in sources.iter_mut().zip(inputs) {
+        if let Pieces::Stream { end, failed, .. } = &mut s.pieces {
+            if let Some(e) = failed.take() {
+                return Err(e);
+            }
+            let end = end.take().ok_or_else(|| {
+                Error::io(&input.name, std::io::Error::other("the stream ended early"))
+            })?;
+            input.sha256 = Some(end.sha256);
+            input.problem = end.problem;
+            if input.file_size == 0 {
+                input.file_size = end.bytes;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Decodes window after window of pieces in parallel while the previous
@@ -758,7 +999,11 @@ fn stream(
             || {
                 pieces
                     .par_iter()
-                    .map(|(i, p)| (*i, decode_chunk(&p.cap, *i as u32, &p.chunk, ports)))
+                    .map(|(i, p)| {
+                        let d = decode_chunk(&p.cap, *i as u32, &p.chunk, ports);
+                        p.cap.release(p.chunk.start, p.chunk.end);
+                        (*i, d)
+                    })
                     .collect::<Vec<_>>()
             },
             || match ready.take() {

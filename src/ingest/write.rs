@@ -68,10 +68,16 @@ pub struct Staged {
 }
 
 impl Staged {
-    /// Renames every staged file into place, in the order staged.
-    pub fn commit(self) -> Result<Vec<PathBuf>> {
+    /// Renames every staged file into place, in the order staged; `{id}` in
+    /// a file name becomes `ingest_id` (known only once every capture is read).
+    pub fn commit(self, ingest_id: &str) -> Result<Vec<PathBuf>> {
         let mut done = Vec::new();
         for (tmp, dest) in self.renames {
+            let name = dest
+                .file_name()
+                .map(|n| n.to_string_lossy().replace("{id}", ingest_id))
+                .unwrap_or_default();
+            let dest = dest.with_file_name(name);
             fs::rename(&tmp, &dest).map_err(|e| Error::io(&dest, e))?;
             done.push(dest);
         }
@@ -94,7 +100,7 @@ impl Staged {
     ) -> Result<()> {
         fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let dest = dir.join(name);
-        let tmp = dir.join(format!(".{name}.tmp"));
+        let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
         let file = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
         self.renames.push((tmp.clone(), dest));
         let mut w = ArrowWriter::try_new(file, schema, Some(properties()))?;
@@ -239,19 +245,9 @@ impl Staged {
 }
 
 /// Writes the captures record of this ingest under a temporary name.
-pub fn stage_captures(
-    staged: &mut Staged,
-    root: &Path,
-    ingest_id: &str,
-    batch: RecordBatch,
-) -> Result<()> {
+pub fn stage_captures(staged: &mut Staged, root: &Path, batch: RecordBatch) -> Result<()> {
     let dir = root.join(CAPTURES_DIR);
-    staged.write(
-        &dir,
-        &format!("part-{ingest_id}.parquet"),
-        [Ok(batch)],
-        CAPTURES.clone(),
-    )
+    staged.write(&dir, "part-{id}.parquet", [Ok(batch)], CAPTURES.clone())
 }
 
 /// Content hashes of every capture already in the dataset.
