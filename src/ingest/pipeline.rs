@@ -579,6 +579,8 @@ struct Router {
     /// TCP message that waited behind a hole in its stream comes out after
     /// frames that follow it; it goes back in its place here.
     held: Vec<(u64, Observed)>,
+    /// Latest time of an item seen.
+    latest_ts: i64,
     /// Per shard: (time to expire to first, message).
     inputs: Vec<Vec<(i64, Observed)>>,
     /// Per shard: latest time among the messages other shards got since its last one.
@@ -589,6 +591,16 @@ impl Router {
     fn item(&mut self, it: Item) {
         self.pos += 1;
         let pos = self.pos;
+        // a hole in a TCP stream older than HOLD_NS is given up on, at the
+        // same place in the stream whatever the chunking
+        self.latest_ts = self.latest_ts.max(it.ts());
+        let mut msgs = std::mem::take(&mut self.stream_msgs);
+        self.tcp
+            .skip_stale_gaps(self.latest_ts.saturating_sub(HOLD_NS), &mut msgs);
+        self.stream_msgs = msgs;
+        if !self.stream_msgs.is_empty() {
+            self.take_stream_msgs();
+        }
         match it {
             Item::Msg(o) => self.held.push((pos, o)),
             Item::Seg(s) => self.segment(s, pos),
@@ -613,6 +625,13 @@ impl Router {
         s.pos = pos;
         let mut msgs = std::mem::take(&mut self.stream_msgs);
         self.tcp.push(s, &mut msgs);
+        self.stream_msgs = msgs;
+        self.take_stream_msgs();
+    }
+
+    /// Decodes the messages TCP reassembly gave and holds them for `release`.
+    fn take_stream_msgs(&mut self) {
+        let mut msgs = std::mem::take(&mut self.stream_msgs);
         for m in msgs.drain(..) {
             let n = &mut self.counts[m.capture as usize];
             if let Some(msg) = observe(&m.bytes, n, false) {
@@ -720,6 +739,10 @@ impl Shard {
         Ok(())
     }
 }
+
+/// How long out-of-order TCP data may hold later messages back (a hole not
+/// filled by then is a gap): bounds the messages held to this much traffic.
+const HOLD_NS: i64 = 2_000_000_000;
 
 /// Captures of at least this many bytes in all are paired in `SHARDS` shards
 /// (and written as that many files per day); smaller ingests in one. The
@@ -869,6 +892,7 @@ fn run_in_pool(cfg: &IngestConfig, threads: usize, report: &mut IngestReport) ->
         counts: vec![Counts::default(); inputs.len()],
         pos: 0,
         held: Vec::new(),
+        latest_ts: i64::MIN,
         inputs: (0..shards).map(|_| Vec::new()).collect(),
         gap_max: vec![i64::MIN; shards],
     };

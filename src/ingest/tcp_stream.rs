@@ -89,6 +89,8 @@ struct Stream {
 pub struct TcpReassembler {
     streams: HashMap<Key, Stream>,
     losses: HashMap<u32, Losses>,
+    /// No out-of-order data held is older than this (`None`: none held).
+    oldest_pending: Option<i64>,
 }
 
 impl TcpReassembler {
@@ -139,6 +141,10 @@ impl TcpReassembler {
                 stream.skip_gap(&mut emit);
                 loss.gaps += 1;
             }
+            if !stream.pending.is_empty() {
+                let t = self.oldest_pending.get_or_insert(seg.ts_ns);
+                *t = (*t).min(seg.ts_ns);
+            }
         }
         if seg.fin || seg.rst {
             // the holes will not fill now: take what follows them
@@ -151,6 +157,54 @@ impl TcpReassembler {
             }
             self.streams.remove(&key);
         }
+    }
+
+    /// Gives up on every hole that has waited since before `ts_limit`: the
+    /// data after it is read (its messages appended to `out`) and the hole
+    /// counted as a gap. Bounds how long out-of-order data holds messages back.
+    pub fn skip_stale_gaps(&mut self, ts_limit: i64, out: &mut Vec<StreamMessage>) {
+        if self.oldest_pending.is_none_or(|t| t >= ts_limit) {
+            return;
+        }
+        for (key, stream) in self.streams.iter_mut() {
+            while let Some(seen) = stream
+                .pending
+                .iter()
+                .map(|(_, _, s)| *s)
+                .find(|s| s.ts_ns < ts_limit)
+            {
+                // the stream's addresses for the messages that come out
+                let seg = TcpSegment {
+                    ts_ns: seen.ts_ns,
+                    capture: seen.capture,
+                    frame: seen.frame,
+                    pos: seen.pos,
+                    src: key.0,
+                    sport: key.1,
+                    dst: key.2,
+                    dport: key.3,
+                    seq: 0,
+                    syn: false,
+                    fin: false,
+                    rst: false,
+                    payload: Vec::new(),
+                };
+                let mut emit = |st: &mut Stream, data: &[u8], seen: Seen| {
+                    st.take_messages(data, seen, &seg, out)
+                };
+                let before = stream.pending.len();
+                stream.skip_gap(&mut emit);
+                self.losses.entry(seen.capture).or_default().gaps += 1;
+                if stream.pending.len() >= before {
+                    break;
+                }
+            }
+        }
+        self.oldest_pending = self
+            .streams
+            .values()
+            .flat_map(|s| s.pending.iter().map(|(_, _, seen)| seen.ts_ns))
+            .min();
     }
 
     /// The earliest `pos` among the out-of-order data held back: a message
