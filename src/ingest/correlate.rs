@@ -94,6 +94,8 @@ pub const MAX_PENDING: usize = 1_000_000;
 
 pub struct Correlator {
     timeout_ns: i64,
+    /// Outstanding queries kept at most (`MAX_PENDING` unless shared out).
+    cap: usize,
     pending: HashMap<FlowKey, VecDeque<Pending>>,
     /// Outstanding queries in arrival order: (first seen, key, seq).
     order: VecDeque<(i64, FlowKey, u64)>,
@@ -109,6 +111,7 @@ impl Correlator {
     pub fn new(timeout_ns: i64) -> Self {
         Correlator {
             timeout_ns,
+            cap: MAX_PENDING,
             pending: HashMap::new(),
             order: VecDeque::new(),
             live: 0,
@@ -154,7 +157,7 @@ impl Correlator {
             count: 1,
         });
         self.live += 1;
-        if self.live > MAX_PENDING {
+        if self.live > self.cap {
             self.close_oldest();
         }
     }
@@ -292,6 +295,14 @@ impl Correlator {
         }
         let rest = self.out.split_off(keep);
         std::mem::replace(&mut self.out, rest)
+    }
+
+    /// One of `shards` correlators sharing the `MAX_PENDING` cap.
+    pub fn shard(timeout_ns: i64, shards: usize) -> Self {
+        Correlator {
+            cap: MAX_PENDING / shards.max(1),
+            ..Correlator::new(timeout_ns)
+        }
     }
 
     /// Outstanding queries.

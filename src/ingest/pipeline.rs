@@ -874,7 +874,7 @@ fn run_in_pool(cfg: &IngestConfig, threads: usize, report: &mut IngestReport) ->
     };
     let mut shard_state: Vec<Shard> = (0..shards)
         .map(|s| Shard {
-            correlator: Correlator::new(cfg.match_timeout.as_nanos() as i64),
+            correlator: Correlator::shard(cfg.match_timeout.as_nanos() as i64, shards),
             spool: write::Spool::new(
                 &cfg.out,
                 format!("{{id}}-{s}"),

@@ -32,9 +32,12 @@ pub const TRANSACTIONS_DIR: &str = "transactions";
 pub const CAPTURES_DIR: &str = "captures";
 /// Rows per Arrow batch handed to the Parquet writer.
 const BATCH_ROWS: usize = 65_536;
+/// Finished transactions a spool holds before it turns them into an Arrow
+/// batch: a `Transaction` takes several times the memory of its row.
+const BUILD_ROWS: usize = 8_192;
 const ROW_GROUP_ROWS: usize = 1 << 18;
 
-fn properties() -> WriterProperties {
+pub fn properties() -> WriterProperties {
     WriterProperties::builder()
         .set_compression(Compression::ZSTD(
             ZstdLevel::try_new(3).expect("zstd level 3 is valid"),
@@ -170,7 +173,7 @@ impl Spool {
 
     pub fn push(&mut self, t: Transaction) -> Result<()> {
         self.pending.push(t);
-        if self.pending.len() >= BATCH_ROWS {
+        if self.pending.len() >= BUILD_ROWS {
             self.build()?;
         }
         if self.spooled >= self.file_rows {
