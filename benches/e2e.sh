@@ -46,7 +46,7 @@ big_files=$(find "$work/dsb/transactions" -name '*.parquet' | wc -l)
 {
   echo "# Benchmarks"
   echo
-  echo "Produced by \`benches/e2e.sh $packets\` on $(date -u +%Y-%m-%d). Machine: $(nproc) cores,"
+  echo "Produced by \`benches/e2e.sh $packets $scale\` on $(date -u +%Y-%m-%d). Machine: $(nproc) cores,"
   echo "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(free -g | awk '/Mem:/{print $2}') GiB; shared and noisy, so"
   echo "every figure on a page comes from the same run. Capture: \`dnsq synth --seed 1\`, $recs packets,"
   echo "$cap_bytes bytes; $rows transactions."

@@ -16,6 +16,7 @@ pub fn run(a: IngestArgs) -> anyhow::Result<ExitCode> {
     cfg.chunk_bytes = a.chunk_bytes.max(1);
     cfg.shards = a.shards;
     cfg.spool_rows = a.spool_rows.max(1);
+    cfg.progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
     cfg.match_timeout = a.match_timeout;
     for p in a.ports {
         if !cfg.ports.contains(&p) {

@@ -35,6 +35,8 @@ pub struct IngestConfig {
     pub shards: usize,
     /// Rows held in memory, in all shards, before they are written as files.
     pub spool_rows: usize,
+    /// Draw a progress bar on stderr.
+    pub progress: bool,
 }
 
 impl IngestConfig {
@@ -48,6 +50,7 @@ impl IngestConfig {
             chunk_bytes: capture::CHUNK_BYTES,
             shards: 0,
             spool_rows: SPOOL_ROWS,
+            progress: false,
         }
     }
 }
@@ -814,6 +817,7 @@ fn run_in_pool(cfg: &IngestConfig, threads: usize, report: &mut IngestReport) ->
     let mut sources = Vec::new();
     let mut seen = std::collections::HashSet::new();
     let mut total_bytes = 0;
+    let mut any_stream = false;
     for (o, h) in opened.into_iter().zip(hashes) {
         if let Some(h) = &h {
             if known.contains(h) || !seen.insert(h.clone()) {
@@ -842,6 +846,7 @@ fn run_in_pool(cfg: &IngestConfig, threads: usize, report: &mut IngestReport) ->
             Opened::Stream(r, first) => {
                 // a stream's size is unknown until its end: count it as large
                 total_bytes += SHARD_INPUT_BYTES;
+                any_stream = true;
                 let file_size = std::fs::metadata(r.path()).map_or(0, |m| m.len());
                 let input = Input {
                     name,
@@ -897,8 +902,16 @@ fn run_in_pool(cfg: &IngestConfig, threads: usize, report: &mut IngestReport) ->
         gap_max: vec![i64::MIN; shards],
     };
 
-    let result = stream(cfg, threads, &mut sources, &mut router, &mut shard_state)
-        .and_then(|()| streams_ended(&mut sources, &mut inputs));
+    let progress = progress_bar(cfg.progress, (!any_stream).then_some(total_bytes));
+    let result = stream(
+        cfg,
+        threads,
+        &mut sources,
+        &mut router,
+        &mut shard_state,
+        &progress,
+    )
+    .and_then(|()| streams_ended(&mut sources, &mut inputs));
     let staged = match result {
         Ok(()) => finish(router, shard_state),
         Err(e) => {
@@ -1010,12 +1023,16 @@ fn stream(
     sources: &mut [Source],
     router: &mut Router,
     shards: &mut [Shard],
+    progress: &indicatif::ProgressBar,
 ) -> Result<()> {
     let window = threads * 2;
     let mut ready: Option<Vec<(usize, Decoded)>> = None;
+    let started = Instant::now();
+    let mut packets = 0u64;
     loop {
         let pieces = next_window(sources, window);
         if pieces.is_empty() && ready.is_none() {
+            progress.finish_and_clear();
             return Ok(());
         }
         let ports = &cfg.ports;
@@ -1036,8 +1053,40 @@ fn stream(
             },
         );
         paired?;
+        let bytes: usize = pieces
+            .iter()
+            .map(|(_, p)| p.chunk.end - p.chunk.start)
+            .sum();
+        packets += decoded.iter().map(|(_, d)| d.counts.packets).sum::<u64>();
+        progress.inc(bytes as u64);
+        let rate = packets as f64 / started.elapsed().as_secs_f64().max(1e-3);
+        progress.set_message(format!("{packets} packets, {rate:.0} packets/s"));
         ready = (!pieces.is_empty()).then_some(decoded);
     }
+}
+
+/// The progress bar on stderr: bytes and packets done, rate, time left
+/// (hidden unless asked for, i.e. unless stderr is a terminal).
+fn progress_bar(show: bool, total_bytes: Option<u64>) -> indicatif::ProgressBar {
+    use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+    if !show {
+        return ProgressBar::hidden();
+    }
+    let (bar, template) = match total_bytes {
+        Some(t) => (
+            ProgressBar::new(t),
+            "{bar:30} {bytes}/{total_bytes} · {msg} · {bytes_per_sec} · {eta} left",
+        ),
+        None => (
+            ProgressBar::new_spinner(),
+            "{spinner} {bytes} · {msg} · {bytes_per_sec}",
+        ),
+    };
+    if let Ok(style) = ProgressStyle::with_template(template) {
+        bar.set_style(style);
+    }
+    bar.set_draw_target(ProgressDrawTarget::stderr_with_hz(4));
+    bar
 }
 
 /// Merges one decoded window into the stream, routes it and pairs it.
