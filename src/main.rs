@@ -10,7 +10,16 @@ fn main() -> ExitCode {
     match dnsq::cli::run(cli) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("dnsq: {err:#}");
+            // the chain of causes, each once (an error's own text often quotes its source)
+            let mut msg = err.to_string();
+            for cause in err.chain().skip(1) {
+                let c = cause.to_string();
+                if !msg.contains(&c) {
+                    msg.push_str(": ");
+                    msg.push_str(&c);
+                }
+            }
+            eprintln!("dnsq: {msg}");
             ExitCode::FAILURE
         }
     }

@@ -136,7 +136,9 @@ enum Opened {
 
 impl Opened {
     fn open(p: &Path, chunk_bytes: usize) -> Result<Opened> {
-        if p.as_os_str() != "-" && !is_compressed(p)? {
+        // a pipe given by name (`<(tcpdump -w - …)`) is read as a stream
+        let regular = p.as_os_str() != "-" && std::fs::metadata(p).is_ok_and(|m| m.is_file());
+        if regular && !is_compressed(p)? {
             let c = Capture::open(p)?;
             let w = c.walk(chunk_bytes);
             return Ok(Opened::Mapped(c, w));
