@@ -756,7 +756,7 @@ const HOLD_NS: i64 = 2_000_000_000;
 const SHARD_INPUT_BYTES: u64 = 64 << 20;
 const SHARDS: usize = 4;
 /// Rows spooled in memory, in all shards, before they are written out.
-pub const SPOOL_ROWS: usize = 1 << 20;
+pub const SPOOL_ROWS: usize = 1 << 19;
 
 /// SHA-256 of a capture's (decompressed) bytes, read a slice at a time so
 /// that a mapped file's pages do not stay in memory.
