@@ -11,8 +11,6 @@ use std::path::{Path, PathBuf};
 use dnsq::ingest::capture::Capture;
 use dnsq::ingest::link::{self, Packet};
 
-const LINKTYPES: [u32; 10] = [1, 0, 101, 12, 14, 228, 229, 113, 276, 108];
-
 fn save(dir: &Path, bytes: &[u8]) {
     let mut h = DefaultHasher::new();
     bytes.hash(&mut h);
@@ -48,7 +46,7 @@ fn main() {
                 let Ok(p) = link::decode_frame(&f, &[53, 5353]) else {
                     return;
                 };
-                if let Some(sel) = LINKTYPES.iter().position(|&l| l == f.linktype) {
+                if let Some(sel) = link::LINKTYPES.iter().position(|&l| l == f.linktype) {
                     let mut v = vec![sel as u8];
                     v.extend_from_slice(f.data);
                     save(&dirs[1], &v);

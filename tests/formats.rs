@@ -233,52 +233,44 @@ fn captures_split_into_rotated_files_pair_across_them() {
     assert_eq!(r[1][0], "1");
 }
 
+/// Ingests the sample into `dir` from standard input.
+fn ingest_stdin(dir: &Path, extra: &[&str]) {
+    let mut child = dnsq()
+        .arg("ingest")
+        .args(extra)
+        .arg("-o")
+        .arg(dir)
+        .arg("-")
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(
+        child.stdin.as_mut().unwrap(),
+        &std::fs::read(sample()).unwrap(),
+    )
+    .unwrap();
+    drop(child.stdin.take());
+    assert!(child.wait_with_output().unwrap().status.success());
+}
+
 #[test]
 fn standard_input_and_threads() {
     let want = rows_of(&[&sample()], &[]);
     let tmp = tempfile::tempdir().unwrap();
-    let mut child = dnsq()
-        .arg("ingest")
-        .arg("-o")
-        .arg(tmp.path())
-        .arg("-")
-        .stdin(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::io::Write::write_all(
-        child.stdin.as_mut().unwrap(),
-        &std::fs::read(sample()).unwrap(),
-    )
-    .unwrap();
-    drop(child.stdin.take());
-    assert!(child.wait_with_output().unwrap().status.success());
+    ingest_stdin(tmp.path(), &[]);
     assert_eq!(sql(tmp.path(), ROWS), want);
     // standard input read in 64 KiB pieces (the smallest a stream is cut in)
     let tmp2 = tempfile::tempdir().unwrap();
-    let mut child = dnsq()
-        .args(["ingest", "--chunk-bytes", "1", "-o"])
-        .arg(tmp2.path())
-        .arg("-")
-        .stdin(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::io::Write::write_all(
-        child.stdin.as_mut().unwrap(),
-        &std::fs::read(sample()).unwrap(),
-    )
-    .unwrap();
-    drop(child.stdin.take());
-    assert!(child.wait_with_output().unwrap().status.success());
+    ingest_stdin(tmp2.path(), &["--chunk-bytes", "1"]);
     assert_eq!(sql(tmp2.path(), ROWS), want, "stdin in pieces");
-    // many small chunks decoded on 1, 2 and 4 threads: the same rows
     // paired in several shards, each writing a file every few hundred rows
     assert_eq!(
         rows_of(&[&sample()], &["--shards", "4", "--spool-rows", "1000"]),
         want,
         "4 shards"
     );
+    // many small chunks decoded on 1, 2 and 4 threads: the same rows
     for threads in ["1", "2", "4"] {
         for chunk in ["1", "5000", "65536"] {
             assert_eq!(

@@ -122,12 +122,11 @@ fn fuzz_findings_stay_fixed() {
         } else if name.starts_with("decode_frame-") {
             // as fuzz/fuzz_targets/decode_frame.rs reads its input: a link
             // type selector, then frames separated by 0xfe
-            const LINKTYPES: [u32; 10] = [1, 0, 101, 12, 14, 228, 229, 113, 276, 108];
             let (sel, rest) = bytes.split_first().unwrap();
             for (i, data) in rest.split(|&b| b == 0xfe).enumerate() {
                 let f = Frame {
                     ts_ns: 0,
-                    linktype: LINKTYPES[*sel as usize % LINKTYPES.len()],
+                    linktype: link::LINKTYPES[*sel as usize % link::LINKTYPES.len()],
                     number: i as u64 + 1,
                     data,
                 };

@@ -8,9 +8,6 @@ use dnsq::ingest::ip::{Defragmenter, OwnedFragment};
 use dnsq::ingest::link::{self, Packet};
 use libfuzzer_sys::fuzz_target;
 
-/// Ethernet, BSD null, raw IP (three spellings), IPv4, IPv6, SLL, SLL2, loop.
-const LINKTYPES: [u32; 10] = [1, 0, 101, 12, 14, 228, 229, 113, 276, 108];
-
 fuzz_target!(|data: &[u8]| {
     let Some((&sel, rest)) = data.split_first() else {
         return;
@@ -21,7 +18,7 @@ fuzz_target!(|data: &[u8]| {
     for (i, bytes) in rest.split(|&b| b == 0xfe).enumerate() {
         let frame = Frame {
             ts_ns: i as i64 * 1_000,
-            linktype: LINKTYPES[sel as usize % LINKTYPES.len()],
+            linktype: link::LINKTYPES[sel as usize % link::LINKTYPES.len()],
             number: i as u64 + 1,
             data: bytes,
         };
@@ -31,18 +28,7 @@ fuzz_target!(|data: &[u8]| {
                 let _ = dns::decode(seg.payload, true);
             }
             Ok(Packet::Fragment(f)) => {
-                let owned = OwnedFragment {
-                    ts_ns: frame.ts_ns,
-                    capture: 0,
-                    frame: frame.number,
-                    src: f.src,
-                    dst: f.dst,
-                    id: f.id,
-                    proto: f.proto,
-                    offset: f.offset,
-                    more: f.more,
-                    data: f.data.to_vec(),
-                };
+                let owned = OwnedFragment::new(&f, frame.ts_ns, 0, frame.number);
                 if let Some(d) = defrag.push(owned) {
                     if let Ok(seg) =
                         link::decode_transport(d.src, d.dst, d.proto, &d.payload, false, &[53])

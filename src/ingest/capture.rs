@@ -70,6 +70,18 @@ pub enum Compression {
     Xz,
 }
 
+impl Compression {
+    /// The compression a file's first bytes announce (by magic, never by name).
+    pub fn of(head: &[u8]) -> Compression {
+        match head.get(..6) {
+            Some([0x1f, 0x8b, ..]) => Compression::Gzip,
+            Some([0x28, 0xb5, 0x2f, 0xfd, ..]) => Compression::Zstd,
+            Some([0xfd, b'7', b'z', b'X', b'Z', 0x00]) => Compression::Xz,
+            _ => Compression::None,
+        }
+    }
+}
+
 /// One pcapng interface (IDB): link type and timestamp scale.
 #[derive(Debug, Clone, Copy)]
 pub struct Interface {
@@ -154,12 +166,7 @@ impl Capture {
         if raw.is_empty() {
             return Err(Error::EmptyCapture { path: path.into() });
         }
-        let compression = match raw.get(..6) {
-            Some([0x1f, 0x8b, ..]) => Compression::Gzip,
-            Some([0x28, 0xb5, 0x2f, 0xfd, ..]) => Compression::Zstd,
-            Some([0xfd, b'7', b'z', b'X', b'Z', 0x00]) => Compression::Xz,
-            _ => Compression::None,
-        };
+        let compression = Compression::of(&raw);
         let bytes = match compression {
             Compression::None => raw,
             c => Bytes::Owned(decompress(&raw, c).map_err(|e| Error::io(path, e))?),
@@ -198,6 +205,24 @@ impl Capture {
 
     /// Calls `f` for every packet record of `chunk`, in file order.
     pub fn frames<'a>(&'a self, chunk: &Chunk, mut f: impl FnMut(Frame<'a>)) {
+        self.frames_while(chunk, |frame| {
+            f(frame);
+            true
+        });
+    }
+
+    /// Time of the first packet record of `chunk`; only that record is read.
+    pub fn first_ts(&self, chunk: &Chunk) -> Option<i64> {
+        let mut first = None;
+        self.frames_while(chunk, |frame| {
+            first = Some(frame.ts_ns);
+            false
+        });
+        first
+    }
+
+    /// Calls `f` for the packet records of `chunk` in file order, until it returns false.
+    fn frames_while<'a>(&'a self, chunk: &Chunk, mut f: impl FnMut(Frame<'a>) -> bool) {
         let data: &'a [u8] = &self.bytes;
         match self.format {
             Format::Pcap {
@@ -215,12 +240,14 @@ impl Capture {
                     let ts_ns =
                         rd(0) as i64 * 1_000_000_000 + if nanos { frac } else { frac * 1000 };
                     let body = &data[pos + 16..(pos + 16 + caplen).min(chunk.end)];
-                    f(Frame {
+                    if !f(Frame {
                         ts_ns,
                         linktype,
                         number,
                         data: body,
-                    });
+                    }) {
+                        return;
+                    }
                     number += 1;
                     pos += 16 + caplen;
                 }
@@ -235,7 +262,9 @@ impl Capture {
                     let block = &data[pos..(pos + blen).min(chunk.end)];
                     if matches!(btype, PCAPNG_EPB | PCAPNG_SPB | PCAPNG_OPB) {
                         if let Some(frame) = pcapng_frame(block, be, &chunk.interfaces, number) {
-                            f(frame);
+                            if !f(frame) {
+                                return;
+                            }
                         }
                         number += 1;
                     }
@@ -323,12 +352,7 @@ impl StreamReader {
         if head.is_empty() {
             return Err(Error::EmptyCapture { path: path.into() });
         }
-        let compression = match head.get(..6) {
-            Some([0x1f, 0x8b, ..]) => Compression::Gzip,
-            Some([0x28, 0xb5, 0x2f, 0xfd, ..]) => Compression::Zstd,
-            Some([0xfd, b'7', b'z', b'X', b'Z', 0x00]) => Compression::Xz,
-            _ => Compression::None,
-        };
+        let compression = Compression::of(head);
         let mut reader: Box<dyn Read + Send> = match compression {
             Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(raw)),
             Compression::Zstd => Box::new(

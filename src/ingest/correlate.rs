@@ -305,11 +305,6 @@ impl Correlator {
         }
     }
 
-    /// Outstanding queries.
-    pub fn pending(&self) -> usize {
-        self.live
-    }
-
     /// Ends the input: every outstanding query becomes `unanswered`.
     pub fn finish(mut self) -> Vec<Transaction> {
         while !self.order.is_empty() {
@@ -344,23 +339,6 @@ pub fn merge_by_time<T>(streams: Vec<Vec<T>>, ts: impl Fn(&T) -> i64) -> Vec<T> 
             heap.push(Reverse((ts(o), i)));
         }
     }
-    out
-}
-
-/// Merges two message lists of one capture, each in frame order, into frame order.
-pub fn merge_by_frame(a: Vec<Observed>, b: Vec<Observed>) -> Vec<Observed> {
-    if b.is_empty() {
-        return a;
-    }
-    let mut out = Vec::with_capacity(a.len() + b.len());
-    let mut b = b.into_iter().peekable();
-    for x in a {
-        while b.peek().is_some_and(|y| y.frame < x.frame) {
-            out.extend(b.next());
-        }
-        out.push(x);
-    }
-    out.extend(b);
     out
 }
 

@@ -8,6 +8,8 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
+use crate::ingest::link::Fragment;
+
 const MAX_PARTIAL: usize = 10_000;
 const MAX_DATAGRAM: usize = 65_535 + 1500;
 const TIMEOUT_NS: i64 = 30 * 1_000_000_000;
@@ -25,6 +27,24 @@ pub struct OwnedFragment {
     pub offset: usize,
     pub more: bool,
     pub data: Vec<u8>,
+}
+
+impl OwnedFragment {
+    /// `f` copied out of frame `frame` of capture `capture`, seen at `ts_ns`.
+    pub fn new(f: &Fragment<'_>, ts_ns: i64, capture: u32, frame: u64) -> Self {
+        OwnedFragment {
+            ts_ns,
+            capture,
+            frame,
+            src: f.src,
+            dst: f.dst,
+            id: f.id,
+            proto: f.proto,
+            offset: f.offset,
+            more: f.more,
+            data: f.data.to_vec(),
+        }
+    }
 }
 
 /// A datagram put back together.

@@ -110,6 +110,10 @@ fn ipv6_fragment(mut next: u8, mut exts: &[u8]) -> Option<(u32, usize, bool)> {
     }
 }
 
+/// Every link type `decode_frame` reads: Ethernet, BSD null and loopback, raw
+/// IP (three spellings), raw IPv4 and IPv6, Linux SLL and SLL2.
+pub const LINKTYPES: [u32; 10] = [1, 0, 101, 12, 14, 228, 229, 113, 276, 108];
+
 /// Decodes a frame down to its transport payload if either port is in `ports`.
 pub fn decode_frame<'a>(frame: &Frame<'a>, ports: &[u16]) -> Result<Packet<'a>, Skip> {
     let data = frame.data;

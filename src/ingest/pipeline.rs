@@ -157,16 +157,7 @@ impl Opened {
                 (&p.capture, &p.chunks)
             }
         };
-        let mut first = None;
-        for chunk in chunks {
-            c.frames(chunk, |f| {
-                first.get_or_insert(f.ts_ns);
-            });
-            if first.is_some() {
-                break;
-            }
-        }
-        first
+        chunks.iter().find_map(|chunk| c.first_ts(chunk))
     }
 
     fn path(&self) -> &Path {
@@ -183,10 +174,7 @@ fn is_compressed(p: &Path) -> Result<bool> {
     let mut head = [0u8; 6];
     let mut f = std::fs::File::open(p).map_err(|e| Error::io(p, e))?;
     let n = f.read(&mut head).map_err(|e| Error::io(p, e))?;
-    Ok(matches!(
-        &head[..n],
-        [0x1f, 0x8b, ..] | [0x28, 0xb5, 0x2f, 0xfd, ..] | [0xfd, b'7', b'z', b'X', b'Z', 0x00]
-    ))
+    Ok(capture::Compression::of(&head[..n]) != capture::Compression::None)
 }
 
 /// Expands directories into the captures they hold (files that are not
@@ -351,18 +339,12 @@ fn decode_chunk(cap: &Capture, cap_idx: u32, chunk: &Chunk, ports: &[u16]) -> De
             Ok(Packet::Whole(seg)) => {
                 items.extend(route(&seg, frame.ts_ns, cap_idx, frame.number, &mut n));
             }
-            Ok(Packet::Fragment(f)) => items.push(Item::Frag(OwnedFragment {
-                ts_ns: frame.ts_ns,
-                capture: cap_idx,
-                frame: frame.number,
-                src: f.src,
-                dst: f.dst,
-                id: f.id,
-                proto: f.proto,
-                offset: f.offset,
-                more: f.more,
-                data: f.data.to_vec(),
-            })),
+            Ok(Packet::Fragment(f)) => items.push(Item::Frag(OwnedFragment::new(
+                &f,
+                frame.ts_ns,
+                cap_idx,
+                frame.number,
+            ))),
             Err(Skip::OtherPort | Skip::NotIp) => {}
             Err(Skip::UnknownLink(_) | Skip::Malformed) => n.not_decoded += 1,
         }
@@ -380,14 +362,11 @@ struct Piece {
 
 impl Piece {
     fn new(cap: Arc<Capture>, chunk: Chunk) -> Piece {
-        let mut first = None;
-        cap.frames(&chunk, |f| {
-            first.get_or_insert(f.ts_ns);
-        });
+        let first_ts = cap.first_ts(&chunk).unwrap_or(i64::MIN);
         Piece {
             cap,
             chunk,
-            first_ts: first.unwrap_or(i64::MIN),
+            first_ts,
         }
     }
 }
@@ -599,10 +578,10 @@ impl Router {
         // a hole in a TCP stream older than HOLD_NS is given up on, at the
         // same place in the stream whatever the chunking
         self.latest_ts = self.latest_ts.max(it.ts());
-        let mut msgs = std::mem::take(&mut self.stream_msgs);
-        self.tcp
-            .skip_stale_gaps(self.latest_ts.saturating_sub(HOLD_NS), &mut msgs);
-        self.stream_msgs = msgs;
+        self.tcp.skip_stale_gaps(
+            self.latest_ts.saturating_sub(HOLD_NS),
+            &mut self.stream_msgs,
+        );
         if !self.stream_msgs.is_empty() {
             self.take_stream_msgs();
         }
@@ -628,9 +607,7 @@ impl Router {
 
     fn segment(&mut self, mut s: TcpSegment, pos: u64) {
         s.pos = pos;
-        let mut msgs = std::mem::take(&mut self.stream_msgs);
-        self.tcp.push(s, &mut msgs);
-        self.stream_msgs = msgs;
+        self.tcp.push(s, &mut self.stream_msgs);
         self.take_stream_msgs();
     }
 

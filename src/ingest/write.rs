@@ -187,21 +187,21 @@ impl Spool {
         if self.pending.is_empty() {
             return Ok(());
         }
-        let mut by_day: BTreeMap<String, Vec<Transaction>> = BTreeMap::new();
-        for t in self.pending.drain(..) {
-            by_day.entry(day_of(t.ts_ns())).or_default().push(t);
-        }
-        for (day, txs) in by_day {
-            let spool = self.days.entry(day).or_default();
+        // by UTC day (nearly always one: then the sort finds one run and moves nothing)
+        let day = |t: &Transaction| t.ts_ns().div_euclid(86_400 * 1_000_000_000);
+        self.pending.sort_by_key(day);
+        for txs in self.pending.chunk_by(|a, b| day(a) == day(b)) {
+            let spool = self.days.entry(day_of(txs[0].ts_ns())).or_default();
             let b = spool.batches.len() as u32;
             spool.keys.extend(
                 txs.iter()
                     .enumerate()
                     .map(|(i, t)| (order_key(t), b, i as u32)),
             );
-            spool.batches.push(batch::build(&txs, &self.captures)?);
+            spool.batches.push(batch::build(txs, &self.captures)?);
             self.spooled += txs.len();
         }
+        self.pending.clear();
         Ok(())
     }
 
