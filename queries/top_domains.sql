@@ -6,13 +6,15 @@ WITH counts AS (
     FROM transactions
     GROUP BY 1
 ), ranked AS (
-    SELECT domain, n, row_number() OVER (ORDER BY n DESC, domain) AS rank
+    SELECT domain, n,
+        row_number() OVER (ORDER BY n DESC, domain) AS rank,
+        sum(n) OVER () AS total
     FROM counts
 )
 SELECT
     CASE WHEN rank <= 10 THEN domain ELSE 'other' END AS domain,
     sum(n) AS transactions,
-    100.0 * sum(n) / (SELECT sum(n) FROM counts) AS share_pct
+    100.0 * sum(n) / max(total) AS share_pct
 FROM ranked
 GROUP BY 1
 ORDER BY min(rank) > 10, transactions DESC, domain;
