@@ -1,5 +1,6 @@
 //! Ingest stage 5: `Transaction`s → Arrow `RecordBatch` in the schema of `schema.rs`.
 
+use std::fmt::{self, Write as _};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -38,6 +39,13 @@ pub fn reg_domain(qname: &str) -> Option<&str> {
         return None;
     }
     psl::domain_str(qname)
+}
+
+/// Appends a value's text without an intermediate `String`: addresses and
+/// mnemonics are written straight into the column's buffer.
+fn append_display(b: &mut StringBuilder, v: impl fmt::Display) {
+    write!(b, "{v}").expect("writing to a string builder cannot fail");
+    b.append_value("");
 }
 
 fn ts_builder(n: usize) -> TimestampMicrosecondBuilder {
@@ -114,8 +122,8 @@ pub fn build(txs: &[Transaction], captures: &[String]) -> Result<RecordBatch> {
             Some(q) => (q.src, q.sport, q.dst, q.dport),
             None => (first.dst, first.dport, first.src, first.sport),
         };
-        client_ip.append_value(cip.to_string());
-        server_ip.append_value(sip.to_string());
+        append_display(&mut client_ip, cip);
+        append_display(&mut server_ip, sip);
         client_port.append_value(cport as i32);
         server_port.append_value(sport as i32);
         transport.append_value(first.transport.as_str());
@@ -127,8 +135,8 @@ pub fn build(txs: &[Transaction], captures: &[String]) -> Result<RecordBatch> {
         match question {
             Some(qu) => {
                 qname.append_value(&qu.qname);
-                qtype.append_value(qu.qtype.to_string());
-                qclass.append_value(qu.qclass.to_string());
+                append_display(&mut qtype, qu.qtype);
+                append_display(&mut qclass, qu.qclass);
                 tld_b.append_option(tld(&qu.qname));
                 reg.append_option(reg_domain(&qu.qname));
             }
@@ -140,8 +148,11 @@ pub fn build(txs: &[Transaction], captures: &[String]) -> Result<RecordBatch> {
                 reg.append_null();
             }
         }
-        opcode.append_value(first.msg.flags.opcode().to_string());
-        rcode.append_option(r.map(|r| r.msg.rcode.to_string()));
+        append_display(&mut opcode, first.msg.flags.opcode());
+        match r {
+            Some(r) => append_display(&mut rcode, r.msg.rcode),
+            None => rcode.append_null(),
+        }
         bools[0].append_value(first.msg.flags.rd());
         bools[1].append_value(first.msg.flags.cd());
         bools[2].append_option(r.map(|r| r.msg.flags.aa()));
@@ -256,9 +267,7 @@ fn append_rrs(list: &mut ListBuilder<StructBuilder>, rrs: Option<&Vec<Answer>>) 
         s.field_builder::<StringBuilder>(0)
             .expect("name")
             .append_value(&a.name);
-        s.field_builder::<StringBuilder>(1)
-            .expect("type")
-            .append_value(a.rtype.to_string());
+        append_display(s.field_builder::<StringBuilder>(1).expect("type"), a.rtype);
         s.field_builder::<Int64Builder>(2)
             .expect("ttl")
             .append_value(a.ttl as i64);

@@ -9,8 +9,10 @@
 //! at the end of the input, become `unanswered`; responses that answer
 //! nothing become `response_only`.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::net::IpAddr;
+
+use foldhash::{HashMap, HashMapExt};
 
 use crate::ingest::dns::{DnsMessage, Question};
 use crate::ingest::link::Transport;

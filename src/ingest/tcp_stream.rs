@@ -87,7 +87,7 @@ struct Stream {
 
 #[derive(Default)]
 pub struct TcpReassembler {
-    streams: HashMap<Key, Stream>,
+    streams: foldhash::HashMap<Key, Stream>,
     losses: HashMap<u32, Losses>,
     /// No out-of-order data held is older than this (`None`: none held).
     oldest_pending: Option<i64>,
