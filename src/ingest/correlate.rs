@@ -279,24 +279,21 @@ impl Correlator {
     /// Hands over the transactions that are complete. A zone transfer still
     /// receiving messages (within the timeout of `now`) and everything after
     /// it stay, so that later messages can join it.
-    pub fn take_done(&mut self, now: i64) -> Vec<Transaction> {
+    /// The buffer keeps its capacity from one window to the next.
+    pub fn take_done(&mut self, now: i64) -> std::vec::Drain<'_, Transaction> {
         let timeout = self.timeout_ns;
         self.xfers
             .retain(|_, (_, _, last)| now.saturating_sub(*last) <= timeout);
-        let keep = self
+        let done = self
             .xfers
             .values()
             .map(|(i, _, _)| *i)
             .min()
             .unwrap_or(self.out.len());
-        if keep == 0 {
-            return Vec::new();
-        }
         for (i, _, _) in self.xfers.values_mut() {
-            *i -= keep;
+            *i -= done;
         }
-        let rest = self.out.split_off(keep);
-        std::mem::replace(&mut self.out, rest)
+        self.out.drain(..done)
     }
 
     /// One of `shards` correlators sharing the `MAX_PENDING` cap.

@@ -644,11 +644,13 @@ impl Router {
             _ => u64::MAX,
         };
         self.held.sort_by_key(|(p, _)| *p);
-        let keep = self.held.partition_point(|(p, _)| *p < limit);
-        let rest = self.held.split_off(keep);
-        for (_, o) in std::mem::replace(&mut self.held, rest) {
+        let ready = self.held.partition_point(|(p, _)| *p < limit);
+        // taken out and put back, so that its capacity serves the next window
+        let mut held = std::mem::take(&mut self.held);
+        for (_, o) in held.drain(..ready) {
             self.dispatch(o);
         }
+        self.held = held;
     }
 
     /// Both directions of a conversation go to the same shard.
@@ -686,10 +688,11 @@ struct Shard {
 
 impl Shard {
     /// Pairs one window's messages; `expire_to` is the latest time the other
-    /// shards saw after this shard's last message.
-    fn run(&mut self, input: Vec<(i64, Observed)>, expire_to: i64) -> Result<()> {
+    /// shards saw after this shard's last message. `input` is left empty with
+    /// its capacity, for the next window.
+    fn run(&mut self, input: &mut Vec<(i64, Observed)>, expire_to: i64) -> Result<()> {
         let mut now = i64::MIN;
-        for (expire, o) in input {
+        for (expire, o) in input.drain(..) {
             if expire != i64::MIN {
                 self.correlator.expire(expire);
             }
@@ -701,25 +704,30 @@ impl Shard {
             now = now.max(expire_to);
         }
         let done = self.correlator.take_done(now);
-        self.spill(done)
+        spill(&mut self.by_status, &mut self.spool, done)
     }
+}
 
-    fn spill(&mut self, txs: Vec<Transaction>) -> Result<()> {
-        for t in txs {
-            let s = match t.status {
-                Status::Answered => 0,
-                Status::Unanswered => 1,
-                Status::ResponseOnly => 2,
-            };
-            let c = t.first().capture as usize;
-            if self.by_status.len() <= c {
-                self.by_status.resize(c + 1, [0; 3]);
-            }
-            self.by_status[c][s] += 1;
-            self.spool.push(t)?;
+/// Counts finished transactions by capture and status and spools them.
+fn spill(
+    by_status: &mut Vec<[u64; 3]>,
+    spool: &mut write::Spool,
+    txs: impl IntoIterator<Item = Transaction>,
+) -> Result<()> {
+    for t in txs {
+        let s = match t.status {
+            Status::Answered => 0,
+            Status::Unanswered => 1,
+            Status::ResponseOnly => 2,
+        };
+        let c = t.first().capture as usize;
+        if by_status.len() <= c {
+            by_status.resize(c + 1, [0; 3]);
         }
-        Ok(())
+        by_status[c][s] += 1;
+        spool.push(t)?;
     }
+    Ok(())
 }
 
 /// How long out-of-order TCP data may hold later messages back (a hole not
@@ -1087,16 +1095,16 @@ fn pair_window(
 
 /// Hands each shard its messages and pairs them, the shards in parallel.
 fn run_shards(router: &mut Router, shards: &mut [Shard]) -> Result<()> {
-    let inputs: Vec<(Vec<(i64, Observed)>, i64)> = router
-        .inputs
+    let gaps: Vec<i64> = router
+        .gap_max
         .iter_mut()
-        .zip(router.gap_max.iter_mut())
-        .map(|(inp, g)| (std::mem::take(inp), std::mem::replace(g, i64::MIN)))
+        .map(|g| std::mem::replace(g, i64::MIN))
         .collect();
     shards
         .par_iter_mut()
-        .zip(inputs)
-        .map(|(s, (inp, g))| s.run(inp, g))
+        .zip(router.inputs.par_iter_mut())
+        .zip(gaps)
+        .map(|((s, inp), g)| s.run(inp, g))
         .collect::<Result<Vec<()>>>()?;
     Ok(())
 }
@@ -1123,7 +1131,7 @@ fn finish(mut router: Router, mut shards: Vec<Shard>) -> Result<Finished> {
         .into_par_iter()
         .map(|mut s| {
             let rest = std::mem::replace(&mut s.correlator, Correlator::new(0)).finish();
-            if let Err(e) = s.spill(rest) {
+            if let Err(e) = spill(&mut s.by_status, &mut s.spool, rest) {
                 s.spool.staged.abandon();
                 return Err(e);
             }
