@@ -12,6 +12,7 @@ use arrow::array::{
 use crate::error::Result;
 use crate::ingest::correlate::Transaction;
 use crate::ingest::dns::Answer;
+use crate::ingest::rdata::ipv4_text;
 use crate::ingest::schema::{rr_fields, TRANSACTIONS};
 
 /// Last label of a lower-cased qname; `None` for the root.
@@ -41,11 +42,18 @@ pub fn reg_domain(qname: &str) -> Option<&str> {
     psl::domain_str(qname)
 }
 
-/// Appends a value's text without an intermediate `String`: addresses and
-/// mnemonics are written straight into the column's buffer.
+/// Appends a value's text without an intermediate `String`: mnemonics are
+/// written straight into the column's buffer.
 fn append_display(b: &mut StringBuilder, v: impl fmt::Display) {
     write!(b, "{v}").expect("writing to a string builder cannot fail");
     b.append_value("");
+}
+
+fn append_ip(b: &mut StringBuilder, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(v4) => b.append_value(ipv4_text(v4.octets(), &mut [0; 15])),
+        IpAddr::V6(_) => append_display(b, ip),
+    }
 }
 
 fn ts_builder(n: usize) -> TimestampMicrosecondBuilder {
@@ -122,8 +130,8 @@ pub fn build(txs: &[Transaction], captures: &[String]) -> Result<RecordBatch> {
             Some(q) => (q.src, q.sport, q.dst, q.dport),
             None => (first.dst, first.dport, first.src, first.sport),
         };
-        append_display(&mut client_ip, cip);
-        append_display(&mut server_ip, sip);
+        append_ip(&mut client_ip, cip);
+        append_ip(&mut server_ip, sip);
         client_port.append_value(cport as i32);
         server_port.append_value(sport as i32);
         transport.append_value(first.transport.as_str());

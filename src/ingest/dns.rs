@@ -167,6 +167,18 @@ fn u32_at(msg: &[u8], pos: usize) -> Result<u32, DecodeError> {
 /// Appends one label's octets in presentation form: `.` and `\` escaped
 /// with a backslash, octets outside printable ASCII as `\DDD` (RFC 4343 §2.1).
 pub fn push_label(out: &mut String, label: &[u8], lower: bool) {
+    if label
+        .iter()
+        .all(|&b| matches!(b, 0x21..=0x7e) && b != b'.' && b != b'\\')
+    {
+        // nothing to escape (nearly every label): the octets are the text
+        let start = out.len();
+        out.push_str(std::str::from_utf8(label).expect("printable ASCII is UTF-8"));
+        if lower {
+            out[start..].make_ascii_lowercase();
+        }
+        return;
+    }
     for &b in label {
         match b {
             b'.' | b'\\' => {

@@ -659,12 +659,11 @@ impl Router {
         let s = if shards == 1 {
             0
         } else {
-            use std::hash::{Hash, Hasher};
+            use std::hash::BuildHasher;
             let (a, b) = ((o.src, o.sport), (o.dst, o.dport));
-            let mut h = std::collections::hash_map::DefaultHasher::new();
-            a.min(b).hash(&mut h);
-            a.max(b).hash(&mut h);
-            (h.finish() % shards as u64) as usize
+            // a fixed seed: the same conversation goes to the same shard in every run
+            let h = foldhash::fast::FixedState::with_seed(0).hash_one((a.min(b), a.max(b)));
+            (h % shards as u64) as usize
         };
         let ts = o.ts_ns;
         self.inputs[s].push((std::mem::replace(&mut self.gap_max[s], i64::MIN), o));

@@ -23,7 +23,7 @@ pub fn render(
     match rtype {
         Qtype::A => {
             let b: [u8; 4] = rd.try_into().map_err(|_| DecodeError::BadRdata)?;
-            let _ = write!(out, "{}", Ipv4Addr::from(b));
+            out.push_str(ipv4_text(b, &mut [0; 15]));
         }
         Qtype::AAAA => {
             let b: [u8; 16] = rd.try_into().map_err(|_| DecodeError::BadRdata)?;
@@ -325,6 +325,30 @@ fn loc(rd: &[u8], out: &mut String) -> Result<(), DecodeError> {
 }
 
 /// RFC 3597 §5: `\# <length> <hex>`.
+/// Dotted-quad text of an IPv4 address, as `Ipv4Addr`'s `Display` writes
+/// it, without the formatting machinery (every A record and most addresses
+/// of a capture pass here).
+pub fn ipv4_text(octets: [u8; 4], buf: &mut [u8; 15]) -> &str {
+    let mut n = 0;
+    for (i, o) in octets.into_iter().enumerate() {
+        if i > 0 {
+            buf[n] = b'.';
+            n += 1;
+        }
+        if o >= 100 {
+            buf[n] = b'0' + o / 100;
+            n += 1;
+        }
+        if o >= 10 {
+            buf[n] = b'0' + o / 10 % 10;
+            n += 1;
+        }
+        buf[n] = b'0' + o % 10;
+        n += 1;
+    }
+    std::str::from_utf8(&buf[..n]).expect("digits and dots are ASCII")
+}
+
 pub fn render_generic(rd: &[u8], out: &mut String) {
     let _ = write!(out, "\\# {}", rd.len());
     if !rd.is_empty() {
@@ -332,10 +356,10 @@ pub fn render_generic(rd: &[u8], out: &mut String) {
     }
 }
 
+/// Appends a name; on an error `out` holds part of it (the caller renders
+/// the record generically instead).
 fn name(msg: &[u8], pos: usize, out: &mut String) -> Result<usize, DecodeError> {
-    let mut n = String::new();
-    let after = read_name(msg, pos, &mut n, false)?;
-    out.push_str(&n);
+    let after = read_name(msg, pos, out, false)?;
     out.push('.'); // the root renders as "." alone
     Ok(after)
 }
@@ -415,6 +439,24 @@ pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ipv4_text_is_std_display() {
+        let mut buf = [0; 15];
+        for o in [
+            [0, 0, 0, 0],
+            [255, 255, 255, 255],
+            [10, 0, 9, 100],
+            [192, 168, 1, 10],
+            [1, 20, 199, 7],
+        ] {
+            assert_eq!(ipv4_text(o, &mut buf), Ipv4Addr::from(o).to_string());
+        }
+        for i in 0..=255u8 {
+            let o = [i, i.wrapping_mul(7), 255 - i, i / 3];
+            assert_eq!(ipv4_text(o, &mut buf), Ipv4Addr::from(o).to_string());
+        }
+    }
 
     #[test]
     fn renders_mx_with_compressed_name() {
