@@ -139,15 +139,24 @@ impl fmt::Display for Qtype {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Qclass(pub u16);
 
+impl Qclass {
+    pub fn mnemonic(self) -> Option<&'static str> {
+        Some(match self.0 {
+            1 => "IN",
+            3 => "CH",
+            4 => "HS",
+            254 => "NONE",
+            255 => "ANY",
+            _ => return None,
+        })
+    }
+}
+
 impl fmt::Display for Qclass {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            1 => f.write_str("IN"),
-            3 => f.write_str("CH"),
-            4 => f.write_str("HS"),
-            254 => f.write_str("NONE"),
-            255 => f.write_str("ANY"),
-            n => write!(f, "CLASS{n}"),
+        match self.mnemonic() {
+            Some(m) => f.write_str(m),
+            None => write!(f, "CLASS{}", self.0),
         }
     }
 }
@@ -156,9 +165,9 @@ impl fmt::Display for Qclass {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Rcode(pub u16);
 
-impl fmt::Display for Rcode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let s = match self.0 {
+impl Rcode {
+    pub fn mnemonic(self) -> Option<&'static str> {
+        Some(match self.0 {
             0 => "NOERROR",
             1 => "FORMERR",
             2 => "SERVFAIL",
@@ -179,9 +188,17 @@ impl fmt::Display for Rcode {
             21 => "BADALG",
             22 => "BADTRUNC",
             23 => "BADCOOKIE",
-            n => return write!(f, "RCODE{n}"),
-        };
-        f.write_str(s)
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for Rcode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.mnemonic() {
+            Some(m) => f.write_str(m),
+            None => write!(f, "RCODE{}", self.0),
+        }
     }
 }
 
@@ -189,18 +206,26 @@ impl fmt::Display for Rcode {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Opcode(pub u8);
 
-impl fmt::Display for Opcode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let s = match self.0 {
+impl Opcode {
+    pub fn mnemonic(self) -> Option<&'static str> {
+        Some(match self.0 {
             0 => "QUERY",
             1 => "IQUERY",
             2 => "STATUS",
             4 => "NOTIFY",
             5 => "UPDATE",
             6 => "DSO",
-            n => return write!(f, "OPCODE{n}"),
-        };
-        f.write_str(s)
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for Opcode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.mnemonic() {
+            Some(m) => f.write_str(m),
+            None => write!(f, "OPCODE{}", self.0),
+        }
     }
 }
 

@@ -42,11 +42,18 @@ pub fn reg_domain(qname: &str) -> Option<&str> {
     psl::domain_str(qname)
 }
 
-/// Appends a value's text without an intermediate `String`: mnemonics are
-/// written straight into the column's buffer.
+/// Appends a value's text without an intermediate `String`.
 fn append_display(b: &mut StringBuilder, v: impl fmt::Display) {
     write!(b, "{v}").expect("writing to a string builder cannot fail");
     b.append_value("");
+}
+
+/// Appends a protocol number's mnemonic, or its RFC 3597 form when it has none.
+fn append_code(b: &mut StringBuilder, mnemonic: Option<&'static str>, v: impl fmt::Display) {
+    match mnemonic {
+        Some(m) => b.append_value(m),
+        None => append_display(b, v),
+    }
 }
 
 fn append_ip(b: &mut StringBuilder, ip: IpAddr) {
@@ -143,8 +150,8 @@ pub fn build(txs: &[Transaction], captures: &[String]) -> Result<RecordBatch> {
         match question {
             Some(qu) => {
                 qname.append_value(&qu.qname);
-                append_display(&mut qtype, qu.qtype);
-                append_display(&mut qclass, qu.qclass);
+                append_code(&mut qtype, qu.qtype.mnemonic(), qu.qtype);
+                append_code(&mut qclass, qu.qclass.mnemonic(), qu.qclass);
                 tld_b.append_option(tld(&qu.qname));
                 reg.append_option(reg_domain(&qu.qname));
             }
@@ -156,9 +163,10 @@ pub fn build(txs: &[Transaction], captures: &[String]) -> Result<RecordBatch> {
                 reg.append_null();
             }
         }
-        append_display(&mut opcode, first.msg.flags.opcode());
+        let op = first.msg.flags.opcode();
+        append_code(&mut opcode, op.mnemonic(), op);
         match r {
-            Some(r) => append_display(&mut rcode, r.msg.rcode),
+            Some(r) => append_code(&mut rcode, r.msg.rcode.mnemonic(), r.msg.rcode),
             None => rcode.append_null(),
         }
         bools[0].append_value(first.msg.flags.rd());
@@ -275,7 +283,11 @@ fn append_rrs(list: &mut ListBuilder<StructBuilder>, rrs: Option<&Vec<Answer>>) 
         s.field_builder::<StringBuilder>(0)
             .expect("name")
             .append_value(&a.name);
-        append_display(s.field_builder::<StringBuilder>(1).expect("type"), a.rtype);
+        append_code(
+            s.field_builder::<StringBuilder>(1).expect("type"),
+            a.rtype.mnemonic(),
+            a.rtype,
+        );
         s.field_builder::<Int64Builder>(2)
             .expect("ttl")
             .append_value(a.ttl as i64);

@@ -164,20 +164,25 @@ fn u32_at(msg: &[u8], pos: usize) -> Result<u32, DecodeError> {
     }
 }
 
+/// Room reserved for a decoded name: most names are shorter.
+const NAME_CAPACITY: usize = 48;
+
 /// Appends one label's octets in presentation form: `.` and `\` escaped
 /// with a backslash, octets outside printable ASCII as `\DDD` (RFC 4343 §2.1).
 pub fn push_label(out: &mut String, label: &[u8], lower: bool) {
-    if label
-        .iter()
-        .all(|&b| matches!(b, 0x21..=0x7e) && b != b'.' && b != b'\\')
-    {
-        // nothing to escape (nearly every label): the octets are the text
-        let start = out.len();
-        out.push_str(std::str::from_utf8(label).expect("printable ASCII is UTF-8"));
-        if lower {
-            out[start..].make_ascii_lowercase();
+    // nearly every label needs no escape: one pass into a buffer, one copy
+    let mut buf = [0u8; 63];
+    if label.len() <= buf.len() {
+        let mut plain = true;
+        for (d, &b) in buf.iter_mut().zip(label) {
+            plain &= matches!(b, 0x21..=0x7e) && b != b'.' && b != b'\\';
+            *d = if lower { b.to_ascii_lowercase() } else { b };
         }
-        return;
+        if plain {
+            let text = std::str::from_utf8(&buf[..label.len()]).expect("printable ASCII is UTF-8");
+            out.push_str(text);
+            return;
+        }
     }
     for &b in label {
         match b {
@@ -308,7 +313,8 @@ fn decode_sections(
     let mut pos = HEADER_LEN;
     for i in 0..m.qdcount {
         if i == 0 {
-            let mut qname = String::new();
+            // most names fit: no regrowing label by label
+            let mut qname = String::with_capacity(NAME_CAPACITY);
             pos = read_name(msg, pos, &mut qname, true)?;
             if qname.is_empty() {
                 qname.push('.');
@@ -384,7 +390,7 @@ fn read_rr(
         let (_, _, rd_start, rd_len) = rr_fixed(msg, skip_name(msg, pos)?)?;
         return Ok(rd_start + rd_len);
     }
-    let mut name = String::new();
+    let mut name = String::with_capacity(NAME_CAPACITY);
     let name_end = read_name(msg, pos, &mut name, true)?;
     if name.is_empty() {
         name.push('.');
