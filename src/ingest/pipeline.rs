@@ -740,8 +740,9 @@ const HOLD_NS: i64 = 2_000_000_000;
 const SHARD_INPUT_BYTES: u64 = 64 << 20;
 const SHARDS: usize = 4;
 /// Rows spooled in memory, in all shards, before they are written out: a
-/// row takes about 350 bytes in Arrow form. 384 Ki rows keep the peak of a
-/// 20 M-packet ingest near 880 MiB (512 Ki reached 1 GiB) for 0.05% more output.
+/// row takes about 350 bytes in Arrow form. With 384 Ki rows a 20 M-packet
+/// ingest peaked at 879 and 914 MiB in two runs (512 Ki: 998 and 1041 MiB),
+/// for 0.05% more output.
 pub const SPOOL_ROWS: usize = 384 << 10;
 
 /// SHA-256 of a capture's (decompressed) bytes, read a slice at a time so
