@@ -43,6 +43,8 @@ big_out=$(du -sb "$work/dsb/transactions" | cut -f1)
 big_rows=$("$dnsq" sql -d "$work/dsb" --format csv "select count(*) from transactions" | tail -1)
 big_files=$(find "$work/dsb/transactions" -name '*.parquet' | wc -l)
 
+# the criterion section (benches/stages.sh) is kept
+stages=$(sed -n '/^## Stages (criterion)/,$p' docs/BENCHMARKS.md 2>/dev/null || true)
 {
   echo "# Benchmarks"
   echo
@@ -89,5 +91,9 @@ PY
   echo "dnsq sql times are whole processes: start, planning, reading, printing. DuckDB runs in"
   echo "Python (its command-line shell is not packaged here): the process column includes"
   echo "starting Python and importing DuckDB, the last column is the query alone."
+  if [ -n "$stages" ]; then
+    echo
+    echo "$stages"
+  fi
 } > docs/BENCHMARKS.md
 cat docs/BENCHMARKS.md
