@@ -126,15 +126,6 @@ impl Qtype {
     }
 }
 
-impl fmt::Display for Qtype {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.mnemonic() {
-            Some(m) => f.write_str(m),
-            None => write!(f, "TYPE{}", self.0),
-        }
-    }
-}
-
 /// Class (RFC 1035 §3.2.4, RFC 6895).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Qclass(pub u16);
@@ -149,15 +140,6 @@ impl Qclass {
             255 => "ANY",
             _ => return None,
         })
-    }
-}
-
-impl fmt::Display for Qclass {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.mnemonic() {
-            Some(m) => f.write_str(m),
-            None => write!(f, "CLASS{}", self.0),
-        }
     }
 }
 
@@ -193,15 +175,6 @@ impl Rcode {
     }
 }
 
-impl fmt::Display for Rcode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.mnemonic() {
-            Some(m) => f.write_str(m),
-            None => write!(f, "RCODE{}", self.0),
-        }
-    }
-}
-
 /// Header OPCODE (RFC 1035 §4.1.1, RFC 1996, RFC 2136, RFC 8490).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Opcode(pub u8);
@@ -220,14 +193,21 @@ impl Opcode {
     }
 }
 
-impl fmt::Display for Opcode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.mnemonic() {
-            Some(m) => f.write_str(m),
-            None => write!(f, "OPCODE{}", self.0),
+/// `Display` as the mnemonic, or `PREFIX<number>` (RFC 3597 style) without one.
+macro_rules! display_mnemonic {
+    ($($ty:ident => $prefix:literal),* $(,)?) => {$(
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                match self.mnemonic() {
+                    Some(m) => f.write_str(m),
+                    None => write!(f, concat!($prefix, "{}"), self.0),
+                }
+            }
         }
-    }
+    )*};
 }
+
+display_mnemonic!(Qtype => "TYPE", Qclass => "CLASS", Rcode => "RCODE", Opcode => "OPCODE");
 
 #[cfg(test)]
 mod tests {

@@ -41,7 +41,7 @@ const ROW_GROUP_ROWS: usize = 1 << 18;
 /// Integer columns whose values are nearly all distinct: a dictionary only
 /// adds a page, and delta encoding stores the small steps between rows sorted
 /// by `ts` (timestamps, frame numbers) or the 16 bits that ids and ports have.
-/// DELTA_BINARY_PACKED is read by DataFusion, DuckDB, pyarrow and Spark.
+/// DataFusion, DuckDB and pyarrow read DELTA_BINARY_PACKED (tests/engines.rs).
 const DELTA_COLUMNS: [&str; 6] = [
     "ts",
     "response_ts",
