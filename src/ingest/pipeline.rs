@@ -1097,16 +1097,11 @@ fn pair_window(
 
 /// Hands each shard its messages and pairs them, the shards in parallel.
 fn run_shards(router: &mut Router, shards: &mut [Shard]) -> Result<()> {
-    let gaps: Vec<i64> = router
-        .gap_max
-        .iter_mut()
-        .map(|g| std::mem::replace(g, i64::MIN))
-        .collect();
     shards
         .par_iter_mut()
         .zip(router.inputs.par_iter_mut())
-        .zip(gaps)
-        .map(|((s, inp), g)| s.run(inp, g))
+        .zip(router.gap_max.par_iter_mut())
+        .map(|((s, inp), g)| s.run(inp, std::mem::replace(g, i64::MIN)))
         .collect::<Result<Vec<()>>>()?;
     Ok(())
 }
