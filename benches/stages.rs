@@ -41,7 +41,7 @@ fn stages(c: &mut Criterion) {
             sport: s.sport,
             dport: s.dport,
             transport: Transport::Udp,
-            msg: dns::decode(s.payload, true).unwrap(),
+            msg: Box::new(dns::decode(s.payload, true).unwrap()),
         })
         .collect();
     let pair = |msgs: Vec<Observed>| {

@@ -30,7 +30,9 @@ pub struct Observed {
     pub sport: u16,
     pub dport: u16,
     pub transport: Transport,
-    pub msg: DnsMessage,
+    /// Boxed: an `Observed` moves through half a dozen queues between decoding
+    /// and the spool, and the message (264 bytes) is most of its size.
+    pub msg: Box<DnsMessage>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -370,7 +372,7 @@ mod tests {
             sport,
             dport,
             transport: Transport::Udp,
-            msg: DnsMessage {
+            msg: Box::new(DnsMessage {
                 id,
                 flags: Flags(if qr { 0x8180 } else { 0x0100 }),
                 rcode: Rcode(0),
@@ -390,7 +392,7 @@ mod tests {
                 size: 30,
                 malformed: false,
                 error: None,
-            },
+            }),
         }
     }
 

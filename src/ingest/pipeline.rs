@@ -268,7 +268,7 @@ struct Decoded {
 }
 
 /// Decodes a DNS message, counting it (and why it is malformed, if it is).
-fn observe(bytes: &[u8], n: &mut Counts, cut: bool) -> Option<dns::DnsMessage> {
+fn observe(bytes: &[u8], n: &mut Counts, cut: bool) -> Option<Box<dns::DnsMessage>> {
     let Some(mut msg) = dns::decode(bytes, true) else {
         n.malformed += 1;
         n.malformed_by[5] += 1;
@@ -282,7 +282,7 @@ fn observe(bytes: &[u8], n: &mut Counts, cut: bool) -> Option<dns::DnsMessage> {
     }
     n.dns_messages += 1;
     n.malformed += msg.malformed as u64;
-    Some(msg)
+    Some(Box::new(msg))
 }
 
 /// A UDP payload is decoded into a message now; a TCP segment is kept whole
