@@ -210,6 +210,71 @@ pub fn read_name(
     out: &mut String,
     lower: bool,
 ) -> Result<usize, DecodeError> {
+    // Nearly every name is printable ASCII with nothing to escape: gathered
+    // here in one pass and appended at once. Anything else (an escape, an
+    // error) goes to `read_name_escaped`, which writes nothing before this.
+    let mut text = [0u8; 256];
+    let mut n = 0;
+    let mut cur = pos;
+    let mut after: Option<usize> = None;
+    let mut hops = 0;
+    let mut wire_len = 0usize;
+    loop {
+        let Some(&len) = msg.get(cur) else { break };
+        let len = len as usize;
+        match len & 0xc0 {
+            0x00 if len == 0 => {
+                let text = std::str::from_utf8(&text[..n]).expect("printable ASCII is UTF-8");
+                out.push_str(text);
+                return Ok(after.unwrap_or(cur + 1));
+            }
+            0x00 => {
+                let Some(label) = msg.get(cur + 1..cur + 1 + len) else {
+                    break;
+                };
+                wire_len += len + 1;
+                // the text of a name is one octet shorter than its wire form
+                if wire_len > 255 {
+                    break;
+                }
+                if n > 0 {
+                    text[n] = b'.';
+                    n += 1;
+                }
+                let mut plain = true;
+                for (d, &b) in text[n..n + len].iter_mut().zip(label) {
+                    plain &= matches!(b, 0x21..=0x7e) && b != b'.' && b != b'\\';
+                    *d = if lower { b.to_ascii_lowercase() } else { b };
+                }
+                if !plain {
+                    break;
+                }
+                n += len;
+                cur += 1 + len;
+            }
+            0xc0 => {
+                let Some(&low) = msg.get(cur + 1) else { break };
+                let target = ((len & 0x3f) << 8) | low as usize;
+                after.get_or_insert(cur + 2);
+                hops += 1;
+                if hops > MAX_POINTER_HOPS || target >= msg.len() {
+                    break;
+                }
+                cur = target;
+            }
+            _ => break,
+        }
+    }
+    read_name_escaped(msg, pos, out, lower)
+}
+
+/// `read_name` for names with octets to escape, and for errors.
+fn read_name_escaped(
+    msg: &[u8],
+    pos: usize,
+    out: &mut String,
+    lower: bool,
+) -> Result<usize, DecodeError> {
     let mut cur = pos;
     let mut after: Option<usize> = None;
     let mut hops = 0;
@@ -552,5 +617,60 @@ mod tests {
         let d = decode(&m, true).expect("header present");
         assert!(d.malformed);
         assert_eq!(d.question.expect("question").qname, "www.example.com");
+    }
+
+    /// Name-shaped bytes: short labels, pointers, odd octets, zeros.
+    fn name_bytes() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+        use proptest::prelude::*;
+        let piece = prop_oneof![
+            4 => proptest::collection::vec(b'a'..=b'z', 1..12).prop_map(|l| {
+                let mut v = vec![l.len() as u8];
+                v.extend(l);
+                v
+            }),
+            1 => proptest::collection::vec(any::<u8>(), 1..70),
+            1 => (0u8..64).prop_map(|t| vec![0xc0, t]),
+            1 => Just(vec![0]),
+        ];
+        proptest::collection::vec(piece, 1..40).prop_map(|p| p.concat())
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn fast_names_match_the_escaping_reader(
+            msg in name_bytes(),
+            pos in 0usize..64,
+            lower in proptest::bool::ANY,
+        ) {
+            let (mut fast, mut slow) = (String::from("x"), String::from("x"));
+            let a = read_name(&msg, pos, &mut fast, lower);
+            let b = read_name_escaped(&msg, pos, &mut slow, lower);
+            proptest::prop_assert_eq!(a, b);
+            proptest::prop_assert_eq!(fast, slow);
+        }
+    }
+
+    #[test]
+    fn names_with_escapes_and_long_names() {
+        // www.Exa\.mple (an escaped label after a plain one), then a pointer to it
+        let mut m = vec![3, b'w', b'w', b'w', 8];
+        m.extend_from_slice(b"Exa.mple");
+        m.extend_from_slice(&[0, 0xc0, 0]);
+        let mut out = String::new();
+        assert_eq!(read_name(&m, 0, &mut out, true), Ok(14));
+        assert_eq!(out, "www.exa\\.mple");
+        out.clear();
+        assert_eq!(read_name(&m, 14, &mut out, false), Ok(16));
+        assert_eq!(out, "www.Exa\\.mple");
+        // 128 one-octet labels: 256 octets of wire form, one too many
+        let mut long: Vec<u8> = (0..128).flat_map(|_| [1, b'a']).collect();
+        long.push(0);
+        assert_eq!(
+            read_name(&long, 0, &mut String::new(), true),
+            Err(DecodeError::NameTooLong)
+        );
+        out.clear();
+        assert_eq!(read_name(&long, 2, &mut out, true), Ok(long.len()));
+        assert_eq!(out.len(), 127 * 2 - 1);
     }
 }
