@@ -219,8 +219,7 @@ pub fn read_name(
     let mut after: Option<usize> = None;
     let mut hops = 0;
     let mut wire_len = 0usize;
-    loop {
-        let Some(&len) = msg.get(cur) else { break };
+    while let Some(&len) = msg.get(cur) {
         let len = len as usize;
         match len & 0xc0 {
             0x00 if len == 0 => {
