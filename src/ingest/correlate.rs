@@ -13,6 +13,7 @@ use std::collections::VecDeque;
 use std::net::IpAddr;
 
 use foldhash::{HashMap, HashMapExt};
+use smallvec::SmallVec;
 
 use crate::ingest::dns::{DnsMessage, Question};
 use crate::ingest::link::Transport;
@@ -100,7 +101,9 @@ pub struct Correlator {
     timeout_ns: i64,
     /// Outstanding queries kept at most (`MAX_PENDING` unless shared out).
     cap: usize,
-    pending: HashMap<FlowKey, VecDeque<Pending>>,
+    /// Outstanding queries per key, oldest first: nearly always one, held
+    /// inline instead of in an allocation of its own.
+    pending: HashMap<FlowKey, SmallVec<[Pending; 1]>>,
     /// Outstanding queries in arrival order: (first seen, key, seq).
     order: VecDeque<(i64, FlowKey, u64)>,
     live: usize,
@@ -155,7 +158,7 @@ impl Correlator {
         let seq = self.next_seq;
         self.next_seq += 1;
         self.order.push_back((obs.ts_ns, key, seq));
-        queue.push_back(Pending {
+        queue.push(Pending {
             seq,
             query: obs,
             count: 1,
@@ -183,7 +186,7 @@ impl Correlator {
                     .iter()
                     .position(|p| same_question(&p.query.msg.question, q)),
             };
-            matched = idx.and_then(|i| queue.remove(i));
+            matched = idx.map(|i| queue.remove(i));
             if queue.is_empty() {
                 self.pending.remove(&key);
             }
@@ -264,15 +267,14 @@ impl Correlator {
         let Some(idx) = queue.iter().position(|p| p.seq == seq) else {
             return; // already answered
         };
-        if let Some(p) = queue.remove(idx) {
-            self.live -= 1;
-            self.out.push(Transaction {
-                status: Status::Unanswered,
-                query: Some(p.query),
-                response: None,
-                query_count: p.count,
-            });
-        }
+        let p = queue.remove(idx);
+        self.live -= 1;
+        self.out.push(Transaction {
+            status: Status::Unanswered,
+            query: Some(p.query),
+            response: None,
+            query_count: p.count,
+        });
         if queue.is_empty() {
             self.pending.remove(&key);
         }

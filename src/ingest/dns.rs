@@ -460,7 +460,7 @@ fn read_rr(
         name.push('.');
     }
     let (rtype, ttl, rd_start, rd_len) = rr_fixed(msg, name_end)?;
-    let mut data = String::new();
+    let mut data = String::with_capacity(NAME_CAPACITY);
     if rdata::render(msg, Qtype(rtype), rd_start, rd_len, &mut data).is_err() {
         data.clear();
         rdata::render_generic(&msg[rd_start..rd_start + rd_len], &mut data);
