@@ -4,13 +4,17 @@
 //!
 //! `dnsq synth OUT.pcap --packets N [--seed S]` (a hidden subcommand).
 //!
-//! Mix: clients (20% IPv6) ask one resolver; names are Zipf-distributed over
-//! many registered domains under a few TLDs; qtypes A/AAAA/HTTPS/MX/TXT/PTR/NS;
-//! 8% NXDOMAIN, 2% SERVFAIL, 3% unanswered, 2% retransmitted once, 2% over
-//! TCP, 10% with EDNS client subnet; response times from sub-millisecond cache
-//! hits to multi-second upstream timeouts. Returns the ground truth (queries,
-//! answered, unanswered, retransmissions, rcodes) that the tests check
-//! `dnsq ingest` against.
+//! Mix, as captured on a recursive resolver: clients (20% IPv6) ask it;
+//! names are Zipf-distributed over many registered domains under a few TLDs;
+//! qtypes A/AAAA/HTTPS/MX/TXT/PTR/NS; 8% NXDOMAIN, 2% SERVFAIL, 3% unanswered,
+//! 2% retransmitted once, 2% over TCP, 10% with EDNS client subnet; response
+//! times from sub-millisecond cache hits to multi-second upstream timeouts.
+//! A cache miss shows the resolver's own queries too (the upstream leg): one
+//! in five first asks the TLD's servers for the TLD itself (`NS com`, a name
+//! without a registered domain), then an authority answers the question; on
+//! the multi-second misses a first authority never answers. Returns the
+//! ground truth (queries, answered, unanswered, retransmissions, rcodes,
+//! upstream) that the tests check `dnsq ingest` against.
 
 use std::collections::BTreeMap;
 use std::io::{BufWriter, Write};
@@ -180,6 +184,57 @@ fn message(
     m
 }
 
+/// The resolver's side of a cache miss: its queries to authorities.
+struct Upstream<'a> {
+    rng: &'a mut Rng,
+    pending: &'a mut BTreeMap<(i64, u64), Vec<u8>>,
+    truth: &'a mut BTreeMap<&'static str, u64>,
+    resolver: Ip,
+    /// Order of packets written at the same time: after the client's answer's.
+    key: u64,
+}
+
+impl Upstream<'_> {
+    /// One query from the resolver to an authority at `start`, answered
+    /// `(rcode, answer count)` after `rtt` µs, or never (`None`).
+    fn exchange(
+        &mut self,
+        name: &[String],
+        qtype: u16,
+        answer: Option<(u16, u16)>,
+        start: i64,
+        rtt: i64,
+        k: u64,
+    ) {
+        let n = 1 + self.rng.below(200) as u8;
+        let authority = match self.resolver {
+            Ip::V4(_) => Ip::V4([192, 0, 2, n]),
+            Ip::V6(_) => Ip::V6([
+                0x20, 0x01, 0x0d, 0xb8, 0, 0x53, 0, 0, 0, 0, 0, 0, 0, 0, 0, n,
+            ]),
+        };
+        let id = self.rng.next() as u16;
+        let port = 1024 + self.rng.below(64000) as u16;
+        let q = message(id, 0, name, qtype, 0, 0, false);
+        let q = frame(self.resolver, authority, port, 53, None, &q);
+        self.pending.insert((start, self.key + k), q);
+        *self.truth.entry("queries").or_default() += 1;
+        *self.truth.entry("upstream").or_default() += 1;
+        let Some((rcode, answers)) = answer else {
+            *self.truth.entry("unanswered").or_default() += 1;
+            return;
+        };
+        let r = message(id, 0x8400, name, qtype, rcode, answers, false);
+        let r = frame(authority, self.resolver, 53, port, None, &r);
+        self.pending.insert((start + rtt, self.key + k + 1), r);
+        *self.truth.entry("answered").or_default() += 1;
+        *self
+            .truth
+            .entry(["noerror", "", "servfail", "nxdomain"][rcode as usize])
+            .or_default() += 1;
+    }
+}
+
 /// Writes about `target` packets of synthetic DNS traffic to `path` as pcap;
 /// returns the ground truth by name (`queries`, `answered`, `unanswered`,
 /// `retransmissions`, `noerror`, `nxdomain`, `servfail`, `packets`).
@@ -267,7 +322,35 @@ pub fn generate(
         *truth.entry("answered").or_default() += 1;
         let r = message(id, 0x8180, &name, qtype, rcode, answers, ecs);
         let seq = seq.map(|_| rng.next() as u32);
-        pending.insert((now + delay, n), frame(server, client, 53, port, seq, &r));
+        pending.insert(
+            (now + delay, n * 8),
+            frame(server, client, 53, port, seq, &r),
+        );
+        if delay >= 5_000 {
+            // a cache miss: the resolver's own queries, all between the
+            // client's query and its answer
+            let mut up = Upstream {
+                rng: &mut rng,
+                pending: &mut pending,
+                truth: &mut truth,
+                resolver: server,
+                key: n * 8,
+            };
+            let mut start = now + 30;
+            if up.rng.unit() < 0.2 {
+                let rtt = 2_000 + up.rng.below(1_000) as i64;
+                up.exchange(&name[2..], 2, Some((0, 2)), start, rtt, 1);
+                start += rtt + 30;
+            }
+            let end = now + delay - 30;
+            if delay >= 1_000_000 {
+                // a first authority never answers; the resolver gives up on
+                // it and the next answers in 20 to 200 ms
+                up.exchange(&name, qtype, None, start, 0, 3);
+                start = end - 20_000 - up.rng.below(180_000) as i64;
+            }
+            up.exchange(&name, qtype, Some((rcode, answers)), start, end - start, 5);
+        }
     }
     for ((ts, _), f) in pending {
         w.packet(ts, &f)?;

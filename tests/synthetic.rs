@@ -20,7 +20,10 @@ fn ingest_finds_exactly_what_the_generator_wrote() {
     let truth: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let t = |k: &str| truth[k].as_i64().unwrap_or(0);
     assert!(
-        t("queries") > 25_000 && t("unanswered") > 0 && t("retransmissions") > 0,
+        t("queries") > 25_000
+            && t("unanswered") > 0
+            && t("retransmissions") > 0
+            && t("upstream") > 0,
         "{truth}"
     );
 
@@ -28,7 +31,9 @@ fn ingest_finds_exactly_what_the_generator_wrote() {
              count(*) filter (where status = 'response_only'), sum(query_count) - count(*), \
              count(*) filter (where rcode = 'NOERROR'), count(*) filter (where rcode = 'NXDOMAIN'), \
              count(*) filter (where rcode = 'SERVFAIL'), count(*) filter (where transport = 'tcp'), \
-             count(*) filter (where ip_version = 6), count(*) filter (where ecs is not null) from transactions";
+             count(*) filter (where ip_version = 6), count(*) filter (where ecs is not null), \
+             count(*) filter (where client_ip in ('10.0.0.53', '2001:db8::53')), \
+             count(*) filter (where qname is not null and reg_domain is null) from transactions";
     let mut first: Option<Vec<Vec<String>>> = None;
     for extra in [
         &["--threads", "2"][..],
@@ -58,6 +63,9 @@ fn ingest_finds_exactly_what_the_generator_wrote() {
         );
         // the mix the generator promises: some TCP, some IPv6, some client subnet
         assert!(n[7] > 0 && n[8] > 0 && n[9] > 0, "{n:?}");
+        // the resolver's own queries (the upstream leg), some for a TLD itself
+        assert_eq!(n[10], t("upstream"));
+        assert!(n[11] > 0, "{n:?}");
         let rows = sql(
             &ds,
             "select * from transactions order by ts, query_frame, response_frame",
