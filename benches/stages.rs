@@ -53,7 +53,7 @@ fn stages(c: &mut Criterion) {
     };
     let txs = pair(msgs.clone());
     let names = vec![path.display().to_string()];
-    let rows = batch::build(&txs, &names).unwrap();
+    let rows = batch::build(txs.clone(), &names).unwrap();
 
     let mut g = c.benchmark_group("stages");
     g.throughput(Throughput::Elements(frames.len() as u64));
@@ -81,7 +81,11 @@ fn stages(c: &mut Criterion) {
     });
     g.throughput(Throughput::Elements(txs.len() as u64));
     g.bench_function("batch_build", |b| {
-        b.iter(|| black_box(batch::build(&txs, &names).unwrap()))
+        b.iter_batched(
+            || txs.clone(),
+            |t| black_box(batch::build(t, &names).unwrap()),
+            BatchSize::LargeInput,
+        )
     });
     g.bench_function("parquet_write", |b| {
         b.iter(|| {

@@ -76,7 +76,14 @@ fn ip_version(ip: &IpAddr) -> i32 {
 }
 
 /// Builds one batch from transactions; `captures` maps `Observed::capture` to a path.
-pub fn build(txs: &[Transaction], captures: &[String]) -> Result<RecordBatch> {
+/// Each transaction is dropped as soon as its row is appended, while its
+/// memory is still in cache (dropping them all afterwards cost 5% of an ingest).
+pub fn build<I>(txs: I, captures: &[String]) -> Result<RecordBatch>
+where
+    I: IntoIterator<Item = Transaction>,
+    I::IntoIter: ExactSizeIterator,
+{
+    let txs = txs.into_iter();
     let n = txs.len();
     let mut ts = ts_builder(n);
     let mut response_ts = ts_builder(n);

@@ -212,18 +212,22 @@ impl Spool {
         // by UTC day (nearly always one: then the sort finds one run and moves nothing)
         let day = |t: &Transaction| t.ts_ns().div_euclid(86_400 * 1_000_000_000);
         self.pending.sort_by_key(day);
-        for txs in self.pending.chunk_by(|a, b| day(a) == day(b)) {
-            let spool = self.days.entry(day_of(txs[0].ts_ns())).or_default();
+        while let Some(first) = self.pending.first() {
+            let d = day(first);
+            let spool = self.days.entry(day_of(first.ts_ns())).or_default();
+            let len = self.pending.partition_point(|t| day(t) == d);
             let b = spool.batches.len() as u32;
             spool.keys.extend(
-                txs.iter()
+                self.pending[..len]
+                    .iter()
                     .enumerate()
                     .map(|(i, t)| (order_key(t), b, i as u32)),
             );
-            spool.batches.push(batch::build(txs, &self.captures)?);
-            self.spooled += txs.len();
+            spool
+                .batches
+                .push(batch::build(self.pending.drain(..len), &self.captures)?);
+            self.spooled += len;
         }
-        self.pending.clear();
         Ok(())
     }
 
