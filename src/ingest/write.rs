@@ -268,8 +268,8 @@ impl Spool {
 
 /// The rows `rows` (batch, row) of `sources`, in that order: arrow's
 /// `interleave`, except for booleans, which it copies a row at a time through
-/// `MutableArrayData` (4% of an ingest's instructions for the eight boolean
-/// columns, against well under 1% gathered here).
+/// `MutableArrayData`; gathering the eight boolean columns here saved 3.6% of
+/// an ingest's instructions (callgrind, 200 k packets).
 fn gather(sources: &[&RecordBatch], rows: &[(usize, usize)]) -> Result<RecordBatch> {
     let schema = sources[0].schema();
     let columns = (0..schema.fields().len())
