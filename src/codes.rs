@@ -193,9 +193,21 @@ impl Opcode {
     }
 }
 
-/// `Display` as the mnemonic, or `PREFIX<number>` (RFC 3597 style) without one.
+/// A protocol number that has a mnemonic for some of its values.
+pub trait Mnemonic: fmt::Display + Copy {
+    fn mnemonic(self) -> Option<&'static str>;
+}
+
+/// `Mnemonic`, and `Display` as the mnemonic or `PREFIX<number>` (RFC 3597
+/// style) without one.
 macro_rules! display_mnemonic {
     ($($ty:ident => $prefix:literal),* $(,)?) => {$(
+        impl Mnemonic for $ty {
+            fn mnemonic(self) -> Option<&'static str> {
+                $ty::mnemonic(self)
+            }
+        }
+
         impl fmt::Display for $ty {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 match self.mnemonic() {

@@ -227,17 +227,21 @@ impl Upstream<'_> {
         let r = message(id, 0x8400, name, qtype, rcode, answers, false);
         let r = frame(authority, self.resolver, 53, port, None, &r);
         self.pending.insert((start + rtt, self.key + k + 1), r);
-        *self.truth.entry("answered").or_default() += 1;
-        *self
-            .truth
-            .entry(["noerror", "", "servfail", "nxdomain"][rcode as usize])
-            .or_default() += 1;
+        count_answered(self.truth, rcode);
     }
+}
+
+/// Counts an answered query and its rcode (0, 2 or 3) in the ground truth.
+fn count_answered(truth: &mut BTreeMap<&'static str, u64>, rcode: u16) {
+    *truth.entry("answered").or_default() += 1;
+    *truth
+        .entry(["noerror", "", "servfail", "nxdomain"][rcode as usize])
+        .or_default() += 1;
 }
 
 /// Writes about `target` packets of synthetic DNS traffic to `path` as pcap;
 /// returns the ground truth by name (`queries`, `answered`, `unanswered`,
-/// `retransmissions`, `noerror`, `nxdomain`, `servfail`, `packets`).
+/// `retransmissions`, `noerror`, `nxdomain`, `servfail`, `upstream`, `packets`).
 pub fn generate(
     path: &Path,
     target: u64,
@@ -316,10 +320,7 @@ pub fn generate(
             x if x < 0.10 => (2, 0),
             _ => (0, 1 + rng.below(3) as u16),
         };
-        *truth
-            .entry(["noerror", "", "servfail", "nxdomain"][rcode as usize])
-            .or_default() += 1;
-        *truth.entry("answered").or_default() += 1;
+        count_answered(&mut truth, rcode);
         let r = message(id, 0x8180, &name, qtype, rcode, answers, ecs);
         let seq = seq.map(|_| rng.next() as u32);
         pending.insert(

@@ -9,6 +9,7 @@ use arrow::array::{
     StringBuilder, StructBuilder, TimestampMicrosecondBuilder,
 };
 
+use crate::codes::Mnemonic;
 use crate::error::Result;
 use crate::ingest::correlate::Transaction;
 use crate::ingest::dns::Answer;
@@ -49,8 +50,8 @@ fn append_display(b: &mut StringBuilder, v: impl fmt::Display) {
 }
 
 /// Appends a protocol number's mnemonic, or its RFC 3597 form when it has none.
-fn append_code(b: &mut StringBuilder, mnemonic: Option<&'static str>, v: impl fmt::Display) {
-    match mnemonic {
+fn append_code(b: &mut StringBuilder, v: impl Mnemonic) {
+    match v.mnemonic() {
         Some(m) => b.append_value(m),
         None => append_display(b, v),
     }
@@ -157,8 +158,8 @@ where
         match question {
             Some(qu) => {
                 qname.append_value(&qu.qname);
-                append_code(&mut qtype, qu.qtype.mnemonic(), qu.qtype);
-                append_code(&mut qclass, qu.qclass.mnemonic(), qu.qclass);
+                append_code(&mut qtype, qu.qtype);
+                append_code(&mut qclass, qu.qclass);
                 tld_b.append_option(tld(&qu.qname));
                 reg.append_option(reg_domain(&qu.qname));
             }
@@ -170,10 +171,9 @@ where
                 reg.append_null();
             }
         }
-        let op = first.msg.flags.opcode();
-        append_code(&mut opcode, op.mnemonic(), op);
+        append_code(&mut opcode, first.msg.flags.opcode());
         match r {
-            Some(r) => append_code(&mut rcode, r.msg.rcode.mnemonic(), r.msg.rcode),
+            Some(r) => append_code(&mut rcode, r.msg.rcode),
             None => rcode.append_null(),
         }
         bools[0].append_value(first.msg.flags.rd());
@@ -290,11 +290,7 @@ fn append_rrs(list: &mut ListBuilder<StructBuilder>, rrs: Option<&Vec<Answer>>) 
         s.field_builder::<StringBuilder>(0)
             .expect("name")
             .append_value(&a.name);
-        append_code(
-            s.field_builder::<StringBuilder>(1).expect("type"),
-            a.rtype.mnemonic(),
-            a.rtype,
-        );
+        append_code(s.field_builder::<StringBuilder>(1).expect("type"), a.rtype);
         s.field_builder::<Int64Builder>(2)
             .expect("ttl")
             .append_value(a.ttl as i64);

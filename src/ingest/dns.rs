@@ -167,23 +167,14 @@ fn u32_at(msg: &[u8], pos: usize) -> Result<u32, DecodeError> {
 /// Room reserved for a decoded name: most names are shorter.
 const NAME_CAPACITY: usize = 48;
 
+/// An octet a name shows as itself: printable ASCII other than `.` and `\`.
+fn is_plain(b: u8) -> bool {
+    matches!(b, 0x21..=0x7e) && b != b'.' && b != b'\\'
+}
+
 /// Appends one label's octets in presentation form: `.` and `\` escaped
 /// with a backslash, octets outside printable ASCII as `\DDD` (RFC 4343 §2.1).
 pub fn push_label(out: &mut String, label: &[u8], lower: bool) {
-    // nearly every label needs no escape: one pass into a buffer, one copy
-    let mut buf = [0u8; 63];
-    if label.len() <= buf.len() {
-        let mut plain = true;
-        for (d, &b) in buf.iter_mut().zip(label) {
-            plain &= matches!(b, 0x21..=0x7e) && b != b'.' && b != b'\\';
-            *d = if lower { b.to_ascii_lowercase() } else { b };
-        }
-        if plain {
-            let text = std::str::from_utf8(&buf[..label.len()]).expect("printable ASCII is UTF-8");
-            out.push_str(text);
-            return;
-        }
-    }
     for &b in label {
         match b {
             b'.' | b'\\' => {
@@ -242,7 +233,7 @@ pub fn read_name(
                 }
                 let mut plain = true;
                 for (d, &b) in text[n..n + len].iter_mut().zip(label) {
-                    plain &= matches!(b, 0x21..=0x7e) && b != b'.' && b != b'\\';
+                    plain &= is_plain(b);
                     *d = if lower { b.to_ascii_lowercase() } else { b };
                 }
                 if !plain {

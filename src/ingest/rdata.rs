@@ -324,7 +324,6 @@ fn loc(rd: &[u8], out: &mut String) -> Result<(), DecodeError> {
     Ok(())
 }
 
-/// RFC 3597 §5: `\# <length> <hex>`.
 /// Dotted-quad text of an IPv4 address, as `Ipv4Addr`'s `Display` writes
 /// it, without the formatting machinery (every A record and most addresses
 /// of a capture pass here).
@@ -349,6 +348,7 @@ pub fn ipv4_text(octets: [u8; 4], buf: &mut [u8; 15]) -> &str {
     std::str::from_utf8(&buf[..n]).expect("digits and dots are ASCII")
 }
 
+/// RFC 3597 §5: `\# <length> <hex>`.
 pub fn render_generic(rd: &[u8], out: &mut String) {
     let _ = write!(out, "\\# {}", rd.len());
     if !rd.is_empty() {
