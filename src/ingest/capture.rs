@@ -358,7 +358,7 @@ impl StreamReader {
             Compression::Zstd => Box::new(
                 zstd::stream::read::Decoder::with_buffer(raw).map_err(|e| Error::io(path, e))?,
             ),
-            Compression::Xz => Box::new(xz2::bufread::XzDecoder::new_multi_decoder(raw)),
+            Compression::Xz => Box::new(liblzma::bufread::XzDecoder::new_multi_decoder(raw)),
             Compression::None => Box::new(raw),
         };
         // enough of the start to recognise the format
@@ -508,7 +508,7 @@ fn decompress(raw: &[u8], c: Compression) -> std::io::Result<Vec<u8>> {
     match c {
         Compression::Gzip => flate2::read::MultiGzDecoder::new(raw).read_to_end(&mut out)?,
         Compression::Zstd => zstd::stream::read::Decoder::new(raw)?.read_to_end(&mut out)?,
-        Compression::Xz => xz2::read::XzDecoder::new_multi_decoder(raw).read_to_end(&mut out)?,
+        Compression::Xz => liblzma::read::XzDecoder::new_multi_decoder(raw).read_to_end(&mut out)?,
         Compression::None => return Ok(raw.to_vec()),
     };
     Ok(out)
