@@ -20,6 +20,10 @@ pub enum Error {
         offset: u64,
         what: String,
     },
+    #[error("interrupted by {0}; nothing of this ingest was committed")]
+    Interrupted(&'static str),
+    #[error("every capture of this ingest was committed by another dnsq meanwhile")]
+    AlreadyThere,
     #[cfg(feature = "engine")]
     #[error("writing parquet: {0}")]
     Parquet(#[from] parquet::errors::ParquetError),

@@ -7,6 +7,8 @@
 #[cfg(feature = "engine")]
 pub mod cli;
 pub mod codes;
+#[cfg(feature = "engine")]
+pub mod dataset;
 pub mod error;
 pub mod ingest;
 #[cfg(feature = "engine")]

@@ -19,13 +19,35 @@ const CAPTURES: &str =
 pub fn run(a: InfoArgs) -> anyhow::Result<ExitCode> {
     let dir = ingest::dataset_dir(a.data.as_deref());
     let rt = runtime()?;
+    if a.check {
+        let (files, damaged) = rt.block_on(crate::dataset::check(&dir, true))?;
+        for d in &damaged {
+            eprintln!("dnsq: damaged: {}: {}", d.path.display(), d.what);
+        }
+        eprintln!(
+            "dnsq: {}: {files} committed files read whole, {} damaged",
+            dir.display(),
+            damaged.len()
+        );
+        return Ok(if damaged.is_empty() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
+    }
     let results = rt.block_on(async {
         let s = Session::open(&dir).await?;
-        let mut r = s.run(SUMMARY).await?;
-        if s.ctx.table_exist("captures")? {
-            r.extend(s.run(CAPTURES).await?);
+        let run = async {
+            let mut r = s.run(SUMMARY).await?;
+            if s.ctx.table_exist("captures")? {
+                r.extend(s.run(CAPTURES).await?);
+            }
+            Ok::<_, crate::error::Error>(r)
+        };
+        match run.await {
+            Ok(r) => Ok(r),
+            Err(e) => Err(crate::query::name_damage(&dir, e).await),
         }
-        Ok::<_, crate::error::Error>(r)
     })?;
     let mut buf = format!("dataset {}\n", dir.display()).into_bytes();
     for r in &results {

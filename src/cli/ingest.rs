@@ -23,7 +23,23 @@ pub fn run(a: IngestArgs) -> anyhow::Result<ExitCode> {
             cfg.ports.push(p);
         }
     }
-    let report = ingest::run(&cfg).with_context(|| format!("ingesting into {}", out.display()))?;
+    watch_signals()?;
+    let report = match ingest::run(&cfg) {
+        Ok(r) => r,
+        Err(e @ crate::error::Error::Interrupted(_)) => {
+            eprintln!(
+                "dnsq: {e}; {} is as it was before this ingest",
+                out.display()
+            );
+            return Ok(ExitCode::from(130));
+        }
+        Err(e) => {
+            return Err(e).with_context(|| format!("ingesting into {}", out.display()));
+        }
+    };
+    for note in &report.notes {
+        eprintln!("dnsq: {note}");
+    }
 
     for msg in &report.not_captures {
         eprintln!("dnsq: warning: skipped {msg}");
@@ -63,11 +79,38 @@ pub fn run(a: IngestArgs) -> anyhow::Result<ExitCode> {
         secs,
         thousands((packets as f64 / secs.max(1e-9)) as u64),
     );
+    if let Some(v) = report.version {
+        eprintln!(
+            "dnsq: committed as version {v} of {}",
+            out.join(crate::dataset::TRANSACTIONS_DIR).display()
+        );
+    }
+    if crate::dataset::check_interrupt().is_err() {
+        eprintln!("dnsq: interrupted after the commit: what is above was committed");
+        return Ok(ExitCode::from(130));
+    }
     Ok(if corrupt {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// SIGINT and SIGTERM ask the ingest to stop at its next safe point (it
+/// removes its files and commits nothing); a second one ends it at once, and
+/// the next ingest removes what it left.
+fn watch_signals() -> anyhow::Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let flag = crate::dataset::INTERRUPT.clone();
+    let again = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for sig in [SIGINT, SIGTERM] {
+        signal_hook::flag::register_conditional_shutdown(sig, 130, again.clone())
+            .context("installing signal handlers")?;
+        signal_hook::flag::register_usize(sig, flag.clone(), sig as usize)
+            .context("installing signal handlers")?;
+        signal_hook::flag::register(sig, again.clone()).context("installing signal handlers")?;
+    }
+    Ok(())
 }
 
 /// `: truncated 2, bad_pointer 1` after the malformed count, when there are any.

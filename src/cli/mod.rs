@@ -46,6 +46,13 @@ Example: dnsq sql -f top_domains"
     Schema,
     /// Summarise a dataset: captures, transactions, time range.
     Info(InfoArgs),
+    /// Remove the files that killed or failed ingests left uncommitted.
+    #[command(
+        long_about = "Remove the files that killed or failed ingests left in the dataset without \
+committing them (every ingest does this first, too). Files of ingests still running are left \
+alone, and committed files are never touched.\n\nExample: dnsq vacuum -d dnsq-data"
+    )]
+    Vacuum(VacuumArgs),
     /// Write a synthetic capture (deterministic, for scale tests and benchmarks).
     #[command(hide = true)]
     Synth(SynthArgs),
@@ -117,6 +124,16 @@ pub struct InfoArgs {
     /// Dataset directory [default: $DNSQ_DATA or ./dnsq-data]
     #[arg(short = 'd', long = "data")]
     pub data: Option<PathBuf>,
+    /// Read every committed file whole and name each one that cannot be read
+    #[arg(long)]
+    pub check: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VacuumArgs {
+    /// Dataset directory [default: $DNSQ_DATA or ./dnsq-data]
+    #[arg(short = 'd', long = "data")]
+    pub data: Option<PathBuf>,
 }
 
 /// `10s`, `500ms`, `2m`, `1h`, or plain seconds.
@@ -153,6 +170,18 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Info(a) => info::run(a),
+        Command::Vacuum(a) => {
+            let dir = crate::ingest::dataset_dir(a.data.as_deref());
+            let (removed, notes) = crate::dataset::vacuum(&dir)?;
+            for n in notes.iter().filter(|n| !n.starts_with("removed ")) {
+                eprintln!("dnsq: {n}");
+            }
+            eprintln!(
+                "dnsq: {}: removed {removed} uncommitted file(s)",
+                dir.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Synth(a) => {
             let truth = crate::synth::generate(&a.out, a.packets, a.seed)?;
             let body: Vec<String> = truth.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
@@ -185,7 +214,7 @@ pub fn thousands(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);

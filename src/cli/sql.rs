@@ -47,7 +47,10 @@ pub fn run(a: SqlArgs) -> anyhow::Result<ExitCode> {
     let rt = runtime()?;
     let results = rt.block_on(async {
         let session = Session::open(&dir).await?;
-        session.run(&sql).await
+        match session.run(&sql).await {
+            Ok(r) => Ok(r),
+            Err(e) => Err(crate::query::name_damage(&dir, e).await),
+        }
     })?;
     let mut buf = Vec::new();
     for r in &results {

@@ -508,7 +508,9 @@ fn decompress(raw: &[u8], c: Compression) -> std::io::Result<Vec<u8>> {
     match c {
         Compression::Gzip => flate2::read::MultiGzDecoder::new(raw).read_to_end(&mut out)?,
         Compression::Zstd => zstd::stream::read::Decoder::new(raw)?.read_to_end(&mut out)?,
-        Compression::Xz => liblzma::read::XzDecoder::new_multi_decoder(raw).read_to_end(&mut out)?,
+        Compression::Xz => {
+            liblzma::read::XzDecoder::new_multi_decoder(raw).read_to_end(&mut out)?
+        }
         Compression::None => return Ok(raw.to_vec()),
     };
     Ok(out)
@@ -699,7 +701,7 @@ fn walk_pcapng(d: &[u8], chunk_bytes: usize, release: &dyn Fn(usize, usize)) -> 
             };
         }
         let blen = read_u32(d, pos + 4, be) as usize;
-        if blen < 12 || blen % 4 != 0 || blen > 16 << 20 {
+        if blen < 12 || !blen.is_multiple_of(4) || blen > 16 << 20 {
             walk.problem = Some(Problem::Corrupt {
                 offset: pos as u64,
                 what: format!("block length {blen} is not valid"),

@@ -19,6 +19,7 @@ use super::ip::{Defragmenter, OwnedFragment};
 use super::link::{Packet, Skip, Transport};
 use super::tcp_stream::{StreamMessage, TcpReassembler, TcpSegment};
 use super::{capture, dns, link, schema, write};
+use crate::dataset;
 use crate::error::{Error, Result};
 
 #[derive(Debug, Clone)]
@@ -86,6 +87,10 @@ pub struct IngestReport {
     /// Files in an input directory that are not captures.
     pub not_captures: Vec<String>,
     pub files_written: Vec<PathBuf>,
+    /// The Delta table version that holds this ingest (none when nothing was new).
+    pub version: Option<i64>,
+    /// What the dataset said on opening (an upgrade, an interrupted ingest's files removed).
+    pub notes: Vec<String>,
     pub elapsed: Duration,
 }
 
@@ -792,7 +797,34 @@ struct Input {
 }
 
 fn run_in_pool(cfg: &IngestConfig, threads: usize, report: &mut IngestReport) -> Result<()> {
+    // the captures open first: input that is not a capture writes nothing
     let opened = open_inputs(&cfg.inputs, cfg.chunk_bytes, &mut report.not_captures)?;
+    let mut writer = dataset::Writer::open(&cfg.out)?;
+    report.notes = std::mem::take(&mut writer.notes);
+    match ingest_opened(cfg, threads, opened, &mut writer, report) {
+        Ok(()) => {
+            writer.release();
+            Ok(())
+        }
+        // another dnsq committed every capture of this one meanwhile: nothing to add
+        Err(Error::AlreadyThere) => {
+            writer.abandon();
+            Ok(())
+        }
+        Err(e) => {
+            writer.abandon();
+            Err(e)
+        }
+    }
+}
+
+fn ingest_opened(
+    cfg: &IngestConfig,
+    threads: usize,
+    opened: Vec<Opened>,
+    writer: &mut dataset::Writer,
+    report: &mut IngestReport,
+) -> Result<()> {
     let mapped: Vec<Option<&Capture>> = opened
         .iter()
         .map(|o| match o {
@@ -801,7 +833,6 @@ fn run_in_pool(cfg: &IngestConfig, threads: usize, report: &mut IngestReport) ->
         })
         .collect();
     let hashes: Vec<Option<String>> = mapped.par_iter().map(|c| c.map(content_hash)).collect();
-    let known = write::ingested_hashes(&cfg.out)?;
     let mut inputs = Vec::new();
     let mut sources = Vec::new();
     let mut seen = std::collections::HashSet::new();
@@ -809,7 +840,7 @@ fn run_in_pool(cfg: &IngestConfig, threads: usize, report: &mut IngestReport) ->
     let mut any_stream = false;
     for (o, h) in opened.into_iter().zip(hashes) {
         if let Some(h) = &h {
-            if known.contains(h) || !seen.insert(h.clone()) {
+            if writer.holds(h)? || !seen.insert(h.clone()) {
                 report.already_ingested.push(o.path().to_path_buf());
                 continue;
             }
@@ -871,7 +902,7 @@ fn run_in_pool(cfg: &IngestConfig, threads: usize, report: &mut IngestReport) ->
             correlator: Correlator::shard(cfg.match_timeout.as_nanos() as i64, shards),
             spool: write::Spool::new(
                 &cfg.out,
-                format!("{{id}}-{s}"),
+                format!("{}-{s}", writer.file_prefix()),
                 cfg.spool_rows / shards,
                 names.clone(),
             ),
@@ -910,15 +941,16 @@ fn run_in_pool(cfg: &IngestConfig, threads: usize, report: &mut IngestReport) ->
             Err(e)
         }
     };
-    let (counts, by_status, mut staged) = staged?;
+    let (counts, by_status, staged) = staged?;
 
     // a stream whose content turns out to be in the dataset already
-    let repeated: Vec<usize> = (0..inputs.len())
-        .filter(|&i| {
-            let h = inputs[i].sha256.as_deref().unwrap_or_default();
-            known.contains(h) || inputs[..i].iter().any(|o| o.sha256.as_deref() == Some(h))
-        })
-        .collect();
+    let mut repeated = Vec::new();
+    for i in 0..inputs.len() {
+        let h = inputs[i].sha256.as_deref().unwrap_or_default();
+        if writer.holds(h)? || inputs[..i].iter().any(|o| o.sha256.as_deref() == Some(h)) {
+            repeated.push(i);
+        }
+    }
     if !repeated.is_empty() {
         staged.abandon();
         if repeated.len() < inputs.len() {
@@ -935,17 +967,6 @@ fn run_in_pool(cfg: &IngestConfig, threads: usize, report: &mut IngestReport) ->
         }
         return Ok(());
     }
-
-    let mut id_hash = Sha256::new();
-    let mut sorted: Vec<&str> = inputs
-        .iter()
-        .map(|i| i.sha256.as_deref().unwrap_or_default())
-        .collect();
-    sorted.sort();
-    for h in sorted {
-        id_hash.update(h.as_bytes());
-    }
-    let ingest_id = hex(&id_hash.finalize()[..8]);
 
     for (i, input) in inputs.into_iter().enumerate() {
         let n = counts[i];
@@ -968,18 +989,32 @@ fn run_in_pool(cfg: &IngestConfig, threads: usize, report: &mut IngestReport) ->
             problem: input.problem,
         });
     }
-    let result = captures_batch(&report.captures)
-        .and_then(|b| write::stage_captures(&mut staged, &cfg.out, b));
-    match result {
-        Ok(()) => {
-            report.files_written = staged.commit(&ingest_id)?;
-            Ok(())
-        }
-        Err(e) => {
-            staged.abandon();
-            Err(e)
+    let hashes: Vec<String> = report.captures.iter().map(|c| c.sha256.clone()).collect();
+    let files = captures_batch(&report.captures)
+        .and_then(|b| writer.write_captures(&b))
+        .and_then(|()| {
+            dataset::crash_point("before-place");
+            staged.place()
+        })?;
+    dataset::crash_point("before-commit");
+    dataset::test_delay();
+    dataset::check_interrupt()?;
+    report.files_written = files
+        .iter()
+        .map(|f| cfg.out.join(write::TRANSACTIONS_DIR).join(&f.rel))
+        .collect();
+    match writer.commit(&files, &hashes)? {
+        dataset::Committed::Version(v) => report.version = Some(v),
+        dataset::Committed::AlreadyThere(_) => {
+            // another dnsq committed the same captures while this one ran
+            report.files_written.clear();
+            for c in std::mem::take(&mut report.captures) {
+                report.already_ingested.push(PathBuf::from(c.path));
+            }
+            return Err(Error::AlreadyThere);
         }
     }
+    Ok(())
 }
 
 /// Takes each stream's content hash, size and problem from its end; a
@@ -1019,6 +1054,7 @@ fn stream(
     let started = Instant::now();
     let mut packets = 0u64;
     loop {
+        dataset::check_interrupt()?;
         let pieces = next_window(sources, window);
         if pieces.is_empty() && ready.is_none() {
             progress.finish_and_clear();

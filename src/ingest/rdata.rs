@@ -255,7 +255,7 @@ fn svc_params(mut b: &[u8], out: &mut String) -> Result<(), DecodeError> {
                         .ok_or(DecodeError::BadRdata)?
                 );
             }
-            4 if len % 4 == 0 && len > 0 => {
+            4 if len.is_multiple_of(4) && len > 0 => {
                 let a: Vec<String> = v
                     .chunks(4)
                     .map(|c| Ipv4Addr::new(c[0], c[1], c[2], c[3]).to_string())
@@ -265,7 +265,7 @@ fn svc_params(mut b: &[u8], out: &mut String) -> Result<(), DecodeError> {
             5 => {
                 let _ = write!(out, " ech={}", BASE64.encode(v));
             }
-            6 if len % 16 == 0 && len > 0 => {
+            6 if len.is_multiple_of(16) && len > 0 => {
                 let a: Vec<String> = v
                     .chunks(16)
                     .map(|c| Ipv6Addr::from(<[u8; 16]>::try_from(c).unwrap_or([0; 16])).to_string())

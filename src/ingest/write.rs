@@ -1,37 +1,34 @@
 //! Ingest stage 6: transactions → the Parquet dataset (SPEC §3).
 //!
-//! In: transactions and capture records of one ingest. Out: files under
-//! `DIR/transactions/date=YYYY-MM-DD/` and `DIR/captures/`, zstd, dictionary
-//! encoded, sorted by `ts`, with page statistics. Every file is written under
-//! a hidden temporary name and renamed into place only when all are complete
-//! (transactions first, the captures record last), so readers see the
-//! dataset as it was or with whole files only. File names derive from the
-//! content hashes of the ingested captures: a repeated ingest after a crash
-//! replaces files instead of adding rows.
+//! In: transactions of one ingest. Out: files under
+//! `DIR/transactions/date=YYYY-MM-DD/`, zstd, dictionary encoded, sorted by
+//! `ts`, with page statistics. Every file is written under a hidden temporary
+//! name and renamed into place once all are complete; they count only when
+//! the ingest's Delta commit adds them (`crate::dataset`). File names carry
+//! the writer's id, so a killed ingest's files are found and removed.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch, StringArray};
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch};
 use arrow::compute::interleave;
 use arrow::datatypes::DataType;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::metadata::{KeyValue, SortingColumn};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 
+use crate::dataset::{self, DataFile};
 use crate::error::{Error, Result};
 use crate::ingest::batch;
 use crate::ingest::correlate::Transaction;
 use crate::ingest::rdata::civil_from_days;
-use crate::ingest::schema::{CAPTURES, SCHEMA_VERSION, TRANSACTIONS};
+use crate::ingest::schema::{SCHEMA_VERSION, TRANSACTIONS};
 
-pub const TRANSACTIONS_DIR: &str = "transactions";
-pub const CAPTURES_DIR: &str = "captures";
+pub use crate::dataset::{CAPTURES_DIR, TRANSACTIONS_DIR};
 /// Rows per Arrow batch handed to the Parquet writer.
 const BATCH_ROWS: usize = 65_536;
 /// Finished transactions a spool holds before it turns them into an Arrow
@@ -89,51 +86,71 @@ pub fn day_of(ts_ns: i64) -> String {
 /// Files written under temporary names, waiting for `commit`.
 #[derive(Default)]
 pub struct Staged {
-    renames: Vec<(PathBuf, PathBuf)>,
+    files: Vec<(PathBuf, PathBuf, DataFile)>,
 }
 
 impl Staged {
-    /// Renames every staged file into place, in the order staged; `{id}` in
-    /// a file name becomes `ingest_id` (known only once every capture is read).
-    pub fn commit(self, ingest_id: &str) -> Result<Vec<PathBuf>> {
+    /// Renames every staged file into place; the files count only once the
+    /// Delta commit adds them (`dataset::Writer::commit`).
+    pub fn place(self) -> Result<Vec<DataFile>> {
         let mut done = Vec::new();
-        for (tmp, dest) in self.renames {
-            let name = dest
-                .file_name()
-                .map(|n| n.to_string_lossy().replace("{id}", ingest_id))
-                .unwrap_or_default();
-            let dest = dest.with_file_name(name);
+        for (tmp, dest, file) in self.files {
             fs::rename(&tmp, &dest).map_err(|e| Error::io(&dest, e))?;
-            done.push(dest);
+            done.push(file);
         }
         Ok(done)
     }
 
     /// Removes the temporary files (an ingest that failed).
     pub fn abandon(self) {
-        for (tmp, _) in self.renames {
+        for (tmp, _, _) in self.files {
             let _ = fs::remove_file(tmp);
         }
     }
 
+    /// Adds another spool's staged files, to be committed together.
+    pub fn absorb(&mut self, other: Staged) {
+        self.files.extend(other.files);
+    }
+
     fn write(
         &mut self,
-        dir: &Path,
+        root: &Path,
+        day: &str,
         name: &str,
         batches: impl IntoIterator<Item = Result<RecordBatch>>,
-        schema: arrow::datatypes::SchemaRef,
     ) -> Result<()> {
-        fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let dir = root.join(TRANSACTIONS_DIR).join(format!("date={day}"));
+        fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         let dest = dir.join(name);
-        let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+        let tmp = dir.join(format!(".{name}.tmp"));
         let file = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-        self.renames.push((tmp.clone(), dest));
-        let mut w = ArrowWriter::try_new(file, schema, Some(properties()))?;
+        let mut info = DataFile {
+            rel: format!("date={day}/{name}"),
+            day: day.to_string(),
+            size: 0,
+            rows: 0,
+            ts_range: None,
+        };
+        self.files.push((tmp.clone(), dest, info.clone()));
+        let mut w = ArrowWriter::try_new(file, TRANSACTIONS.clone(), Some(properties()))?;
         for b in batches {
-            w.write(&b?)?;
+            let b = b?;
+            info.rows += b.num_rows() as u64;
+            if let Some((lo, hi)) = dataset::ts_range(&b) {
+                info.ts_range = Some(
+                    info.ts_range
+                        .map_or((lo, hi), |(a, z)| (a.min(lo), z.max(hi))),
+                );
+            }
+            w.write(&b)?;
         }
         let file = w.into_inner()?;
         file.sync_all().map_err(|e| Error::io(&tmp, e))?;
+        info.size = file.metadata().map_err(|e| Error::io(&tmp, e))?.len();
+        if let Some(last) = self.files.last_mut() {
+            last.2 = info;
+        }
         Ok(())
     }
 }
@@ -167,7 +184,7 @@ struct DaySpool {
 /// as one file. Memory stays bounded by `file_rows` whatever the capture size.
 pub struct Spool {
     root: PathBuf,
-    /// `<ingest id>-<shard>`: file names are `part-<prefix>-<n>.parquet`.
+    /// `part-<writer id>-<shard>`: file names are `<prefix>-<n>.parquet`.
     prefix: String,
     file_rows: usize,
     captures: Arc<Vec<String>>,
@@ -236,8 +253,7 @@ impl Spool {
         self.build()?;
         for (day, mut spool) in std::mem::take(&mut self.days) {
             spool.keys.sort_unstable();
-            let dir = self.root.join(TRANSACTIONS_DIR).join(format!("date={day}"));
-            let name = format!("part-{}-{}.parquet", self.prefix, self.files);
+            let name = format!("{}-{}.parquet", self.prefix, self.files);
             self.files += 1;
             let sources: Vec<&RecordBatch> = spool.batches.iter().collect();
             let slices = spool.keys.chunks(BATCH_ROWS).map(|keys| {
@@ -247,8 +263,7 @@ impl Spool {
                     .collect();
                 gather(&sources, &rows)
             });
-            self.staged
-                .write(&dir, &name, slices, TRANSACTIONS.clone())?;
+            self.staged.write(&self.root, &day, &name, slices)?;
         }
         self.spooled = 0;
         Ok(())
@@ -290,52 +305,6 @@ fn gather(sources: &[&RecordBatch], rows: &[(usize, usize)]) -> Result<RecordBat
         })
         .collect::<std::result::Result<Vec<_>, _>>()?;
     Ok(RecordBatch::try_new(schema, columns)?)
-}
-
-impl Staged {
-    /// Adds another spool's staged files, to be committed together.
-    pub fn absorb(&mut self, other: Staged) {
-        self.renames.extend(other.renames);
-    }
-}
-
-/// Writes the captures record of this ingest under a temporary name.
-pub fn stage_captures(staged: &mut Staged, root: &Path, batch: RecordBatch) -> Result<()> {
-    let dir = root.join(CAPTURES_DIR);
-    staged.write(&dir, "part-{id}.parquet", [Ok(batch)], CAPTURES.clone())
-}
-
-/// Content hashes of every capture already in the dataset.
-pub fn ingested_hashes(root: &Path) -> Result<HashSet<String>> {
-    let mut out = HashSet::new();
-    let dir = root.join(CAPTURES_DIR);
-    let Ok(entries) = fs::read_dir(&dir) else {
-        return Ok(out);
-    };
-    for entry in entries {
-        let path = entry.map_err(|e| Error::io(&dir, e))?.path();
-        let is_part = path.extension().is_some_and(|e| e == "parquet")
-            && !path
-                .file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with('.'));
-        if !is_part {
-            continue;
-        }
-        let file = File::open(&path).map_err(|e| Error::io(&path, e))?;
-        let reader = ParquetRecordBatchReaderBuilder::try_new(file)?.build()?;
-        for b in reader {
-            let b = b?;
-            if let Some(col) = b
-                .column_by_name("sha256")
-                .and_then(|c| c.as_any().downcast_ref::<StringArray>())
-            {
-                for i in 0..col.len() {
-                    out.insert(col.value(i).to_string());
-                }
-            }
-        }
-    }
-    Ok(out)
 }
 
 #[cfg(test)]
