@@ -25,9 +25,13 @@
 //! free and that the log does not know (a killed ingest) are removed by the
 //! next ingest or by `dnsq vacuum`, and never counted before that.
 
+pub mod remote;
+
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use arrow::array::{Array, AsArray, RecordBatch};
@@ -37,7 +41,7 @@ use deltalake::kernel::transaction::{CommitBuilder, CommitProperties, Transactio
 use deltalake::kernel::Transaction as AppTransaction;
 use deltalake::kernel::{Action, Add, DataType as DeltaType, StructField, StructType};
 use deltalake::protocol::{DeltaOperation, SaveMode};
-use deltalake::{DeltaTable, DeltaTableError};
+use deltalake::{DeltaTable, DeltaTableError, ObjectStore};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use url::Url;
 
@@ -179,9 +183,20 @@ pub enum Committed {
     AlreadyThere(Vec<String>),
 }
 
+/// The object store side of a writer whose dataset is not on a local disk.
+struct Remote {
+    url: Url,
+    store: Arc<dyn ObjectStore>,
+    /// Objects this writer uploaded (removed if it does not commit).
+    uploaded: Vec<String>,
+}
+
 /// A dataset opened for writing by one ingest.
 pub struct Writer {
+    /// Where the files are written: the dataset, or for a dataset on an
+    /// object store a local staging directory.
     root: PathBuf,
+    remote: Option<Remote>,
     pub id: String,
     table: DeltaTable,
     rt: tokio::runtime::Runtime,
@@ -201,6 +216,9 @@ impl Writer {
             .enable_all()
             .build()
             .map_err(|e| Error::io(root, e))?;
+        if let Some(url) = remote::url_of(root) {
+            return Writer::open_remote(url, rt, remote::ORPHAN_AGE);
+        }
         let tx_dir = root.join(TRANSACTIONS_DIR);
         fs::create_dir_all(&tx_dir).map_err(|e| Error::io(&tx_dir, e))?;
         let writers = root.join(WRITERS_DIR);
@@ -210,9 +228,11 @@ impl Writer {
         let lock = File::create(&lock_path).map_err(|e| Error::io(&lock_path, e))?;
         lock.lock().map_err(|e| Error::io(&lock_path, e))?;
         let mut notes = Vec::new();
-        let table = rt.block_on(open_or_create(&tx_dir, root, &mut notes))?;
+        let url = table_url(&tx_dir)?;
+        let table = rt.block_on(open_or_create(url, Some(root), &mut notes))?;
         let mut w = Writer {
             root: root.to_path_buf(),
+            remote: None,
             id,
             table,
             rt,
@@ -228,6 +248,110 @@ impl Writer {
             ));
         }
         Ok(w)
+    }
+
+    /// A writer for the dataset at `url` on an object store; removes other
+    /// writers' uncommitted files older than `age`.
+    fn open_remote(url: Url, rt: tokio::runtime::Runtime, age: Duration) -> Result<Writer> {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let staging = std::env::temp_dir().join(format!("dnsq-staging-{id}"));
+        let tx_dir = staging.join(TRANSACTIONS_DIR);
+        fs::create_dir_all(&tx_dir).map_err(|e| Error::io(&tx_dir, e))?;
+        let mut notes = Vec::new();
+        let tx_url = url
+            .join(&format!("{TRANSACTIONS_DIR}/"))
+            .map_err(|e| Error::io(url.as_str(), other(e)))?;
+        let table = rt.block_on(open_or_create(tx_url, None, &mut notes))?;
+        let store = remote::store(&url)?;
+        let mut w = Writer {
+            root: staging,
+            remote: Some(Remote {
+                url,
+                store,
+                uploaded: Vec::new(),
+            }),
+            id,
+            table,
+            rt,
+            lock: None,
+            notes,
+            removed: 0,
+        };
+        w.removed = w.clean_up_remote(age)?;
+        if w.removed > 0 {
+            w.notes.push(format!(
+                "removed {} file(s) interrupted ingests left uncommitted",
+                w.removed
+            ));
+        }
+        Ok(w)
+    }
+
+    /// The local directory this writer writes its files to.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn committed_names(&self) -> Result<HashSet<String>> {
+        Ok(self
+            .table
+            .get_file_uris()
+            .map_err(|e| delta_err(&self.root, e))?
+            .map(|u| u.rsplit('/').next().unwrap_or_default().to_string())
+            .collect())
+    }
+
+    fn clean_up_remote(&mut self, age: Duration) -> Result<usize> {
+        let Some(r) = &self.remote else {
+            return Ok(0);
+        };
+        let (url, store) = (r.url.clone(), r.store.clone());
+        let committed = self.committed_names()?;
+        let caps = self
+            .rt
+            .block_on(remote::list(store.as_ref(), &url, CAPTURES_DIR))?;
+        let mut done = HashSet::new();
+        for (rel, _) in caps {
+            if let Some(owner) = writer_of(rel.rsplit('/').next().unwrap_or_default()) {
+                if self.ingest_committed(owner)? {
+                    done.insert(owner.to_string());
+                }
+            }
+        }
+        let orphans = self.rt.block_on(remote::orphans(
+            store.as_ref(),
+            &url,
+            &self.id,
+            &committed,
+            &done,
+            age,
+        ))?;
+        for rel in &orphans {
+            self.rt.block_on(remote::delete(store.as_ref(), &url, rel))?;
+        }
+        Ok(orphans.len())
+    }
+
+    /// Uploads the staged files of a writer on an object store (once).
+    fn upload(&mut self, files: &[DataFile]) -> Result<()> {
+        let Some(r) = &mut self.remote else {
+            return Ok(());
+        };
+        if !r.uploaded.is_empty() {
+            return Ok(());
+        }
+        let mut rels: Vec<String> = files
+            .iter()
+            .map(|f| format!("{TRANSACTIONS_DIR}/{}", f.rel))
+            .collect();
+        rels.push(format!("{CAPTURES_DIR}/part-{}.parquet", self.id));
+        for rel in rels {
+            r.uploaded.push(rel.clone());
+            self.rt
+                .block_on(remote::upload(r.store.as_ref(), &r.url, &self.root, &rel))?;
+        }
+        crash_point("after-upload");
+        Ok(())
     }
 
     /// Is this capture (by content hash) committed in the dataset?
@@ -276,6 +400,7 @@ impl Writer {
     /// all of them are there, nothing is committed; when only some are, the
     /// ingest fails without committing (its files mix their rows).
     pub fn commit(&mut self, files: &[DataFile], sha256s: &[String]) -> Result<Committed> {
+        self.upload(files)?;
         let mut attempts = 0;
         loop {
             attempts += 1;
@@ -360,6 +485,9 @@ impl Writer {
     /// Removes the files of dead writers that the log does not know; returns
     /// how many. Live writers (their lock held) are left alone.
     pub fn clean_up(&mut self) -> Result<usize> {
+        if self.remote.is_some() {
+            return self.clean_up_remote(remote::ORPHAN_AGE);
+        }
         let root = self.root.clone();
         self.rt
             .block_on(self.table.update_incremental(None))
@@ -444,6 +572,13 @@ impl Writer {
     /// Removes this writer's files (an ingest that failed or was interrupted)
     /// and its lock.
     pub fn abandon(mut self) {
+        if let Some(r) = &self.remote {
+            for rel in &r.uploaded {
+                let _ = self
+                    .rt
+                    .block_on(remote::delete(r.store.as_ref(), &r.url, rel));
+            }
+        }
         let _ = self.remove_own_files();
         self.release();
     }
@@ -480,6 +615,9 @@ impl Writer {
         if let Some((path, file)) = self.lock.take() {
             let _ = fs::remove_file(&path);
             drop(file);
+        }
+        if self.remote.is_some() {
+            let _ = fs::remove_dir_all(&self.root);
         }
     }
 }
@@ -565,15 +703,26 @@ fn delta_columns() -> Result<Vec<StructField>> {
 
 /// Loads the table at `tx_dir`; creates it when there is none, adding the
 /// files and captures of a dataset written before the Delta log.
-async fn open_or_create(tx_dir: &Path, root: &Path, notes: &mut Vec<String>) -> Result<DeltaTable> {
-    let url = table_url(tx_dir)?;
-    let table = DeltaTable::try_from_url(url.clone())
-        .await
-        .map_err(|e| delta_err(tx_dir, e))?;
+async fn open_or_create(
+    url: Url,
+    legacy_root: Option<&Path>,
+    notes: &mut Vec<String>,
+) -> Result<DeltaTable> {
+    let tx_dir = PathBuf::from(url.as_str());
+    let tx_dir = tx_dir.as_path();
+    let table = match url.scheme() {
+        "file" => DeltaTable::try_from_url(url.clone())
+            .await
+            .map_err(|e| delta_err(tx_dir, e))?,
+        _ => remote::table_at(&url).await?,
+    };
     if table.version().is_some() {
         return Ok(table);
     }
-    let legacy = legacy_contents(root)?;
+    let legacy = match legacy_root {
+        Some(root) => legacy_contents(root)?,
+        None => None,
+    };
     let mut actions = Vec::new();
     if let Some((files, hashes, ingests)) = &legacy {
         actions.extend(files.iter().map(|f| Action::Add(f.add())));
@@ -598,7 +747,7 @@ async fn open_or_create(tx_dir: &Path, root: &Path, notes: &mut Vec<String>) -> 
         .await;
     match created {
         Ok(t) => {
-            if let Some((files, hashes, _)) = legacy {
+            if let (Some((files, hashes, _)), Some(root)) = (legacy, legacy_root) {
                 notes.push(format!(
                     "upgraded {} to a Delta table: {} files and {} captures committed as version 0",
                     root.display(),
@@ -610,9 +759,12 @@ async fn open_or_create(tx_dir: &Path, root: &Path, notes: &mut Vec<String>) -> 
         }
         Err(_) => {
             // another writer created it first
-            let mut t = DeltaTable::try_from_url(url)
-                .await
-                .map_err(|e| delta_err(tx_dir, e))?;
+            let mut t = match url.scheme() {
+                "file" => DeltaTable::try_from_url(url)
+                    .await
+                    .map_err(|e| delta_err(tx_dir, e))?,
+                _ => remote::table_at(&url).await?,
+            };
             t.load().await.map_err(|e| delta_err(tx_dir, e))?;
             Ok(t)
         }
@@ -706,6 +858,16 @@ fn parquet_rows(path: &Path) -> Result<(u64, Option<(i64, i64)>)> {
 /// Opens the dataset's Delta table for reading (`None` when `dir` has a
 /// dataset written before the Delta log: it is read as plain files).
 pub async fn open_table(dir: &Path) -> Result<Option<DeltaTable>> {
+    if let Some(url) = remote::url_of(dir) {
+        let table = remote::table(&url).await?;
+        if table.version().is_none() {
+            return Err(Error::io(
+                dir,
+                other("no dnsq dataset here (run `dnsq ingest -o URL` first)"),
+            ));
+        }
+        return Ok(Some(table));
+    }
     let tx_dir = dir.join(TRANSACTIONS_DIR);
     if !tx_dir.join(LOG_DIR).is_dir() {
         return Ok(None);
@@ -720,11 +882,23 @@ pub async fn open_table(dir: &Path) -> Result<Option<DeltaTable>> {
 /// The captures rows of the ingests `table` has committed.
 pub async fn committed_captures(dir: &Path, table: &DeltaTable) -> Result<Vec<RecordBatch>> {
     let snapshot = table.snapshot().map_err(|e| delta_err(dir, e))?;
+    let remote = match remote::url_of(dir) {
+        Some(url) => Some((remote::store(&url)?, url)),
+        None => None,
+    };
+    let names: Vec<String> = match &remote {
+        Some((store, url)) => remote::list(store.as_ref(), url, CAPTURES_DIR)
+            .await?
+            .into_iter()
+            .map(|(rel, _)| rel.rsplit('/').next().unwrap_or_default().to_string())
+            .collect(),
+        None => read_dir(&dir.join(CAPTURES_DIR))?
+            .iter()
+            .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().to_string()))
+            .collect(),
+    };
     let mut out = Vec::new();
-    for path in read_dir(&dir.join(CAPTURES_DIR))? {
-        let Some(name) = path.file_name().map(|n| n.to_string_lossy().to_string()) else {
-            continue;
-        };
+    for name in names {
         if !name.ends_with(".parquet") || name.starts_with('.') {
             continue;
         }
@@ -738,8 +912,15 @@ pub async fn committed_captures(dir: &Path, table: &DeltaTable) -> Result<Vec<Re
             .transaction_version(table.log_store().as_ref(), app_id_ingest(id))
             .await
             .map_err(|e| delta_err(dir, e))?;
-        if v.is_some() {
-            out.extend(read_parquet(&path)?);
+        if v.is_none() {
+            continue;
+        }
+        match &remote {
+            Some((store, url)) => out.extend(
+                remote::read_parquet(store.as_ref(), url, &format!("{CAPTURES_DIR}/{name}"))
+                    .await?,
+            ),
+            None => out.extend(read_parquet(&dir.join(CAPTURES_DIR).join(&name))?),
         }
     }
     Ok(out)
@@ -772,6 +953,12 @@ pub struct Damage {
 /// only, and lists those that cannot be read; also files the log holds that
 /// are missing.
 pub async fn check(dir: &Path, full: bool) -> Result<(usize, Vec<Damage>)> {
+    if remote::url_of(dir).is_some() {
+        return Err(Error::io(
+            dir,
+            other("--check reads datasets on a local disk only (download it first)"),
+        ));
+    }
     let Some(table) = open_table(dir).await? else {
         return Err(Error::io(
             dir.join(TRANSACTIONS_DIR),
@@ -826,7 +1013,18 @@ fn footer(path: &Path) -> Result<()> {
 
 /// Opens the dataset for cleaning only (`dnsq vacuum`): removes what killed
 /// ingests left, and returns how many files.
-pub fn vacuum(root: &Path) -> Result<(usize, Vec<String>)> {
+/// On an object store, where no lock tells a running writer from a dead one,
+/// files count as abandoned once older than `older_than` (default
+/// `remote::ORPHAN_AGE`).
+pub fn vacuum(root: &Path, older_than: Option<Duration>) -> Result<(usize, Vec<String>)> {
+    if let Some(url) = remote::url_of(root) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::io(root, e))?;
+        let mut w = Writer::open_remote(url, rt, older_than.unwrap_or(remote::ORPHAN_AGE))?;
+        return Ok((w.removed, std::mem::take(&mut w.notes)));
+    }
     if !root.join(TRANSACTIONS_DIR).is_dir() {
         return Err(Error::io(
             root,

@@ -131,9 +131,13 @@ pub struct InfoArgs {
 
 #[derive(Debug, Args)]
 pub struct VacuumArgs {
-    /// Dataset directory [default: $DNSQ_DATA or ./dnsq-data]
+    /// Dataset directory or URL [default: $DNSQ_DATA or ./dnsq-data]
     #[arg(short = 'd', long = "data")]
     pub data: Option<PathBuf>,
+    /// On an object store: remove uncommitted files older than this (default 6h; on a
+    /// local disk running ingests are known by their lock and this is not needed)
+    #[arg(long, value_parser = parse_duration)]
+    pub older_than: Option<Duration>,
 }
 
 /// `10s`, `500ms`, `2m`, `1h`, or plain seconds.
@@ -172,7 +176,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Info(a) => info::run(a),
         Command::Vacuum(a) => {
             let dir = crate::ingest::dataset_dir(a.data.as_deref());
-            let (removed, notes) = crate::dataset::vacuum(&dir)?;
+            let (removed, notes) = crate::dataset::vacuum(&dir, a.older_than)?;
             for n in notes.iter().filter(|n| !n.starts_with("removed ")) {
                 eprintln!("dnsq: {n}");
             }

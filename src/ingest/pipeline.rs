@@ -901,7 +901,7 @@ fn ingest_opened(
         .map(|s| Shard {
             correlator: Correlator::shard(cfg.match_timeout.as_nanos() as i64, shards),
             spool: write::Spool::new(
-                &cfg.out,
+                writer.root(),
                 format!("{}-{s}", writer.file_prefix()),
                 cfg.spool_rows / shards,
                 names.clone(),

@@ -101,7 +101,8 @@ pub async fn name_damage(dir: &Path, err: Error) -> Error {
 impl Session {
     pub async fn open(dir: &Path) -> Result<Session> {
         let tx_dir = dir.join(TRANSACTIONS_DIR);
-        if !tx_dir.is_dir() {
+        let remote = dataset::remote::url_of(dir).is_some();
+        if !remote && !tx_dir.is_dir() {
             return Err(Error::io(
                 &tx_dir,
                 std::io::Error::new(
