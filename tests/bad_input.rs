@@ -219,3 +219,71 @@ fn compressed_captures_give_the_same_rows() {
     let q = "select ts, status, qname, rcode, response_time_ms, query_frame, response_frame from transactions order by ts, query_frame, response_frame";
     assert_eq!(sql(&a, q), sql(&b, q));
 }
+/// Issue 10: `--match-timeout 9223372037s` wrapped (and paired nothing),
+/// `18446744073709551615s` panicked: beyond 1 day is a usage error.
+#[test]
+fn match_timeout_beyond_a_day_is_a_usage_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    for t in [
+        "9223372037s",
+        "18446744073709551615s",
+        "25h",
+        "99999999999999999999h",
+    ] {
+        let o = run(dnsq()
+            .arg("ingest")
+            .arg("-o")
+            .arg(tmp.path())
+            .arg("--match-timeout")
+            .arg(t)
+            .arg(sample()));
+        let e = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{t}: {e}");
+        assert!(
+            e.contains(&format!(
+                "'{t}' for '--match-timeout <MATCH_TIMEOUT>': `{t}` is longer than the longest \
+                 match timeout, 1 day (24h)"
+            )),
+            "{t}: {e}"
+        );
+        assert_no_panic(&o);
+    }
+    assert!(!tmp.path().join("transactions").exists());
+    // a day is allowed, and pairs
+    ingest(tmp.path(), &[&sample()], &["--match-timeout", "24h"]);
+    let answered = &sql(
+        tmp.path(),
+        "select count(*) from transactions where status = 'answered'",
+    )[1][0];
+    assert_ne!(answered, "0");
+}
+
+/// Issue 10: `--threads 99999` started 1,578 threads. It is capped at the
+/// cores, with a message; `--force-threads` takes it as given, up to 1024.
+#[test]
+fn threads_beyond_the_cores_are_capped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let o = ingest(&tmp.path().join("a"), &[&sample()], &["--threads", "99999"]);
+    let e = stderr(&o);
+    let cores = std::thread::available_parallelism().unwrap().get();
+    assert!(
+        e.contains(&format!(
+            "--threads 99999 is more than the {cores} cores here: using {cores}"
+        )),
+        "{e}"
+    );
+    let o = run(dnsq()
+        .arg("ingest")
+        .arg("-o")
+        .arg(tmp.path().join("b"))
+        .args(["--threads", "99999", "--force-threads"])
+        .arg(sample()));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("at most 1024"), "{}", stderr(&o));
+    let o = ingest(
+        &tmp.path().join("c"),
+        &[&sample()],
+        &["--threads", &(cores + 1).to_string(), "--force-threads"],
+    );
+    assert!(!stderr(&o).contains("more than the"), "{}", stderr(&o));
+}

@@ -39,6 +39,11 @@ pub struct IngestConfig {
     pub progress: bool,
 }
 
+/// The longest `--match-timeout`: one day. Longer ones are refused on the
+/// command line and cut to this here, so that timeouts in nanoseconds never
+/// overflow.
+pub const MAX_MATCH_TIMEOUT: Duration = Duration::from_secs(86_400);
+
 impl IngestConfig {
     pub fn new(inputs: Vec<PathBuf>, out: PathBuf) -> Self {
         IngestConfig {
@@ -868,7 +873,10 @@ fn run_in_pool(cfg: &IngestConfig, threads: usize, report: &mut IngestReport) ->
     };
     let mut shard_state: Vec<Shard> = (0..shards)
         .map(|s| Shard {
-            correlator: Correlator::shard(cfg.match_timeout.as_nanos() as i64, shards),
+            correlator: Correlator::shard(
+                cfg.match_timeout.min(MAX_MATCH_TIMEOUT).as_nanos() as i64,
+                shards,
+            ),
             spool: write::Spool::new(
                 &cfg.out,
                 format!("{{id}}-{s}"),
