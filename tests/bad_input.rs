@@ -219,6 +219,100 @@ fn compressed_captures_give_the_same_rows() {
     let q = "select ts, status, qname, rcode, response_time_ms, query_frame, response_frame from transactions order by ts, query_frame, response_frame";
     assert_eq!(sql(&a, q), sql(&b, q));
 }
+/// A pcapng block of `btype` holding `body` (padded to 32 bits).
+fn pcapng_block(btype: u32, body: &[u8]) -> Vec<u8> {
+    let len = 12 + body.len().next_multiple_of(4);
+    let mut v = btype.to_le_bytes().to_vec();
+    v.extend((len as u32).to_le_bytes());
+    v.extend(body);
+    v.resize(len - 4, 0);
+    v.extend((len as u32).to_le_bytes());
+    v
+}
+
+/// Issue 10: times past what a timestamp holds. Interface 0 has an
+/// `if_tsoffset` of 10^12 s (the multiply overflowed: a panic), frame 2 is in
+/// the year 2500 (stored as 1915-06-14, wrapped). Both are kept clamped to
+/// 2200-01-01 with a warning naming the first frame; the others are as given.
+#[test]
+fn timestamps_out_of_range_are_clamped_with_a_warning() {
+    let raw = std::fs::read(sample()).unwrap();
+    let offs = record_offsets(&raw);
+    let mut ng = pcapng_block(
+        0x0a0d_0d0a,
+        &[
+            &0x1a2b_3c4du32.to_le_bytes()[..],
+            &[1, 0, 0, 0],
+            &(-1i64).to_le_bytes(),
+        ]
+        .concat(),
+    );
+    // interface 0: Ethernet, if_tsoffset (option 14) 10^12 s; interface 1: Ethernet
+    let idb = |opts: &[u8]| {
+        pcapng_block(
+            1,
+            &[&[1, 0, 0, 0], &65535u32.to_le_bytes()[..], opts].concat(),
+        )
+    };
+    ng.extend(idb(&[
+        &[14, 0, 8, 0][..],
+        &1_000_000_000_000i64.to_le_bytes(),
+        &[0, 0, 0, 0],
+    ]
+    .concat()));
+    ng.extend(idb(&[]));
+    let year_2500_us = 16_725_225_600u64 * 1_000_000;
+    for (i, &o) in offs.iter().take(200).enumerate() {
+        let rd = |k: usize| u32::from_le_bytes(raw[o + k..o + k + 4].try_into().unwrap());
+        let caplen = rd(8) as usize;
+        let (iface, units) = match i {
+            0 => (0u32, 0u64),
+            1 => (1, year_2500_us),
+            _ => (1, rd(0) as u64 * 1_000_000 + rd(4) as u64),
+        };
+        let mut epb = iface.to_le_bytes().to_vec();
+        epb.extend(((units >> 32) as u32).to_le_bytes());
+        epb.extend((units as u32).to_le_bytes());
+        epb.extend((caplen as u32).to_le_bytes());
+        epb.extend((caplen as u32).to_le_bytes());
+        epb.extend(&raw[o + 16..o + 16 + caplen]);
+        ng.extend(pcapng_block(6, &epb));
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let f = tmp.path().join("far.pcapng");
+    std::fs::write(&f, &ng).unwrap();
+    let ds = tmp.path().join("ds");
+    let o = ingest(&ds, &[&f], &[]);
+    let e = stderr(&o);
+    assert_no_panic(&o);
+    assert!(
+        e.contains(&format!(
+            "warning: {}: frame 1: timestamp 1000000000000 (seconds since 1970) is outside \
+             1900-2200, stored as 2200-01-01T00:00:00Z (2 frames in all)",
+            f.display()
+        )),
+        "{e}"
+    );
+    let ts = |frame: u32| {
+        sql(
+            &ds,
+            &format!("select ts from transactions where query_frame = {frame}"),
+        )[1][0]
+            .clone()
+    };
+    assert_eq!(ts(1), "2200-01-01T00:00:00Z");
+    assert_eq!(ts(2), "2200-01-01T00:00:00Z");
+    // the other frames keep their times
+    let row = &sql(
+        &ds,
+        "select cast(ts as bigint), query_frame from transactions where query_frame > 2 \
+         order by query_frame limit 1",
+    )[1];
+    let o = offs[row[1].parse::<usize>().unwrap() - 1];
+    let rd = |k: usize| u32::from_le_bytes(raw[o + k..o + k + 4].try_into().unwrap()) as i64;
+    assert_eq!(row[0], (rd(0) * 1_000_000 + rd(4)).to_string());
+}
+
 /// Issue 10: `--match-timeout 9223372037s` wrapped (and paired nothing),
 /// `18446744073709551615s` panicked: beyond 1 day is a usage error.
 #[test]

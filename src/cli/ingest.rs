@@ -37,6 +37,9 @@ pub fn run(a: IngestArgs) -> anyhow::Result<ExitCode> {
             out.display()
         );
     }
+    for msg in &report.warnings {
+        eprintln!("dnsq: warning: {msg}");
+    }
     let mut corrupt = false;
     for c in &report.captures {
         if let Some(p) = &c.problem {

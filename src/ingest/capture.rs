@@ -119,10 +119,32 @@ pub struct Walk {
     pub problem: Option<Problem>,
 }
 
+/// Earliest capture time dnsq stores, 1900-01-01T00:00:00Z (ns since 1970).
+pub const TS_MIN_NS: i64 = -2_208_988_800 * 1_000_000_000;
+/// Latest capture time dnsq stores, 2200-01-01T00:00:00Z (ns since 1970).
+pub const TS_MAX_NS: i64 = 7_258_118_400 * 1_000_000_000;
+
+/// A frame's time in ns, within `[TS_MIN_NS, TS_MAX_NS]`, and the time as
+/// read when it lay outside (then the nearest bound is kept, see docs/DESIGN.md).
+/// Times are computed in i128, where no field of any capture format overflows.
+pub fn clamp_ts(ns: i128) -> (i64, Option<i128>) {
+    if ns < TS_MIN_NS as i128 {
+        (TS_MIN_NS, Some(ns))
+    } else if ns > TS_MAX_NS as i128 {
+        (TS_MAX_NS, Some(ns))
+    } else {
+        (ns as i64, None)
+    }
+}
+
 /// One captured packet, borrowed from the capture's bytes.
 #[derive(Debug, Clone, Copy)]
 pub struct Frame<'a> {
+    /// Capture time, ns since 1970, clamped to `[TS_MIN_NS, TS_MAX_NS]`.
     pub ts_ns: i64,
+    /// The time as the capture gives it (ns since 1970) when it lies outside
+    /// the years dnsq stores and `ts_ns` holds the nearest bound.
+    pub ts_out_of_range: Option<i128>,
     pub linktype: u32,
     pub number: u64,
     pub data: &'a [u8],
@@ -236,12 +258,14 @@ impl Capture {
                 while pos + 16 <= chunk.end {
                     let rd = |i: usize| read_u32(data, pos + i, big_endian);
                     let caplen = rd(8) as usize;
-                    let frac = rd(4) as i64;
-                    let ts_ns =
-                        rd(0) as i64 * 1_000_000_000 + if nanos { frac } else { frac * 1000 };
+                    let frac = rd(4) as i128;
+                    let (ts_ns, ts_out_of_range) = clamp_ts(
+                        rd(0) as i128 * 1_000_000_000 + if nanos { frac } else { frac * 1000 },
+                    );
                     let body = &data[pos + 16..(pos + 16 + caplen).min(chunk.end)];
                     if !f(Frame {
                         ts_ns,
+                        ts_out_of_range,
                         linktype,
                         number,
                         data: body,
@@ -800,11 +824,14 @@ fn pcapng_frame<'a>(
         Ok((_, Block::EnhancedPacket(epb))) => {
             let iface = ifaces.get(epb.if_id as usize)?;
             let units = ((epb.ts_high as u64) << 32) | epb.ts_low as u64;
-            let per = iface.units_per_sec.max(1) as u128;
-            let ns =
-                (units as u128 * 1_000_000_000 / per) as i64 + iface.offset_secs * 1_000_000_000;
+            let per = iface.units_per_sec.max(1) as i128;
+            // no overflow in i128: units < 2^64, if_tsoffset < 2^63 seconds
+            let (ts_ns, ts_out_of_range) = clamp_ts(
+                units as i128 * 1_000_000_000 / per + iface.offset_secs as i128 * 1_000_000_000,
+            );
             Some(Frame {
-                ts_ns: ns,
+                ts_ns,
+                ts_out_of_range,
                 linktype: iface.linktype,
                 number,
                 data: &epb.data[..(epb.caplen as usize).min(epb.data.len())],
@@ -814,6 +841,7 @@ fn pcapng_frame<'a>(
             let iface = ifaces.first()?;
             Some(Frame {
                 ts_ns: 0,
+                ts_out_of_range: None,
                 linktype: iface.linktype,
                 number,
                 data: &spb.data[..(spb.origlen as usize).min(spb.data.len())],
