@@ -219,6 +219,48 @@ fn compressed_captures_give_the_same_rows() {
     let q = "select ts, status, qname, rcode, response_time_ms, query_frame, response_frame from transactions order by ts, query_frame, response_frame";
     assert_eq!(sql(&a, q), sql(&b, q));
 }
+
+fn gzip(raw: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut e, raw).unwrap();
+    e.finish().unwrap()
+}
+
+/// Issue 10: a record header claiming a 4 GiB record, in a file whose header
+/// allows a 4 GiB snapshot length. The stream reader trusted it and buffered
+/// what followed (an 18 MB gzip grew past 7 GB). Records are capped at
+/// 256 KiB: it is a corrupt header at its offset, the records before it kept.
+#[test]
+fn record_claiming_4_gib_is_corrupt_not_buffered() {
+    let mut bytes = std::fs::read(sample()).unwrap();
+    let offs = record_offsets(&bytes);
+    let bad = offs[50];
+    bytes[16..20].copy_from_slice(&u32::MAX.to_le_bytes()); // snaplen
+    bytes.truncate(bad + 16);
+    bytes[bad + 8..bad + 16].copy_from_slice(&[0xf0, 0xff, 0xff, 0xff, 0xf0, 0xff, 0xff, 0xff]);
+    bytes.resize(bad + 16 + (16 << 20), 0); // the start of the "record"
+    let tmp = tempfile::tempdir().unwrap();
+    let plain = tmp.path().join("huge.pcap");
+    std::fs::write(&plain, &bytes).unwrap();
+    let gz = tmp.path().join("huge.pcap.gz");
+    std::fs::write(&gz, gzip(&bytes)).unwrap();
+    for (i, f) in [&plain, &gz].into_iter().enumerate() {
+        let ds = tmp.path().join(format!("ds{i}"));
+        let o = run(dnsq().arg("ingest").arg("-o").arg(&ds).arg(f));
+        let e = stderr(&o);
+        assert_eq!(o.status.code(), Some(1), "{e}");
+        let name = f.file_name().unwrap().to_str().unwrap();
+        assert!(
+            e.contains(&format!(
+                "{name}: corrupt record header at byte offset {bad}"
+            )) && e.contains("record length 4294967280 is over 262144 bytes"),
+            "{e}"
+        );
+        assert_no_panic(&o);
+        assert_eq!(packets_ingested(&ds), 50, "{name}");
+    }
+}
+
 /// A pcapng block of `btype` holding `body` (padded to 32 bits).
 fn pcapng_block(btype: u32, body: &[u8]) -> Vec<u8> {
     let len = 12 + body.len().next_multiple_of(4);

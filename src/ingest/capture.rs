@@ -23,8 +23,19 @@ use crate::error::{Error, Result};
 
 /// Bytes per chunk handed to one worker.
 pub const CHUNK_BYTES: usize = 4 << 20;
-/// Largest record a sane capture holds (Wireshark's WTAP_MAX_PACKET_SIZE_STANDARD).
-const MAX_RECORD: u32 = 262_144;
+/// Largest legacy pcap record dnsq reads (Wireshark's WTAP_MAX_PACKET_SIZE_STANDARD),
+/// whatever the file header's snapshot length says: a record header claiming
+/// more is corrupt, never a reason to buffer it.
+pub const MAX_RECORD: u32 = 262_144;
+/// Largest pcapng block dnsq reads (16 MiB): a packet block holds at most a
+/// `MAX_RECORD` packet plus its options, so a longer one is corrupt.
+pub const MAX_BLOCK: usize = 16 << 20;
+/// Most bytes of pcapng header blocks (section header and the interface
+/// blocks in force) a stream carries in front of each piece: far beyond what
+/// real captures hold (an interface block is about 100 bytes).
+pub const MAX_STREAM_PREFIX: usize = 1 << 20;
+/// Pieces a stream is cut into are at most this long (and at least 64 KiB).
+const MAX_PIECE: usize = 64 << 20;
 
 const PCAP_MAGIC_US: u32 = 0xa1b2_c3d4;
 const PCAP_MAGIC_NS: u32 = 0xa1b2_3c4d;
@@ -400,7 +411,7 @@ impl StreamReader {
             reader,
             format,
             compression,
-            piece_bytes: piece_bytes.max(64 << 10),
+            piece_bytes: piece_bytes.clamp(64 << 10, MAX_PIECE),
             prefix: Vec::new(),
             carry,
             offset: 0,
@@ -413,10 +424,25 @@ impl StreamReader {
 
     /// Reads the next piece; `None` at the end of the stream (or after a
     /// corrupt record, which `problem` then names).
+    ///
+    /// Memory: a piece holds the header blocks, the bytes carried over from
+    /// the last one and `piece_bytes` more; a record longer than a piece is
+    /// read into one piece, which record length caps (`MAX_RECORD`,
+    /// `MAX_BLOCK`) and `MAX_STREAM_PREFIX` bound.
     pub fn next_piece(&mut self) -> Result<Option<StreamPiece>> {
-        if self.done {
-            return Ok(None);
+        loop {
+            if self.done {
+                return Ok(None);
+            }
+            if let Some(piece) = self.read_piece()? {
+                return Ok(Some(piece));
+            }
         }
+    }
+
+    /// One read of the stream: a piece, or `None` when no record was
+    /// completed by it (read on, unless `done`).
+    fn read_piece(&mut self) -> Result<Option<StreamPiece>> {
         let skip = self.prefix.len();
         let mut data = Vec::with_capacity(skip + self.carry.len() + self.piece_bytes);
         data.extend_from_slice(&self.prefix);
@@ -439,32 +465,31 @@ impl StreamReader {
             file_size: 0,
         };
         let mut walk = capture.walk(usize::MAX);
-        let end = match walk.problem.take() {
+        let base = self.offset;
+        let at = |o: usize| base + (o - skip) as u64;
+        let mut end = match walk.problem.take() {
             Some(Problem::Truncated { offset }) if !eof => offset as usize,
             None => capture.bytes.len(),
-            Some(p) => {
+            p => {
+                // the end of what can be read: the walk stopped at `end`
                 self.done = true;
-                let at = |o: u64| self.offset + o - skip as u64;
+                let end = match &p {
+                    Some(Problem::Truncated { offset } | Problem::Corrupt { offset, .. }) => {
+                        *offset as usize
+                    }
+                    _ => capture.bytes.len(),
+                };
                 self.problem = Some(match p {
-                    Problem::Truncated { offset } => Problem::Truncated { offset: at(offset) },
-                    Problem::Corrupt { offset, what } => Problem::Corrupt {
-                        offset: at(offset),
+                    Some(Problem::Corrupt { what, .. }) => Problem::Corrupt {
+                        offset: at(end),
                         what,
                     },
+                    _ => Problem::Truncated { offset: at(end) },
                 });
-                match walk.chunks.last() {
-                    Some(c) => c.end,
-                    None => skip,
-                }
+                end
             }
         };
-        if eof {
-            self.done = true;
-        }
         let d: &[u8] = &capture.bytes;
-        self.carry = d[end..].to_vec();
-        let new_bytes = skip..end;
-        self.offset += (end - skip) as u64;
         // the header blocks every later piece starts with
         match self.format {
             Format::Pcap { .. } => {
@@ -480,30 +505,46 @@ impl StreamReader {
                         self.pcapng_be = read_u32(d, pos + 8, false) != PCAPNG_BOM;
                     }
                     let blen = (read_u32(d, pos + 4, self.pcapng_be) as usize).max(12);
+                    let block = &d[pos..(pos + blen).min(end)];
+                    let grown = match btype {
+                        PCAPNG_SHB => block.len(),
+                        PCAPNG_IDB => self.prefix.len() + block.len(),
+                        _ => 0,
+                    };
+                    if grown > MAX_STREAM_PREFIX {
+                        self.done = true;
+                        self.problem = Some(Problem::Corrupt {
+                            offset: at(pos),
+                            what: format!(
+                                "section and interface blocks take over {MAX_STREAM_PREFIX} bytes"
+                            ),
+                        });
+                        end = pos;
+                        break;
+                    }
                     if btype == PCAPNG_SHB {
-                        self.prefix = d[pos..(pos + blen).min(end)].to_vec();
+                        self.prefix = block.to_vec();
                     } else if btype == PCAPNG_IDB {
-                        self.prefix
-                            .extend_from_slice(&d[pos..(pos + blen).min(end)]);
+                        self.prefix.extend_from_slice(block);
                     }
                     pos += blen;
                 }
             }
         }
+        self.carry = d[end..].to_vec();
+        let new_bytes = skip..end;
+        self.offset += (end - skip) as u64;
         let mut chunks = walk.chunks;
         chunks.retain(|c| c.start < end);
         if chunks.is_empty() {
             // nothing whole yet: read on
-            return if self.done {
-                Ok(None)
-            } else {
-                self.next_piece()
-            };
+            return Ok(None);
         }
         for c in &mut chunks {
             c.end = c.end.min(end);
             c.first_frame += self.frames;
         }
+        // (cut short above, the stream is done: no later frame is numbered)
         self.frames += walk.records;
         Ok(Some(StreamPiece {
             capture,
@@ -532,7 +573,9 @@ fn decompress(raw: &[u8], c: Compression) -> std::io::Result<Vec<u8>> {
     match c {
         Compression::Gzip => flate2::read::MultiGzDecoder::new(raw).read_to_end(&mut out)?,
         Compression::Zstd => zstd::stream::read::Decoder::new(raw)?.read_to_end(&mut out)?,
-        Compression::Xz => liblzma::read::XzDecoder::new_multi_decoder(raw).read_to_end(&mut out)?,
+        Compression::Xz => {
+            liblzma::read::XzDecoder::new_multi_decoder(raw).read_to_end(&mut out)?
+        }
         Compression::None => return Ok(raw.to_vec()),
     };
     Ok(out)
@@ -599,7 +642,6 @@ fn walk_pcap(
     chunk_bytes: usize,
     release: &dyn Fn(usize, usize),
 ) -> Walk {
-    let max_caplen = snaplen.max(MAX_RECORD);
     let nanos_limit = if read_u32(d, 0, be) == PCAP_MAGIC_NS {
         1_000_000_000
     } else {
@@ -621,9 +663,12 @@ fn walk_pcap(
         }
         let caplen = read_u32(d, pos + 8, be);
         let frac = read_u32(d, pos + 4, be);
-        if caplen > max_caplen || frac >= nanos_limit {
-            let what = if caplen > max_caplen {
-                format!("record length {caplen} exceeds the snapshot length {snaplen}")
+        if caplen > MAX_RECORD || frac >= nanos_limit {
+            let what = if caplen > MAX_RECORD {
+                format!(
+                    "record length {caplen} is over {MAX_RECORD} bytes, the most a record may hold \
+                     (snapshot length {snaplen})"
+                )
             } else {
                 format!("sub-second timestamp {frac} out of range")
             };
@@ -723,7 +768,7 @@ fn walk_pcapng(d: &[u8], chunk_bytes: usize, release: &dyn Fn(usize, usize)) -> 
             };
         }
         let blen = read_u32(d, pos + 4, be) as usize;
-        if blen < 12 || blen % 4 != 0 || blen > 16 << 20 {
+        if blen < 12 || blen % 4 != 0 || blen > MAX_BLOCK {
             walk.problem = Some(Problem::Corrupt {
                 offset: pos as u64,
                 what: format!("block length {blen} is not valid"),
@@ -908,5 +953,57 @@ mod tests {
             w.problem,
             Some(Problem::Corrupt { offset: 44, .. })
         ));
+    }
+
+    /// A pcapng block of `btype` holding `body` (padded to 32 bits), little-endian.
+    fn block(btype: u32, body: &[u8]) -> Vec<u8> {
+        let len = 12 + body.len().next_multiple_of(4);
+        let mut v = btype.to_le_bytes().to_vec();
+        v.extend((len as u32).to_le_bytes());
+        v.extend(body);
+        v.resize(len - 4, 0);
+        v.extend((len as u32).to_le_bytes());
+        v
+    }
+
+    #[test]
+    fn stream_header_blocks_are_capped() {
+        // a section of 20 interface blocks of about 60 KB each (a long if_description)
+        let mut v = block(
+            PCAPNG_SHB,
+            &[
+                &PCAPNG_BOM.to_le_bytes()[..],
+                &[1, 0, 0, 0],
+                &(-1i64).to_le_bytes(),
+            ]
+            .concat(),
+        );
+        let mut idb = vec![1, 0, 0, 0];
+        idb.extend(65535u32.to_le_bytes());
+        idb.extend([3, 0, 0x60, 0xea]); // if_description, 60,000 bytes
+        idb.extend(vec![b'x'; 60_000]);
+        idb.extend([0, 0, 0, 0]);
+        let idb = block(PCAPNG_IDB, &idb);
+        for _ in 0..20 {
+            v.extend(&idb);
+        }
+        let dir = std::env::temp_dir().join(format!("dnsq-caps-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("many-interfaces.pcapng");
+        std::fs::write(&path, &v).unwrap();
+        let mut r = StreamReader::open(&path, 64 << 10).unwrap();
+        while r.next_piece().unwrap().is_some() {}
+        std::fs::remove_dir_all(&dir).unwrap();
+        // the interface block that would take the header blocks past 1 MiB
+        let fit = (MAX_STREAM_PREFIX - 28) / idb.len();
+        assert!(
+            matches!(
+                r.problem,
+                Some(Problem::Corrupt { offset, ref what })
+                    if offset == (28 + fit * idb.len()) as u64 && what.contains("1048576 bytes")
+            ),
+            "{:?}",
+            r.problem
+        );
     }
 }
