@@ -220,6 +220,14 @@ fn compressed_captures_give_the_same_rows() {
     assert_eq!(sql(&a, q), sql(&b, q));
 }
 
+/// Ends of the whole records in a little-endian pcap's bytes: where a reader
+/// that keeps every whole record stops (24 when there is none).
+fn whole_records_end(bytes: &[u8]) -> usize {
+    record_offsets(bytes).last().map_or(24, |&o| {
+        o + 16 + u32::from_le_bytes(bytes[o + 8..o + 12].try_into().unwrap()) as usize
+    })
+}
+
 fn gzip(raw: &[u8]) -> Vec<u8> {
     let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     std::io::Write::write_all(&mut e, raw).unwrap();
@@ -259,6 +267,150 @@ fn record_claiming_4_gib_is_corrupt_not_buffered() {
         assert_no_panic(&o);
         assert_eq!(packets_ingested(&ds), 50, "{name}");
     }
+}
+
+/// Compresses `raw` as gzip, zstd or xz.
+fn compress(kind: &str, raw: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    match kind {
+        "gz" => gzip(raw),
+        "zst" => zstd::encode_all(raw, 3).unwrap(),
+        "xz" => {
+            let mut e = liblzma::write::XzEncoder::new(Vec::new(), 6);
+            e.write_all(raw).unwrap();
+            e.finish().unwrap()
+        }
+        _ => unreachable!(),
+    }
+}
+
+/// What a decompressor gives of damaged data before it stops, and its error.
+fn decompress_until_error(kind: &str, data: &[u8]) -> (Vec<u8>, std::io::Error) {
+    use std::io::Read;
+    let mut r: Box<dyn Read> = match kind {
+        "gz" => Box::new(flate2::read::MultiGzDecoder::new(data)),
+        "zst" => Box::new(zstd::stream::read::Decoder::new(data).unwrap()),
+        "xz" => Box::new(liblzma::read::XzDecoder::new_multi_decoder(data)),
+        _ => unreachable!(),
+    };
+    let mut out = Vec::new();
+    let e = r.read_to_end(&mut out).expect_err("damaged data");
+    (out, e)
+}
+
+const TX_COLUMNS: &str =
+    "ts, status, client_ip, qname, qtype, rcode, response_time_ms, query_frame, response_frame";
+
+/// The rows of the capture whose name ends with `name` (all rows if `None`).
+fn rows_of(ds: &Path, name: Option<&str>) -> Vec<Vec<String>> {
+    let filter = name.map_or(String::new(), |n| format!("where capture like '%{n}'"));
+    sql(
+        ds,
+        &format!("select {TX_COLUMNS} from transactions {filter} order by ts, query_frame, response_frame"),
+    )
+}
+
+/// Issue 10: a compressed capture cut mid-stream (a killed compressor) keeps
+/// every record before the cut, with a warning naming the file and the offset
+/// in the decompressed capture, and the capture given with it loses nothing.
+/// Oracle: the decompressor's own output up to its error, cut after its last
+/// whole record and ingested alone as a plain pcap.
+fn cut_compressed_capture_keeps_its_prefix(kind: &str) {
+    let raw = std::fs::read(sample()).unwrap();
+    let packed = compress(kind, &raw);
+    let cut = &packed[..packed.len() * 6 / 10];
+    let (prefix, err) = decompress_until_error(kind, cut);
+    assert_eq!(
+        err.kind(),
+        std::io::ErrorKind::UnexpectedEof,
+        "{kind}: {err}"
+    );
+    let end = whole_records_end(&prefix);
+    let kept = record_offsets(&prefix).len();
+    assert!(kept > 100 && end < raw.len(), "{kind}: {kept} records");
+
+    let tmp = tempfile::tempdir().unwrap();
+    let damaged = tmp.path().join(format!("cut.pcap.{kind}"));
+    std::fs::write(&damaged, cut).unwrap();
+    let whole = tmp.path().join("prefix.pcap");
+    std::fs::write(&whole, &raw[..end]).unwrap();
+    let other = repo().join("tests/corpus/dnscap/dns.pcap");
+
+    let ds = tmp.path().join("ds");
+    let o = ingest(&ds, &[&damaged, &other], &["--chunk-bytes", "1"]);
+    let e = stderr(&o);
+    assert!(
+        e.contains(&format!(
+            "warning: {}: compressed data cut off",
+            damaged.display()
+        )) && e.contains(&format!(
+            "before byte offset {end} of the decompressed capture"
+        )),
+        "{e}"
+    );
+    let (alone_prefix, alone_other) = (tmp.path().join("a"), tmp.path().join("b"));
+    ingest(&alone_prefix, &[&whole], &[]);
+    ingest(&alone_other, &[&other], &[]);
+    let got = rows_of(&ds, Some(&format!("cut.pcap.{kind}")));
+    assert!(got.len() > 100, "{kind}: {} rows", got.len());
+    assert_eq!(got, rows_of(&alone_prefix, None), "{kind}");
+    let others = rows_of(&alone_other, None);
+    assert!(others.len() > 10);
+    assert_eq!(rows_of(&ds, Some("dns.pcap")), others, "{kind}");
+    assert_eq!(
+        packets_ingested(&ds),
+        kept as i64 + packets_ingested(&alone_other)
+    );
+}
+
+#[test]
+fn cut_gzip_capture_keeps_its_prefix() {
+    cut_compressed_capture_keeps_its_prefix("gz");
+}
+
+#[test]
+fn cut_zstd_capture_keeps_its_prefix() {
+    cut_compressed_capture_keeps_its_prefix("zst");
+}
+
+#[test]
+fn cut_xz_capture_keeps_its_prefix() {
+    cut_compressed_capture_keeps_its_prefix("xz");
+}
+
+/// Issue 10: compressed data damaged in the middle (not merely cut) is an
+/// error naming the file, but the records read before the damage and every
+/// row of the capture given with it are written.
+#[test]
+fn damaged_gzip_capture_keeps_the_rest() {
+    let raw = std::fs::read(sample()).unwrap();
+    let mut packed = gzip(&raw);
+    let mid = packed.len() / 2;
+    for b in &mut packed[mid..mid + 64] {
+        *b = !*b;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let damaged = tmp.path().join("bad.pcap.gz");
+    std::fs::write(&damaged, &packed).unwrap();
+    let other = repo().join("tests/corpus/dnscap/dns.pcap");
+    let ds = tmp.path().join("ds");
+    let o = run(dnsq()
+        .arg("ingest")
+        .arg("-o")
+        .arg(&ds)
+        .arg(&damaged)
+        .arg(&other));
+    let e = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{e}");
+    assert!(
+        e.contains(&format!("error: {}: ", damaged.display())),
+        "{e}"
+    );
+    assert_no_panic(&o);
+    let alone = tmp.path().join("alone");
+    ingest(&alone, &[&other], &[]);
+    assert_eq!(rows_of(&ds, Some("dns.pcap")), rows_of(&alone, None));
+    assert!(rows_of(&ds, Some("bad.pcap.gz")).len() > 100);
 }
 
 /// A pcapng block of `btype` holding `body` (padded to 32 bits).

@@ -4,7 +4,6 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-use crate::ingest::capture::Problem;
 use clap::CommandFactory;
 
 use crate::cli::{thousands, Cli, IngestArgs, MAX_THREADS};
@@ -43,7 +42,7 @@ pub fn run(a: IngestArgs) -> anyhow::Result<ExitCode> {
     let mut corrupt = false;
     for c in &report.captures {
         if let Some(p) = &c.problem {
-            let level = if matches!(p, Problem::Corrupt { .. }) {
+            let level = if p.is_error() {
                 corrupt = true;
                 "error"
             } else {

@@ -15,6 +15,7 @@ use std::fs::File;
 use std::io::Read;
 use std::ops::Deref;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use pcap_parser::pcapng::Block;
@@ -122,6 +123,26 @@ pub enum Problem {
     Truncated { offset: u64 },
     /// A record header that cannot be right; what follows is not read.
     Corrupt { offset: u64, what: String },
+    /// The compressed data ends early (`cut`: a compressor killed mid-stream)
+    /// or is damaged; `offset` is where the records kept end, in the
+    /// decompressed capture.
+    Damaged {
+        offset: u64,
+        what: String,
+        cut: bool,
+    },
+}
+
+impl Problem {
+    /// Whether the capture is damaged rather than cut short: an error (exit
+    /// 1), where a cut is a warning. Either way the records before it are kept.
+    pub fn is_error(&self) -> bool {
+        match self {
+            Problem::Truncated { .. } => false,
+            Problem::Corrupt { .. } => true,
+            Problem::Damaged { cut, .. } => !cut,
+        }
+    }
 }
 
 pub struct Walk {
@@ -361,6 +382,10 @@ pub struct StreamReader {
     frames: u64,
     pcapng_be: bool,
     done: bool,
+    /// Set when reading the file itself failed (not decompressing it).
+    source_failed: Arc<AtomicBool>,
+    /// What the decompressor said when it stopped, not yet reported.
+    damage: Option<std::io::Error>,
     pub problem: Option<Problem>,
 }
 
@@ -373,6 +398,25 @@ pub struct StreamPiece {
     pub new_bytes: std::ops::Range<usize>,
 }
 
+/// The file under a decompressor: notes its own read errors, so that an I/O
+/// error is told apart from damaged compressed data.
+struct Source {
+    inner: Box<dyn Read + Send>,
+    failed: Arc<AtomicBool>,
+}
+
+impl Read for Source {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let r = self.inner.read(buf);
+        if r.as_ref()
+            .is_err_and(|e| e.kind() != std::io::ErrorKind::Interrupted)
+        {
+            self.failed.store(true, Ordering::Relaxed);
+        }
+        r
+    }
+}
+
 impl StreamReader {
     /// Opens `path` (`-` is standard input) for reading as a stream; the
     /// format is recognised from its first bytes.
@@ -381,6 +425,11 @@ impl StreamReader {
             Box::new(std::io::stdin())
         } else {
             Box::new(File::open(path).map_err(|e| Error::io(path, e))?)
+        };
+        let source_failed = Arc::new(AtomicBool::new(false));
+        let raw = Source {
+            inner: raw,
+            failed: source_failed.clone(),
         };
         let mut raw = std::io::BufReader::with_capacity(1 << 20, raw);
         let head = std::io::BufRead::fill_buf(&mut raw).map_err(|e| Error::io(path, e))?;
@@ -398,10 +447,12 @@ impl StreamReader {
         };
         // enough of the start to recognise the format
         let mut carry = Vec::with_capacity(64);
-        (&mut reader)
-            .take(64)
-            .read_to_end(&mut carry)
-            .map_err(|e| Error::io(path, e))?;
+        let damage = match (&mut reader).take(64).read_to_end(&mut carry) {
+            Ok(_) => None,
+            // damaged after the header: the records before the damage are kept
+            Err(e) if compression != Compression::None && recognise(&carry).is_some() => Some(e),
+            Err(e) => return Err(Error::io(path, e)),
+        };
         let format = recognise(&carry).ok_or_else(|| Error::UnknownCapture {
             path: path.into(),
             hint: describe(&carry),
@@ -418,12 +469,14 @@ impl StreamReader {
             frames: 0,
             pcapng_be: false,
             done: false,
+            source_failed,
+            damage,
             problem: None,
         })
     }
 
     /// Reads the next piece; `None` at the end of the stream (or after a
-    /// corrupt record, which `problem` then names).
+    /// corrupt record or damaged compressed data, which `problem` then names).
     ///
     /// Memory: a piece holds the header blocks, the bytes carried over from
     /// the last one and `piece_bytes` more; a record longer than a piece is
@@ -448,13 +501,28 @@ impl StreamReader {
         data.extend_from_slice(&self.prefix);
         data.append(&mut self.carry);
         let want = (data.len() + self.piece_bytes) as u64;
-        let got = (&mut self.reader)
-            .take(want - data.len() as u64)
-            .read_to_end(&mut data)
-            .map_err(|e| Error::io(&self.path, e))?;
-        let eof = got == 0 || (data.len() as u64) < want;
+        let before = data.len();
+        if self.damage.is_none() {
+            if let Err(e) = (&mut self.reader)
+                .take(want - data.len() as u64)
+                .read_to_end(&mut data)
+            {
+                // what was decompressed before the error is in `data`
+                if self.compression == Compression::None
+                    || self.source_failed.load(Ordering::Relaxed)
+                {
+                    return Err(Error::io(&self.path, e));
+                }
+                self.damage = Some(e);
+            }
+        }
+        let damage = self.damage.take();
+        let eof = damage.is_some() || data.len() == before || (data.len() as u64) < want;
         if data.len() == skip {
             self.done = true;
+            if let Some(e) = damage {
+                self.problem = Some(damaged(self.offset, &e));
+            }
             return Ok(None);
         }
         let capture = Capture {
@@ -469,7 +537,7 @@ impl StreamReader {
         let at = |o: usize| base + (o - skip) as u64;
         let mut end = match walk.problem.take() {
             Some(Problem::Truncated { offset }) if !eof => offset as usize,
-            None => capture.bytes.len(),
+            None if damage.is_none() => capture.bytes.len(),
             p => {
                 // the end of what can be read: the walk stopped at `end`
                 self.done = true;
@@ -479,11 +547,12 @@ impl StreamReader {
                     }
                     _ => capture.bytes.len(),
                 };
-                self.problem = Some(match p {
-                    Some(Problem::Corrupt { what, .. }) => Problem::Corrupt {
+                self.problem = Some(match (p, damage) {
+                    (Some(Problem::Corrupt { what, .. }), _) => Problem::Corrupt {
                         offset: at(end),
                         what,
                     },
+                    (_, Some(e)) => damaged(at(end), &e),
                     _ => Problem::Truncated { offset: at(end) },
                 });
                 end
@@ -565,6 +634,16 @@ impl StreamReader {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+}
+
+/// The problem a decompressor's error makes of the stream, at `offset` in
+/// the decompressed capture (the end of its last whole record).
+fn damaged(offset: u64, e: &std::io::Error) -> Problem {
+    Problem::Damaged {
+        offset,
+        what: e.to_string(),
+        cut: e.kind() == std::io::ErrorKind::UnexpectedEof,
     }
 }
 
@@ -954,7 +1033,6 @@ mod tests {
             Some(Problem::Corrupt { offset: 44, .. })
         ));
     }
-
     /// A pcapng block of `btype` holding `body` (padded to 32 bits), little-endian.
     fn block(btype: u32, body: &[u8]) -> Vec<u8> {
         let len = 12 + body.len().next_multiple_of(4);

@@ -1266,6 +1266,10 @@ pub fn describe_problem(p: &Problem) -> String {
     match p {
         Problem::Truncated { offset } => format!("cut off mid-record at byte offset {offset}; packets before it were ingested"),
         Problem::Corrupt { offset, what } => format!("corrupt record header at byte offset {offset} ({what}); packets before it were ingested"),
+        Problem::Damaged { offset, what, cut } => format!(
+            "compressed data {} ({what}); packets before byte offset {offset} of the decompressed capture were ingested",
+            if *cut { "cut off" } else { "damaged" }
+        ),
     }
 }
 
