@@ -66,7 +66,7 @@ proptest! {
 
     #[test]
     fn frame_decode_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300), lt in prop_oneof![Just(0u32), Just(1), Just(101), Just(113), Just(276), Just(228), Just(229), Just(108)]) {
-        let f = Frame { ts_ns: 0, linktype: lt, number: 1, data: &bytes };
+        let f = Frame { ts_ns: 0, ts_out_of_range: None, linktype: lt, number: 1, data: &bytes };
         let _ = link::decode_frame(&f, &[53]);
     }
 
@@ -126,6 +126,7 @@ fn fuzz_findings_stay_fixed() {
             for (i, data) in rest.split(|&b| b == 0xfe).enumerate() {
                 let f = Frame {
                     ts_ns: 0,
+                    ts_out_of_range: None,
                     linktype: link::LINKTYPES[*sel as usize % link::LINKTYPES.len()],
                     number: i as u64 + 1,
                     data,

@@ -18,6 +18,7 @@ fuzz_target!(|data: &[u8]| {
     for (i, bytes) in rest.split(|&b| b == 0xfe).enumerate() {
         let frame = Frame {
             ts_ns: i as i64 * 1_000,
+            ts_out_of_range: None,
             linktype: link::LINKTYPES[sel as usize % link::LINKTYPES.len()],
             number: i as u64 + 1,
             data: bytes,

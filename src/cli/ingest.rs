@@ -4,15 +4,16 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-use crate::cli::{thousands, IngestArgs};
-use crate::ingest::capture::Problem;
+use clap::CommandFactory;
+
+use crate::cli::{thousands, Cli, IngestArgs, MAX_THREADS};
 use crate::ingest::dns::DecodeError;
 use crate::ingest::{self, describe_problem, IngestConfig};
 
 pub fn run(a: IngestArgs) -> anyhow::Result<ExitCode> {
     let out = ingest::dataset_dir(a.out.as_deref());
     let mut cfg = IngestConfig::new(a.captures.clone(), out.clone());
-    cfg.threads = a.threads;
+    cfg.threads = threads(a.threads, a.force_threads);
     cfg.chunk_bytes = a.chunk_bytes.max(1);
     cfg.shards = a.shards;
     cfg.spool_rows = a.spool_rows.max(1);
@@ -51,10 +52,13 @@ pub fn run(a: IngestArgs) -> anyhow::Result<ExitCode> {
             out.display()
         );
     }
+    for msg in &report.warnings {
+        eprintln!("dnsq: warning: {msg}");
+    }
     let mut corrupt = false;
     for c in &report.captures {
         if let Some(p) = &c.problem {
-            let level = if matches!(p, Problem::Corrupt { .. }) {
+            let level = if p.is_error() {
                 corrupt = true;
                 "error"
             } else {
@@ -138,4 +142,30 @@ fn not_decoded(report: &ingest::IngestReport) -> String {
         0 => String::new(),
         n => format!("; {} not decoded", thousands(n)),
     }
+}
+
+/// The worker threads to start: `--threads`, capped at the machine's cores
+/// (with a message) unless `--force-threads` is given; forced, at most
+/// `MAX_THREADS` (beyond that a usage error, exit 2).
+fn threads(asked: usize, force: bool) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if force {
+        if asked > MAX_THREADS {
+            Cli::command()
+                .error(
+                    clap::error::ErrorKind::ValueValidation,
+                    format!("--threads {asked}: --force-threads starts at most {MAX_THREADS}"),
+                )
+                .exit();
+        }
+        return asked;
+    }
+    if asked > cores {
+        eprintln!(
+            "dnsq: --threads {asked} is more than the {cores} cores here: using {cores} \
+             (--force-threads to start more)"
+        );
+        return cores;
+    }
+    asked
 }

@@ -75,23 +75,28 @@ pub struct IngestArgs {
     /// Dataset directory [default: $DNSQ_DATA or ./dnsq-data]
     #[arg(short = 'o', long = "out")]
     pub out: Option<PathBuf>,
-    /// Worker threads [default: one per core]
+    /// Worker threads [default: one per core]; more than the cores only with --force-threads
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
-    /// How long a query waits for its response before it counts as unanswered (e.g. 10s, 500ms, 2m)
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    /// Start --threads workers even beyond the machine's cores (at most 1024)
+    #[arg(long)]
+    pub force_threads: bool,
+    /// How long a query waits for its response before it counts as unanswered (e.g. 10s, 500ms, 2m; at most 1 day)
+    #[arg(long, default_value = "10s", value_parser = parse_match_timeout)]
     pub match_timeout: Duration,
     /// Extra ports that carry DNS, besides 53 (comma-separated)
     #[arg(long, value_delimiter = ',')]
     pub ports: Vec<u16>,
     /// Bytes of capture per parallel work unit (tests use small ones to get many chunks)
-    #[arg(long, hide = true, default_value_t = crate::ingest::capture::CHUNK_BYTES)]
+    #[arg(long, hide = true, default_value_t = crate::ingest::capture::CHUNK_BYTES,
+          value_parser = ranged(1, 1 << 30))]
     pub chunk_bytes: usize,
     /// Pairing shards (0: by input size); tests set it to check that rows do not depend on it
-    #[arg(long, hide = true, default_value_t = 0)]
+    #[arg(long, hide = true, default_value_t = 0, value_parser = ranged(0, 256))]
     pub shards: usize,
     /// Rows held in memory before they are written as files (tests use few to get many files)
-    #[arg(long, hide = true, default_value_t = crate::ingest::SPOOL_ROWS)]
+    #[arg(long, hide = true, default_value_t = crate::ingest::SPOOL_ROWS,
+          value_parser = ranged(1, 1 << 24))]
     pub spool_rows: usize,
     /// Capture files, directories of captures, or `-` for standard input
     #[arg(required = true)]
@@ -142,6 +147,13 @@ pub struct VacuumArgs {
 
 /// `10s`, `500ms`, `2m`, `1h`, or plain seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    // try_from: a value past what a Duration holds is an error, not a panic
+    Duration::try_from_secs_f64(duration_secs(s)?)
+        .map_err(|_| format!("`{}` is longer than any duration dnsq takes", s.trim()))
+}
+
+/// The seconds a duration such as `10s` or `500ms` gives: finite, not negative.
+fn duration_secs(s: &str) -> Result<f64, String> {
     let s = s.trim();
     let split = s
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
@@ -160,6 +172,26 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     };
     if !secs.is_finite() || secs < 0.0 {
         return Err(format!("`{s}` is not a valid duration"));
+    }
+    Ok(secs)
+}
+
+/// Most worker threads `--force-threads` starts.
+pub const MAX_THREADS: usize = 1024;
+
+/// A clap parser for a count in `min..=max`.
+fn ranged(min: u64, max: u64) -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::new().range(min..=max)
+}
+
+/// `--match-timeout`: a duration of at most `MAX_MATCH_TIMEOUT`.
+pub fn parse_match_timeout(s: &str) -> Result<Duration, String> {
+    let secs = duration_secs(s)?;
+    if secs > crate::ingest::MAX_MATCH_TIMEOUT.as_secs_f64() {
+        return Err(format!(
+            "`{}` is longer than the longest match timeout, 1 day (24h)",
+            s.trim()
+        ));
     }
     Ok(Duration::from_secs_f64(secs))
 }
@@ -236,6 +268,14 @@ mod tests {
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
         assert!(parse_duration("ten").is_err());
+        assert!(parse_duration("-1s").is_err());
+        assert!(parse_duration("18446744073709551615s").is_err());
+        assert_eq!(parse_match_timeout("24h"), Ok(Duration::from_secs(86_400)));
+        let e = parse_match_timeout("9223372037s").unwrap_err();
+        assert!(
+            e.contains("longer than the longest match timeout, 1 day"),
+            "{e}"
+        );
         assert_eq!(thousands(1234567), "1,234,567");
     }
 }

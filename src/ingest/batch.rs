@@ -135,7 +135,9 @@ where
         ts.append_value(first.ts_ns.div_euclid(1000));
         response_ts.append_option(r.map(|r| r.ts_ns.div_euclid(1000)));
         match (q, r) {
-            (Some(q), Some(r)) => rtt.append_value(((r.ts_ns - q.ts_ns).max(0)) as f64 / 1e6),
+            (Some(q), Some(r)) => {
+                rtt.append_value((r.ts_ns.saturating_sub(q.ts_ns).max(0)) as f64 / 1e6)
+            }
             _ => rtt.append_null(),
         }
         status.append_value(t.status.as_str());

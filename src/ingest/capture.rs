@@ -15,6 +15,7 @@ use std::fs::File;
 use std::io::Read;
 use std::ops::Deref;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use pcap_parser::pcapng::Block;
@@ -23,8 +24,19 @@ use crate::error::{Error, Result};
 
 /// Bytes per chunk handed to one worker.
 pub const CHUNK_BYTES: usize = 4 << 20;
-/// Largest record a sane capture holds (Wireshark's WTAP_MAX_PACKET_SIZE_STANDARD).
-const MAX_RECORD: u32 = 262_144;
+/// Largest legacy pcap record dnsq reads (Wireshark's WTAP_MAX_PACKET_SIZE_STANDARD),
+/// whatever the file header's snapshot length says: a record header claiming
+/// more is corrupt, never a reason to buffer it.
+pub const MAX_RECORD: u32 = 262_144;
+/// Largest pcapng block dnsq reads (16 MiB): a packet block holds at most a
+/// `MAX_RECORD` packet plus its options, so a longer one is corrupt.
+pub const MAX_BLOCK: usize = 16 << 20;
+/// Most bytes of pcapng header blocks (section header and the interface
+/// blocks in force) a stream carries in front of each piece: far beyond what
+/// real captures hold (an interface block is about 100 bytes).
+pub const MAX_STREAM_PREFIX: usize = 1 << 20;
+/// Pieces a stream is cut into are at most this long (and at least 64 KiB).
+const MAX_PIECE: usize = 64 << 20;
 
 const PCAP_MAGIC_US: u32 = 0xa1b2_c3d4;
 const PCAP_MAGIC_NS: u32 = 0xa1b2_3c4d;
@@ -111,6 +123,26 @@ pub enum Problem {
     Truncated { offset: u64 },
     /// A record header that cannot be right; what follows is not read.
     Corrupt { offset: u64, what: String },
+    /// The compressed data ends early (`cut`: a compressor killed mid-stream)
+    /// or is damaged; `offset` is where the records kept end, in the
+    /// decompressed capture.
+    Damaged {
+        offset: u64,
+        what: String,
+        cut: bool,
+    },
+}
+
+impl Problem {
+    /// Whether the capture is damaged rather than cut short: an error (exit
+    /// 1), where a cut is a warning. Either way the records before it are kept.
+    pub fn is_error(&self) -> bool {
+        match self {
+            Problem::Truncated { .. } => false,
+            Problem::Corrupt { .. } => true,
+            Problem::Damaged { cut, .. } => !cut,
+        }
+    }
 }
 
 pub struct Walk {
@@ -119,10 +151,32 @@ pub struct Walk {
     pub problem: Option<Problem>,
 }
 
+/// Earliest capture time dnsq stores, 1900-01-01T00:00:00Z (ns since 1970).
+pub const TS_MIN_NS: i64 = -2_208_988_800 * 1_000_000_000;
+/// Latest capture time dnsq stores, 2200-01-01T00:00:00Z (ns since 1970).
+pub const TS_MAX_NS: i64 = 7_258_118_400 * 1_000_000_000;
+
+/// A frame's time in ns, within `[TS_MIN_NS, TS_MAX_NS]`, and the time as
+/// read when it lay outside (then the nearest bound is kept, see docs/DESIGN.md).
+/// Times are computed in i128, where no field of any capture format overflows.
+pub fn clamp_ts(ns: i128) -> (i64, Option<i128>) {
+    if ns < TS_MIN_NS as i128 {
+        (TS_MIN_NS, Some(ns))
+    } else if ns > TS_MAX_NS as i128 {
+        (TS_MAX_NS, Some(ns))
+    } else {
+        (ns as i64, None)
+    }
+}
+
 /// One captured packet, borrowed from the capture's bytes.
 #[derive(Debug, Clone, Copy)]
 pub struct Frame<'a> {
+    /// Capture time, ns since 1970, clamped to `[TS_MIN_NS, TS_MAX_NS]`.
     pub ts_ns: i64,
+    /// The time as the capture gives it (ns since 1970) when it lies outside
+    /// the years dnsq stores and `ts_ns` holds the nearest bound.
+    pub ts_out_of_range: Option<i128>,
     pub linktype: u32,
     pub number: u64,
     pub data: &'a [u8],
@@ -236,12 +290,14 @@ impl Capture {
                 while pos + 16 <= chunk.end {
                     let rd = |i: usize| read_u32(data, pos + i, big_endian);
                     let caplen = rd(8) as usize;
-                    let frac = rd(4) as i64;
-                    let ts_ns =
-                        rd(0) as i64 * 1_000_000_000 + if nanos { frac } else { frac * 1000 };
+                    let frac = rd(4) as i128;
+                    let (ts_ns, ts_out_of_range) = clamp_ts(
+                        rd(0) as i128 * 1_000_000_000 + if nanos { frac } else { frac * 1000 },
+                    );
                     let body = &data[pos + 16..(pos + 16 + caplen).min(chunk.end)];
                     if !f(Frame {
                         ts_ns,
+                        ts_out_of_range,
                         linktype,
                         number,
                         data: body,
@@ -326,6 +382,10 @@ pub struct StreamReader {
     frames: u64,
     pcapng_be: bool,
     done: bool,
+    /// Set when reading the file itself failed (not decompressing it).
+    source_failed: Arc<AtomicBool>,
+    /// What the decompressor said when it stopped, not yet reported.
+    damage: Option<std::io::Error>,
     pub problem: Option<Problem>,
 }
 
@@ -338,6 +398,25 @@ pub struct StreamPiece {
     pub new_bytes: std::ops::Range<usize>,
 }
 
+/// The file under a decompressor: notes its own read errors, so that an I/O
+/// error is told apart from damaged compressed data.
+struct Source {
+    inner: Box<dyn Read + Send>,
+    failed: Arc<AtomicBool>,
+}
+
+impl Read for Source {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let r = self.inner.read(buf);
+        if r.as_ref()
+            .is_err_and(|e| e.kind() != std::io::ErrorKind::Interrupted)
+        {
+            self.failed.store(true, Ordering::Relaxed);
+        }
+        r
+    }
+}
+
 impl StreamReader {
     /// Opens `path` (`-` is standard input) for reading as a stream; the
     /// format is recognised from its first bytes.
@@ -346,6 +425,11 @@ impl StreamReader {
             Box::new(std::io::stdin())
         } else {
             Box::new(File::open(path).map_err(|e| Error::io(path, e))?)
+        };
+        let source_failed = Arc::new(AtomicBool::new(false));
+        let raw = Source {
+            inner: raw,
+            failed: source_failed.clone(),
         };
         let mut raw = std::io::BufReader::with_capacity(1 << 20, raw);
         let head = std::io::BufRead::fill_buf(&mut raw).map_err(|e| Error::io(path, e))?;
@@ -363,10 +447,12 @@ impl StreamReader {
         };
         // enough of the start to recognise the format
         let mut carry = Vec::with_capacity(64);
-        (&mut reader)
-            .take(64)
-            .read_to_end(&mut carry)
-            .map_err(|e| Error::io(path, e))?;
+        let damage = match (&mut reader).take(64).read_to_end(&mut carry) {
+            Ok(_) => None,
+            // damaged after the header: the records before the damage are kept
+            Err(e) if compression != Compression::None && recognise(&carry).is_some() => Some(e),
+            Err(e) => return Err(Error::io(path, e)),
+        };
         let format = recognise(&carry).ok_or_else(|| Error::UnknownCapture {
             path: path.into(),
             hint: describe(&carry),
@@ -376,35 +462,67 @@ impl StreamReader {
             reader,
             format,
             compression,
-            piece_bytes: piece_bytes.max(64 << 10),
+            piece_bytes: piece_bytes.clamp(64 << 10, MAX_PIECE),
             prefix: Vec::new(),
             carry,
             offset: 0,
             frames: 0,
             pcapng_be: false,
             done: false,
+            source_failed,
+            damage,
             problem: None,
         })
     }
 
     /// Reads the next piece; `None` at the end of the stream (or after a
-    /// corrupt record, which `problem` then names).
+    /// corrupt record or damaged compressed data, which `problem` then names).
+    ///
+    /// Memory: a piece holds the header blocks, the bytes carried over from
+    /// the last one and `piece_bytes` more; a record longer than a piece is
+    /// read into one piece, which record length caps (`MAX_RECORD`,
+    /// `MAX_BLOCK`) and `MAX_STREAM_PREFIX` bound.
     pub fn next_piece(&mut self) -> Result<Option<StreamPiece>> {
-        if self.done {
-            return Ok(None);
+        loop {
+            if self.done {
+                return Ok(None);
+            }
+            if let Some(piece) = self.read_piece()? {
+                return Ok(Some(piece));
+            }
         }
+    }
+
+    /// One read of the stream: a piece, or `None` when no record was
+    /// completed by it (read on, unless `done`).
+    fn read_piece(&mut self) -> Result<Option<StreamPiece>> {
         let skip = self.prefix.len();
         let mut data = Vec::with_capacity(skip + self.carry.len() + self.piece_bytes);
         data.extend_from_slice(&self.prefix);
         data.append(&mut self.carry);
         let want = (data.len() + self.piece_bytes) as u64;
-        let got = (&mut self.reader)
-            .take(want - data.len() as u64)
-            .read_to_end(&mut data)
-            .map_err(|e| Error::io(&self.path, e))?;
-        let eof = got == 0 || (data.len() as u64) < want;
+        let before = data.len();
+        if self.damage.is_none() {
+            if let Err(e) = (&mut self.reader)
+                .take(want - data.len() as u64)
+                .read_to_end(&mut data)
+            {
+                // what was decompressed before the error is in `data`
+                if self.compression == Compression::None
+                    || self.source_failed.load(Ordering::Relaxed)
+                {
+                    return Err(Error::io(&self.path, e));
+                }
+                self.damage = Some(e);
+            }
+        }
+        let damage = self.damage.take();
+        let eof = damage.is_some() || data.len() == before || (data.len() as u64) < want;
         if data.len() == skip {
             self.done = true;
+            if let Some(e) = damage {
+                self.problem = Some(damaged(self.offset, &e));
+            }
             return Ok(None);
         }
         let capture = Capture {
@@ -415,32 +533,32 @@ impl StreamReader {
             file_size: 0,
         };
         let mut walk = capture.walk(usize::MAX);
-        let end = match walk.problem.take() {
+        let base = self.offset;
+        let at = |o: usize| base + (o - skip) as u64;
+        let mut end = match walk.problem.take() {
             Some(Problem::Truncated { offset }) if !eof => offset as usize,
-            None => capture.bytes.len(),
-            Some(p) => {
+            None if damage.is_none() => capture.bytes.len(),
+            p => {
+                // the end of what can be read: the walk stopped at `end`
                 self.done = true;
-                let at = |o: u64| self.offset + o - skip as u64;
-                self.problem = Some(match p {
-                    Problem::Truncated { offset } => Problem::Truncated { offset: at(offset) },
-                    Problem::Corrupt { offset, what } => Problem::Corrupt {
-                        offset: at(offset),
+                let end = match &p {
+                    Some(Problem::Truncated { offset } | Problem::Corrupt { offset, .. }) => {
+                        *offset as usize
+                    }
+                    _ => capture.bytes.len(),
+                };
+                self.problem = Some(match (p, damage) {
+                    (Some(Problem::Corrupt { what, .. }), _) => Problem::Corrupt {
+                        offset: at(end),
                         what,
                     },
+                    (_, Some(e)) => damaged(at(end), &e),
+                    _ => Problem::Truncated { offset: at(end) },
                 });
-                match walk.chunks.last() {
-                    Some(c) => c.end,
-                    None => skip,
-                }
+                end
             }
         };
-        if eof {
-            self.done = true;
-        }
         let d: &[u8] = &capture.bytes;
-        self.carry = d[end..].to_vec();
-        let new_bytes = skip..end;
-        self.offset += (end - skip) as u64;
         // the header blocks every later piece starts with
         match self.format {
             Format::Pcap { .. } => {
@@ -456,30 +574,46 @@ impl StreamReader {
                         self.pcapng_be = read_u32(d, pos + 8, false) != PCAPNG_BOM;
                     }
                     let blen = (read_u32(d, pos + 4, self.pcapng_be) as usize).max(12);
+                    let block = &d[pos..(pos + blen).min(end)];
+                    let grown = match btype {
+                        PCAPNG_SHB => block.len(),
+                        PCAPNG_IDB => self.prefix.len() + block.len(),
+                        _ => 0,
+                    };
+                    if grown > MAX_STREAM_PREFIX {
+                        self.done = true;
+                        self.problem = Some(Problem::Corrupt {
+                            offset: at(pos),
+                            what: format!(
+                                "section and interface blocks take over {MAX_STREAM_PREFIX} bytes"
+                            ),
+                        });
+                        end = pos;
+                        break;
+                    }
                     if btype == PCAPNG_SHB {
-                        self.prefix = d[pos..(pos + blen).min(end)].to_vec();
+                        self.prefix = block.to_vec();
                     } else if btype == PCAPNG_IDB {
-                        self.prefix
-                            .extend_from_slice(&d[pos..(pos + blen).min(end)]);
+                        self.prefix.extend_from_slice(block);
                     }
                     pos += blen;
                 }
             }
         }
+        self.carry = d[end..].to_vec();
+        let new_bytes = skip..end;
+        self.offset += (end - skip) as u64;
         let mut chunks = walk.chunks;
         chunks.retain(|c| c.start < end);
         if chunks.is_empty() {
             // nothing whole yet: read on
-            return if self.done {
-                Ok(None)
-            } else {
-                self.next_piece()
-            };
+            return Ok(None);
         }
         for c in &mut chunks {
             c.end = c.end.min(end);
             c.first_frame += self.frames;
         }
+        // (cut short above, the stream is done: no later frame is numbered)
         self.frames += walk.records;
         Ok(Some(StreamPiece {
             capture,
@@ -500,6 +634,16 @@ impl StreamReader {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+}
+
+/// The problem a decompressor's error makes of the stream, at `offset` in
+/// the decompressed capture (the end of its last whole record).
+fn damaged(offset: u64, e: &std::io::Error) -> Problem {
+    Problem::Damaged {
+        offset,
+        what: e.to_string(),
+        cut: e.kind() == std::io::ErrorKind::UnexpectedEof,
     }
 }
 
@@ -577,7 +721,6 @@ fn walk_pcap(
     chunk_bytes: usize,
     release: &dyn Fn(usize, usize),
 ) -> Walk {
-    let max_caplen = snaplen.max(MAX_RECORD);
     let nanos_limit = if read_u32(d, 0, be) == PCAP_MAGIC_NS {
         1_000_000_000
     } else {
@@ -599,9 +742,12 @@ fn walk_pcap(
         }
         let caplen = read_u32(d, pos + 8, be);
         let frac = read_u32(d, pos + 4, be);
-        if caplen > max_caplen || frac >= nanos_limit {
-            let what = if caplen > max_caplen {
-                format!("record length {caplen} exceeds the snapshot length {snaplen}")
+        if caplen > MAX_RECORD || frac >= nanos_limit {
+            let what = if caplen > MAX_RECORD {
+                format!(
+                    "record length {caplen} is over {MAX_RECORD} bytes, the most a record may hold \
+                     (snapshot length {snaplen})"
+                )
             } else {
                 format!("sub-second timestamp {frac} out of range")
             };
@@ -701,7 +847,7 @@ fn walk_pcapng(d: &[u8], chunk_bytes: usize, release: &dyn Fn(usize, usize)) -> 
             };
         }
         let blen = read_u32(d, pos + 4, be) as usize;
-        if blen < 12 || !blen.is_multiple_of(4) || blen > 16 << 20 {
+        if blen < 12 || !blen.is_multiple_of(4) || blen > MAX_BLOCK {
             walk.problem = Some(Problem::Corrupt {
                 offset: pos as u64,
                 what: format!("block length {blen} is not valid"),
@@ -802,11 +948,14 @@ fn pcapng_frame<'a>(
         Ok((_, Block::EnhancedPacket(epb))) => {
             let iface = ifaces.get(epb.if_id as usize)?;
             let units = ((epb.ts_high as u64) << 32) | epb.ts_low as u64;
-            let per = iface.units_per_sec.max(1) as u128;
-            let ns =
-                (units as u128 * 1_000_000_000 / per) as i64 + iface.offset_secs * 1_000_000_000;
+            let per = iface.units_per_sec.max(1) as i128;
+            // no overflow in i128: units < 2^64, if_tsoffset < 2^63 seconds
+            let (ts_ns, ts_out_of_range) = clamp_ts(
+                units as i128 * 1_000_000_000 / per + iface.offset_secs as i128 * 1_000_000_000,
+            );
             Some(Frame {
-                ts_ns: ns,
+                ts_ns,
+                ts_out_of_range,
                 linktype: iface.linktype,
                 number,
                 data: &epb.data[..(epb.caplen as usize).min(epb.data.len())],
@@ -816,6 +965,7 @@ fn pcapng_frame<'a>(
             let iface = ifaces.first()?;
             Some(Frame {
                 ts_ns: 0,
+                ts_out_of_range: None,
                 linktype: iface.linktype,
                 number,
                 data: &spb.data[..(spb.origlen as usize).min(spb.data.len())],
@@ -882,5 +1032,56 @@ mod tests {
             w.problem,
             Some(Problem::Corrupt { offset: 44, .. })
         ));
+    }
+    /// A pcapng block of `btype` holding `body` (padded to 32 bits), little-endian.
+    fn block(btype: u32, body: &[u8]) -> Vec<u8> {
+        let len = 12 + body.len().next_multiple_of(4);
+        let mut v = btype.to_le_bytes().to_vec();
+        v.extend((len as u32).to_le_bytes());
+        v.extend(body);
+        v.resize(len - 4, 0);
+        v.extend((len as u32).to_le_bytes());
+        v
+    }
+
+    #[test]
+    fn stream_header_blocks_are_capped() {
+        // a section of 20 interface blocks of about 60 KB each (a long if_description)
+        let mut v = block(
+            PCAPNG_SHB,
+            &[
+                &PCAPNG_BOM.to_le_bytes()[..],
+                &[1, 0, 0, 0],
+                &(-1i64).to_le_bytes(),
+            ]
+            .concat(),
+        );
+        let mut idb = vec![1, 0, 0, 0];
+        idb.extend(65535u32.to_le_bytes());
+        idb.extend([3, 0, 0x60, 0xea]); // if_description, 60,000 bytes
+        idb.extend(vec![b'x'; 60_000]);
+        idb.extend([0, 0, 0, 0]);
+        let idb = block(PCAPNG_IDB, &idb);
+        for _ in 0..20 {
+            v.extend(&idb);
+        }
+        let dir = std::env::temp_dir().join(format!("dnsq-caps-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("many-interfaces.pcapng");
+        std::fs::write(&path, &v).unwrap();
+        let mut r = StreamReader::open(&path, 64 << 10).unwrap();
+        while r.next_piece().unwrap().is_some() {}
+        std::fs::remove_dir_all(&dir).unwrap();
+        // the interface block that would take the header blocks past 1 MiB
+        let fit = (MAX_STREAM_PREFIX - 28) / idb.len();
+        assert!(
+            matches!(
+                r.problem,
+                Some(Problem::Corrupt { offset, ref what })
+                    if offset == (28 + fit * idb.len()) as u64 && what.contains("1048576 bytes")
+            ),
+            "{:?}",
+            r.problem
+        );
     }
 }

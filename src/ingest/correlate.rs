@@ -214,7 +214,7 @@ impl Correlator {
             None => {
                 if let Some((idx, q, last)) = self.xfers.get_mut(&key) {
                     let same = obs.msg.question.is_none() || obs.msg.question == *q;
-                    if same && obs.ts_ns - *last <= self.timeout_ns {
+                    if same && obs.ts_ns.saturating_sub(*last) <= self.timeout_ns {
                         *last = obs.ts_ns;
                         if let Some(r) = self.out[*idx].response.as_mut() {
                             // RFC 5936 §2.2: one transfer, many messages
@@ -241,7 +241,8 @@ impl Correlator {
         }
         if self.xfers.len() > 10_000 {
             let (now, timeout) = (self.out.last().map_or(0, |t| t.ts_ns()), self.timeout_ns);
-            self.xfers.retain(|_, (_, _, last)| now - *last <= timeout);
+            self.xfers
+                .retain(|_, (_, _, last)| now.saturating_sub(*last) <= timeout);
         }
     }
 
@@ -250,7 +251,7 @@ impl Correlator {
     /// the stream calls it with the times of the messages other shards got.
     pub fn expire(&mut self, now: i64) {
         while let Some((first, _, _)) = self.order.front() {
-            if now - *first <= self.timeout_ns {
+            if now.saturating_sub(*first) <= self.timeout_ns {
                 break;
             }
             self.close_oldest();

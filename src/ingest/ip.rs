@@ -85,7 +85,8 @@ impl Defragmenter {
         let now = f.ts_ns;
         if self.partial.len() >= MAX_PARTIAL {
             let before = self.partial.len();
-            self.partial.retain(|_, p| now - p.first_ts <= TIMEOUT_NS);
+            self.partial
+                .retain(|_, p| now.saturating_sub(p.first_ts) <= TIMEOUT_NS);
             let dropped = (before - self.partial.len()).max(1) as u64;
             if self.partial.len() >= MAX_PARTIAL {
                 self.partial.clear();
@@ -99,7 +100,7 @@ impl Defragmenter {
             total: None,
             bytes: 0,
         });
-        if now - p.first_ts > TIMEOUT_NS {
+        if now.saturating_sub(p.first_ts) > TIMEOUT_NS {
             *p = Partial {
                 first_ts: now,
                 pieces: Vec::new(),

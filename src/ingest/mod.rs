@@ -22,5 +22,6 @@ pub mod write;
 
 #[cfg(feature = "engine")]
 pub use pipeline::{
-    dataset_dir, describe_problem, run, CaptureReport, IngestConfig, IngestReport, SPOOL_ROWS,
+    dataset_dir, describe_problem, run, CaptureReport, IngestConfig, IngestReport,
+    MAX_MATCH_TIMEOUT, SPOOL_ROWS,
 };

@@ -40,6 +40,11 @@ pub struct IngestConfig {
     pub progress: bool,
 }
 
+/// The longest `--match-timeout`: one day. Longer ones are refused on the
+/// command line and cut to this here, so that timeouts in nanoseconds never
+/// overflow.
+pub const MAX_MATCH_TIMEOUT: Duration = Duration::from_secs(86_400);
+
 impl IngestConfig {
     pub fn new(inputs: Vec<PathBuf>, out: PathBuf) -> Self {
         IngestConfig {
@@ -82,6 +87,8 @@ pub struct CaptureReport {
 pub struct IngestReport {
     /// Captures ingested by this run.
     pub captures: Vec<CaptureReport>,
+    /// What was read but not as the capture gave it (times out of range).
+    pub warnings: Vec<String>,
     /// Captures skipped because the dataset already holds their content.
     pub already_ingested: Vec<PathBuf>,
     /// Files in an input directory that are not captures.
@@ -110,6 +117,10 @@ struct Counts {
     not_decoded: u64,
     first_ts: Option<i64>,
     last_ts: Option<i64>,
+    /// Frames whose time lies outside the years dnsq stores (kept clamped).
+    ts_out_of_range: u64,
+    /// The first of them: frame number and time as read (ns since 1970).
+    first_out_of_range: Option<(u64, i128)>,
 }
 
 impl std::ops::AddAssign for Counts {
@@ -127,6 +138,11 @@ impl std::ops::AddAssign for Counts {
         };
         self.last_ts = match (self.last_ts, o.last_ts) {
             (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        self.ts_out_of_range += o.ts_out_of_range;
+        self.first_out_of_range = match (self.first_out_of_range, o.first_out_of_range) {
+            (Some(a), Some(b)) => Some(if b.0 < a.0 { b } else { a }),
             (a, b) => a.or(b),
         };
     }
@@ -338,6 +354,12 @@ fn decode_chunk(cap: &Capture, cap_idx: u32, chunk: &Chunk, ports: &[u16]) -> De
     let mut n = Counts::default();
     cap.frames(chunk, |frame| {
         n.packets += 1;
+        if let Some(raw) = frame.ts_out_of_range {
+            n.ts_out_of_range += 1;
+            if n.first_out_of_range.is_none() {
+                n.first_out_of_range = Some((frame.number, raw));
+            }
+        }
         n.first_ts = Some(n.first_ts.map_or(frame.ts_ns, |t| t.min(frame.ts_ns)));
         n.last_ts = Some(n.last_ts.map_or(frame.ts_ns, |t| t.max(frame.ts_ns)));
         match link::decode_frame(&frame, ports) {
@@ -899,7 +921,10 @@ fn ingest_opened(
     };
     let mut shard_state: Vec<Shard> = (0..shards)
         .map(|s| Shard {
-            correlator: Correlator::shard(cfg.match_timeout.as_nanos() as i64, shards),
+            correlator: Correlator::shard(
+                cfg.match_timeout.min(MAX_MATCH_TIMEOUT).as_nanos() as i64,
+                shards,
+            ),
             spool: write::Spool::new(
                 writer.root(),
                 format!("{}-{s}", writer.file_prefix()),
@@ -932,6 +957,13 @@ fn ingest_opened(
         &progress,
     )
     .and_then(|()| streams_ended(&mut sources, &mut inputs));
+    // every frame is decoded by now: the counts of times out of range are whole
+    for (input, n) in inputs.iter().zip(&router.counts) {
+        if let Some((frame, raw)) = n.first_out_of_range {
+            let w = out_of_range_warning(&input.name, frame, raw, n.ts_out_of_range);
+            report.warnings.push(w);
+        }
+    }
     let staged = match result {
         Ok(()) => finish(router, shard_state),
         Err(e) => {
@@ -1250,10 +1282,30 @@ fn captures_batch(caps: &[CaptureReport]) -> Result<RecordBatch> {
     Ok(RecordBatch::try_new(schema::CAPTURES.clone(), columns)?)
 }
 
+/// `f.pcapng: frame 3: timestamp 16725225600 (seconds since 1970) is outside
+/// 1900-2200, stored as 2200-01-01T00:00:00Z (2 frames in all)`.
+fn out_of_range_warning(name: &str, frame: u64, raw_ns: i128, frames: u64) -> String {
+    let bound = if raw_ns < 0 {
+        "1900-01-01T00:00:00Z"
+    } else {
+        "2200-01-01T00:00:00Z"
+    };
+    format!(
+        "{name}: frame {frame}: timestamp {} (seconds since 1970) is outside 1900-2200, \
+         stored as {bound} ({frames} frame{} in all)",
+        raw_ns.div_euclid(1_000_000_000),
+        if frames == 1 { "" } else { "s" }
+    )
+}
+
 pub fn describe_problem(p: &Problem) -> String {
     match p {
         Problem::Truncated { offset } => format!("cut off mid-record at byte offset {offset}; packets before it were ingested"),
         Problem::Corrupt { offset, what } => format!("corrupt record header at byte offset {offset} ({what}); packets before it were ingested"),
+        Problem::Damaged { offset, what, cut } => format!(
+            "compressed data {} ({what}); packets before byte offset {offset} of the decompressed capture were ingested",
+            if *cut { "cut off" } else { "damaged" }
+        ),
     }
 }
 

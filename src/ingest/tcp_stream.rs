@@ -106,7 +106,8 @@ impl TcpReassembler {
         if self.streams.len() >= MAX_STREAMS && !self.streams.contains_key(&key) {
             let now = seg.ts_ns;
             let before = self.streams.len();
-            self.streams.retain(|_, s| now - s.last_ts < IDLE_NS);
+            self.streams
+                .retain(|_, s| now.saturating_sub(s.last_ts) < IDLE_NS);
             if self.streams.len() == before {
                 self.streams.clear();
             }
