@@ -20,6 +20,9 @@ pub enum Error {
         offset: u64,
         what: String,
     },
+    /// A statement that `dnsq sql` does not run (see `query::policy`).
+    #[error("{0}")]
+    Refused(String),
     #[cfg(feature = "engine")]
     #[error("writing parquet: {0}")]
     Parquet(#[from] parquet::errors::ParquetError),
