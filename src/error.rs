@@ -24,6 +24,9 @@ pub enum Error {
     Interrupted(&'static str),
     #[error("every capture of this ingest was committed by another dnsq meanwhile")]
     AlreadyThere,
+    /// A statement that `dnsq sql` does not run (see `query::policy`).
+    #[error("{0}")]
+    Refused(String),
     #[cfg(feature = "engine")]
     #[error("writing parquet: {0}")]
     Parquet(#[from] parquet::errors::ParquetError),

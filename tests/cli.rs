@@ -92,7 +92,9 @@ fn info_statements_stdin_and_formats() {
         o.starts_with("[{\"qname\":\"") && o.contains("\"rcode\":\"SERVFAIL\""),
         "{o}"
     );
-    let pq = d.join("out.parquet");
+    // beside the dataset: `dnsq sql` never writes inside it
+    let out = tempfile::tempdir().unwrap();
+    let pq = out.path().join("out.parquet");
     stdout(&run(dnsq()
         .args(["sql", "--format", "parquet", "-o"])
         .arg(&pq)

@@ -39,6 +39,10 @@ Example: dnsq ingest -o dnsq-data data/sample.pcap"
 DataFusion. Tables: `transactions` (one row per DNS transaction, partitioned by `date`) and \
 `captures`. The query comes from the argument, from -f (a file, or the name of a saved query), \
 or from standard input.\n\n\
+Read-only unless --allow-write: queries, EXPLAIN, SET and CREATE/DROP VIEW run; COPY, INSERT, \
+CREATE TABLE and CREATE EXTERNAL TABLE are refused. Nothing ever writes inside the dataset \
+directory. Results stream to the output; the table format shows the first --max-rows rows and \
+counts the rest.\n\n\
 Example: dnsq sql -f top_domains"
     )]
     Sql(SqlArgs),
@@ -120,6 +124,21 @@ pub struct SqlArgs {
     /// List the saved queries and exit
     #[arg(long)]
     pub list: bool,
+    /// Allow statements that write (COPY, INSERT, CREATE TABLE, CREATE EXTERNAL TABLE);
+    /// never inside the dataset directory
+    #[arg(long)]
+    pub allow_write: bool,
+    /// Overwrite the -o file if it exists
+    #[arg(long)]
+    pub force: bool,
+    /// Memory for sorts, aggregations and joins before they spill to disk
+    /// (e.g. 2G, 512M) [default: half of this machine's memory]
+    #[arg(long, value_name = "SIZE", value_parser = crate::query::engine::parse_size)]
+    pub memory_limit: Option<usize>,
+    /// Rows the table format shows; the rest are counted, and their number
+    /// goes to standard error
+    #[arg(long, value_name = "N", default_value_t = crate::query::output::TABLE_ROWS)]
+    pub max_rows: usize,
     /// SQL statements; read from standard input when neither this nor -f is given
     pub query: Option<String>,
 }

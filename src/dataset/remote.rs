@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use arrow::array::RecordBatch;
 use deltalake::{DeltaTable, DeltaTableBuilder, ObjectStore, ObjectStoreError, Path as StorePath};
+use datafusion::object_store::ObjectStoreExt;
 use futures::TryStreamExt;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use url::Url;

@@ -1,10 +1,14 @@
 //! The read side: dataset directory → DataFusion session → results.
 //!
 //! `Session::open` registers `transactions` (Hive partitions `date=` become a
-//! column and prune files) and `captures`; `Session::run` executes one or
-//! more `;`-separated statements and returns each one's batches.
+//! column and prune files) and `captures` in an engine with a bounded memory
+//! pool (`engine`); `Session::execute` runs one statement, once `policy`
+//! allows it, and streams its batches; `Session::run` collects them, for
+//! small internal queries.
 
+pub mod engine;
 pub mod output;
+pub mod policy;
 pub mod saved;
 
 use std::path::{Path, PathBuf};
@@ -13,8 +17,10 @@ use std::sync::Arc;
 use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use datafusion::datasource::MemTable;
-use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
-use datafusion::sql::parser::DFParser;
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::logical_expr::{DdlStatement, LogicalPlan};
+use datafusion::prelude::{ParquetReadOptions, SessionContext};
+use datafusion::sql::parser::{DFParser, Statement};
 
 use crate::dataset::{self, CAPTURES_DIR, TRANSACTIONS_DIR};
 use crate::error::{Error, Result};
@@ -80,6 +86,18 @@ async fn register_plain(ctx: &SessionContext, dir: &Path) -> Result<()> {
 /// A query failed: when a committed file of the dataset is damaged, the
 /// error names it (DataFusion's own message often does not).
 pub async fn name_damage(dir: &Path, err: Error) -> Error {
+    use datafusion::error::DataFusionError as D;
+    let reading = match &err {
+        Error::DataFusion(df) => matches!(
+            df.find_root(),
+            D::ParquetError(_) | D::ArrowError(..) | D::IoError(_) | D::External(_) | D::ObjectStore(_)
+        ),
+        Error::Parquet(_) | Error::Arrow(_) | Error::Io { .. } => true,
+        _ => false,
+    };
+    if !reading {
+        return err;
+    }
     for full in [false, true] {
         if let Ok((_, damaged)) = dataset::check(dir, full).await {
             if let Some(d) = damaged.first() {
@@ -99,7 +117,13 @@ pub async fn name_damage(dir: &Path, err: Error) -> Error {
 }
 
 impl Session {
+    /// Opens the dataset in `dir` with the default engine options.
     pub async fn open(dir: &Path) -> Result<Session> {
+        Self::open_with(dir, &engine::EngineOptions::default()).await
+    }
+
+    /// Opens the dataset in `dir`; the engine's memory pool is sized by `options`.
+    pub async fn open_with(dir: &Path, options: &engine::EngineOptions) -> Result<Session> {
         let tx_dir = dir.join(TRANSACTIONS_DIR);
         let remote = dataset::remote::url_of(dir).is_some();
         if !remote && !tx_dir.is_dir() {
@@ -111,8 +135,7 @@ impl Session {
                 ),
             ));
         }
-        let config = SessionConfig::new().with_information_schema(true);
-        let ctx = SessionContext::new_with_config(config);
+        let ctx = engine::context(options)?;
         match dataset::open_table(dir).await? {
             Some(table) => {
                 table
@@ -135,18 +158,52 @@ impl Session {
         })
     }
 
-    /// Runs every statement of `sql` in order.
+    /// The `;`-separated statements of `sql`, parsed (nothing runs yet).
+    pub fn statements(sql: &str) -> Result<Vec<Statement>> {
+        Ok(DFParser::parse_sql(sql)?.into_iter().collect())
+    }
+
+    /// Plans `statement`, checks it with `guard`, runs it and returns its
+    /// result as a stream. DDL such as CREATE VIEW takes effect here and
+    /// yields a stream with no columns.
+    pub async fn execute(
+        &self,
+        statement: Statement,
+        guard: &policy::Guard,
+    ) -> Result<SendableRecordBatchStream> {
+        let plan = self.ctx.state().statement_to_plan(statement).await?;
+        guard.check(&plan)?;
+        guard.sql_options().verify_plan(&plan)?;
+        let plan = views_are_temporary(plan);
+        let df = self.ctx.execute_logical_plan(plan).await?;
+        Ok(df.execute_stream().await?)
+    }
+
+    /// Runs every statement of `sql` in order, read-only, and collects each
+    /// one's batches: for small results such as `dnsq info`'s summaries.
     pub async fn run(&self, sql: &str) -> Result<Vec<StatementResult>> {
-        let statements = DFParser::parse_sql(sql)?;
-        let state = self.ctx.state();
+        use futures::TryStreamExt;
+        let guard = policy::Guard::new(&self.ctx, &self.dir, false).await?;
         let mut out = Vec::new();
-        for st in statements {
-            let plan = state.statement_to_plan(st).await?;
-            let df = self.ctx.execute_logical_plan(plan).await?;
-            let schema: SchemaRef = df.schema().inner().clone();
-            let batches = df.collect().await?;
+        for st in Self::statements(sql)? {
+            let stream = self.execute(st, &guard).await?;
+            let schema = stream.schema();
+            let batches = stream.try_collect().await?;
             out.push(StatementResult { schema, batches });
         }
         Ok(out)
+    }
+}
+
+/// DataFusion's views live only in the session, which is what `CREATE
+/// TEMPORARY VIEW` (Spark, DuckDB) asks for; DataFusion refuses the keyword,
+/// so it is dropped here.
+fn views_are_temporary(plan: LogicalPlan) -> LogicalPlan {
+    match plan {
+        LogicalPlan::Ddl(DdlStatement::CreateView(mut v)) if v.temporary => {
+            v.temporary = false;
+            LogicalPlan::Ddl(DdlStatement::CreateView(v))
+        }
+        other => other,
     }
 }

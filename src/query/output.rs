@@ -1,12 +1,33 @@
 //! Results → table, CSV, JSON, NDJSON or Parquet, through arrow's writers.
+//!
+//! In: a statement's batches, one at a time (`write_stream` takes the
+//! engine's stream). Out: bytes on any `Write`, written as each batch
+//! arrives, so memory does not grow with the result. The table format is the
+//! exception that cannot stream (every column's width depends on every row):
+//! it renders a preview of the first `max_rows` rows as soon as it has them,
+//! then only counts the rest; `Written` says how many were not shown.
 
 use std::io::Write;
 
+use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use clap::ValueEnum;
+use datafusion::execution::SendableRecordBatchStream;
+use futures::StreamExt;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
 
 use crate::error::Result;
 use crate::query::StatementResult;
+
+/// Rows the table format shows by default.
+pub const TABLE_ROWS: usize = 1000;
+
+/// Row groups of `--format parquet` close at this size, which bounds what the
+/// writer holds in memory (its default, 1 Mi rows, held about 1 GiB of
+/// `select *`).
+const PARQUET_ROW_GROUP_BYTES: usize = 64 << 20;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
@@ -58,49 +79,190 @@ fn flatten_nested(b: &RecordBatch) -> Result<RecordBatch> {
     )?)
 }
 
-/// Writes one statement's result to `w`.
-pub fn write_result(r: &StatementResult, format: Format, w: &mut dyn Write) -> Result<()> {
-    let batches: Vec<RecordBatch> = if r.batches.is_empty() {
-        vec![RecordBatch::new_empty(r.schema.clone())]
-    } else {
-        r.batches.clone()
-    };
-    match format {
-        Format::Table => {
-            let table = arrow::util::pretty::pretty_format_batches(&batches)?;
-            writeln!(w, "{table}").map_err(arrow::error::ArrowError::from)?;
-        }
-        Format::Csv => {
-            let mut cw = arrow::csv::WriterBuilder::new().with_header(true).build(w);
-            for b in &batches {
-                cw.write(&flatten_nested(b)?)?;
-            }
-        }
-        Format::Json => {
-            let mut jw = arrow::json::ArrayWriter::new(w);
-            for b in &batches {
-                jw.write(b)?;
-            }
-            jw.finish()?;
-            let w = jw.into_inner();
-            writeln!(w).map_err(arrow::error::ArrowError::from)?;
-        }
-        Format::Ndjson => {
-            let mut jw = arrow::json::LineDelimitedWriter::new(w);
-            for b in &batches {
-                jw.write(b)?;
-            }
-            jw.finish()?;
-        }
-        Format::Parquet => {
-            let mut buf = Vec::new();
-            let mut pw = parquet::arrow::ArrowWriter::try_new(&mut buf, r.schema.clone(), None)?;
-            for b in &batches {
-                pw.write(b)?;
-            }
-            pw.close()?;
-            w.write_all(&buf).map_err(arrow::error::ArrowError::from)?;
-        }
+/// What one statement wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Written {
+    /// Rows in the result.
+    pub rows: u64,
+    /// Rows written out; fewer than `rows` only for a table preview.
+    pub shown: u64,
+}
+
+impl Written {
+    /// Rows counted but not shown (table format).
+    pub fn hidden(&self) -> u64 {
+        self.rows - self.shown
     }
+}
+
+enum Encoder<W: Write + Send> {
+    Table {
+        w: W,
+        max_rows: usize,
+        preview: Vec<RecordBatch>,
+        printed: bool,
+    },
+    Csv(Box<arrow::csv::Writer<W>>),
+    Json(arrow::json::ArrayWriter<W>),
+    Ndjson(arrow::json::LineDelimitedWriter<W>),
+    Parquet(Box<ArrowWriter<W>>),
+}
+
+/// Writes one statement's result batch by batch.
+pub struct BatchWriter<W: Write + Send> {
+    encoder: Encoder<W>,
+    schema: SchemaRef,
+    rows: u64,
+    shown: u64,
+}
+
+impl<W: Write + Send> BatchWriter<W> {
+    /// A writer of `format` for results of `schema`; `max_rows` bounds the
+    /// table format's preview.
+    pub fn new(format: Format, schema: SchemaRef, max_rows: usize, w: W) -> Result<Self> {
+        let encoder = match format {
+            Format::Table => Encoder::Table {
+                w,
+                max_rows,
+                preview: Vec::new(),
+                printed: false,
+            },
+            Format::Csv => Encoder::Csv(Box::new(
+                arrow::csv::WriterBuilder::new().with_header(true).build(w),
+            )),
+            Format::Json => Encoder::Json(arrow::json::ArrayWriter::new(w)),
+            Format::Ndjson => Encoder::Ndjson(arrow::json::LineDelimitedWriter::new(w)),
+            Format::Parquet => {
+                let props = WriterProperties::builder()
+                    .set_compression(Compression::ZSTD(ZstdLevel::default()))
+                    .set_max_row_group_bytes(Some(PARQUET_ROW_GROUP_BYTES))
+                    .build();
+                Encoder::Parquet(Box::new(ArrowWriter::try_new(
+                    w,
+                    schema.clone(),
+                    Some(props),
+                )?))
+            }
+        };
+        Ok(BatchWriter {
+            encoder,
+            schema,
+            rows: 0,
+            shown: 0,
+        })
+    }
+
+    /// Writes (or, past the table preview, counts) one batch.
+    pub fn write(&mut self, b: &RecordBatch) -> Result<()> {
+        let n = b.num_rows() as u64;
+        self.rows += n;
+        match &mut self.encoder {
+            Encoder::Table {
+                w,
+                max_rows,
+                preview,
+                printed,
+            } => {
+                let room = (*max_rows as u64).saturating_sub(self.shown);
+                if room > 0 && n > 0 {
+                    let take = n.min(room);
+                    preview.push(b.slice(0, take as usize));
+                    self.shown += take;
+                }
+                if !*printed && self.shown == *max_rows as u64 && self.rows > 0 {
+                    // the preview is full: show it now, count the rest
+                    render_table(w, &self.schema, preview)?;
+                    w.flush().map_err(arrow::error::ArrowError::from)?;
+                    preview.clear();
+                    *printed = true;
+                }
+                return Ok(());
+            }
+            Encoder::Csv(cw) => cw.write(&flatten_nested(b)?)?,
+            Encoder::Json(jw) => jw.write(b)?,
+            Encoder::Ndjson(jw) => jw.write(b)?,
+            Encoder::Parquet(pw) => pw.write(b)?,
+        }
+        self.shown += n;
+        Ok(())
+    }
+
+    /// Ends the output (a table not yet shown, the JSON array's `]`, the
+    /// Parquet footer), flushes it and hands back the writer.
+    pub fn finish(mut self) -> Result<(Written, W)> {
+        if self.rows == 0 {
+            // an empty result still has a header (table, CSV) or `[]` (JSON)
+            let empty = RecordBatch::new_empty(self.schema.clone());
+            self.write(&empty)?;
+        }
+        let written = Written {
+            rows: self.rows,
+            shown: self.shown,
+        };
+        let mut w = match self.encoder {
+            Encoder::Table {
+                mut w,
+                preview,
+                printed,
+                ..
+            } => {
+                if !printed {
+                    render_table(&mut w, &self.schema, &preview)?;
+                }
+                w
+            }
+            Encoder::Csv(cw) => (*cw).into_inner(),
+            Encoder::Json(mut jw) => {
+                jw.finish()?;
+                let mut w = jw.into_inner();
+                writeln!(w).map_err(arrow::error::ArrowError::from)?;
+                w
+            }
+            Encoder::Ndjson(mut jw) => {
+                jw.finish()?;
+                jw.into_inner()
+            }
+            // writes the footer
+            Encoder::Parquet(pw) => pw.into_inner()?,
+        };
+        w.flush().map_err(arrow::error::ArrowError::from)?;
+        Ok((written, w))
+    }
+}
+
+/// `batches` (possibly none) as one table with `schema`'s header.
+fn render_table<W: Write>(w: &mut W, schema: &SchemaRef, batches: &[RecordBatch]) -> Result<()> {
+    let table = if batches.is_empty() {
+        arrow::util::pretty::pretty_format_batches(&[RecordBatch::new_empty(schema.clone())])?
+    } else {
+        arrow::util::pretty::pretty_format_batches(batches)?
+    };
+    writeln!(w, "{table}").map_err(arrow::error::ArrowError::from)?;
+    Ok(())
+}
+
+/// Writes a statement's stream to `w` as its batches arrive.
+pub async fn write_stream<W: Write + Send>(
+    mut stream: SendableRecordBatchStream,
+    format: Format,
+    max_rows: usize,
+    w: W,
+) -> Result<(Written, W)> {
+    let mut out = BatchWriter::new(format, stream.schema(), max_rows, w)?;
+    while let Some(batch) = stream.next().await {
+        out.write(&batch?)?;
+    }
+    out.finish()
+}
+
+/// Writes one collected statement result to `w` (small results: `dnsq info`).
+pub fn write_result(r: &StatementResult, format: Format, w: &mut dyn Write) -> Result<()> {
+    let mut buf = Vec::new();
+    let mut out = BatchWriter::new(format, r.schema.clone(), usize::MAX, &mut buf)?;
+    for b in &r.batches {
+        out.write(b)?;
+    }
+    out.finish()?;
+    w.write_all(&buf).map_err(arrow::error::ArrowError::from)?;
     Ok(())
 }
