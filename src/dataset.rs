@@ -327,7 +327,8 @@ impl Writer {
             age,
         ))?;
         for rel in &orphans {
-            self.rt.block_on(remote::delete(store.as_ref(), &url, rel))?;
+            self.rt
+                .block_on(remote::delete(store.as_ref(), &url, rel))?;
         }
         Ok(orphans.len())
     }

@@ -59,7 +59,10 @@ fn start_s3() -> Option<S3> {
     };
     let started = Instant::now();
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(started.elapsed() < Duration::from_secs(30), "moto did not start");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "moto did not start"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     Some(s3)
@@ -73,7 +76,11 @@ impl S3 {
             self.endpoint
         );
         let out = run(Command::new(&self.python).args(["-c", &script]));
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     fn env(&self, cmd: &mut Command) {
@@ -97,7 +104,11 @@ impl S3 {
         c.args(["sql", "--format", "csv", "-d", url, query]);
         self.env(&mut c);
         let out = run(&mut c);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         parse_csv(&out.stdout)
     }
 }
@@ -131,7 +142,11 @@ fn ingest_and_query_on_s3() {
     let [a, b] = captures();
     let url = "s3://dnsq/one";
     let out = run(&mut s3.ingest(url, &[&a], 0));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let rows_a = local_counts(&[&a]);
     assert_eq!(counts(&s3, url), (rows_a, 1, 1));
     // the same answers as the local dataset
@@ -148,7 +163,11 @@ fn ingest_and_query_on_s3() {
     c.args(["info", "-d", url]);
     s3.env(&mut c);
     let out = run(&mut c);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("sample.pcap"));
     let _ = b;
 }
@@ -170,7 +189,11 @@ fn concurrent_writers_on_s3() {
     };
     // the table is created by the first ingest: create it first, then race
     let out = run(&mut s3.ingest(url, &[&repo().join("tests/corpus/dnscap/dns.pcap")], 0));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let base = counts(&s3, url).0;
     let (x, y) = (spawn(&[&a]), spawn(&[&b]));
     for o in [x.wait_with_output().unwrap(), y.wait_with_output().unwrap()] {
@@ -195,7 +218,9 @@ fn killed_ingest_on_s3_counts_nothing() {
     let out = run(&mut s3.ingest(url, &[&a], 0));
     assert!(out.status.success());
     let before = counts(&s3, url);
-    let out = run(s3.ingest(url, &[&b], 0).env("DNSQ_TEST_CRASH", "after-upload"));
+    let out = run(s3
+        .ingest(url, &[&b], 0)
+        .env("DNSQ_TEST_CRASH", "after-upload"));
     assert!(!out.status.success());
     assert_eq!(counts(&s3, url), before);
     let mut c = dnsq();

@@ -13,8 +13,8 @@ use std::sync::{Arc, Once};
 use std::time::Duration;
 
 use arrow::array::RecordBatch;
-use deltalake::{DeltaTable, DeltaTableBuilder, ObjectStore, ObjectStoreError, Path as StorePath};
 use datafusion::object_store::ObjectStoreExt;
+use deltalake::{DeltaTable, DeltaTableBuilder, ObjectStore, ObjectStoreError, Path as StorePath};
 use futures::TryStreamExt;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use url::Url;
@@ -152,7 +152,11 @@ pub async fn orphans(
 }
 
 /// Reads a Parquet object whole.
-pub async fn read_parquet(store: &dyn ObjectStore, url: &Url, rel: &str) -> Result<Vec<RecordBatch>> {
+pub async fn read_parquet(
+    store: &dyn ObjectStore,
+    url: &Url,
+    rel: &str,
+) -> Result<Vec<RecordBatch>> {
     let bytes = store
         .get(&StorePath::from(rel))
         .await

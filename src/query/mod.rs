@@ -90,7 +90,11 @@ pub async fn name_damage(dir: &Path, err: Error) -> Error {
     let reading = match &err {
         Error::DataFusion(df) => matches!(
             df.find_root(),
-            D::ParquetError(_) | D::ArrowError(..) | D::IoError(_) | D::External(_) | D::ObjectStore(_)
+            D::ParquetError(_)
+                | D::ArrowError(..)
+                | D::IoError(_)
+                | D::External(_)
+                | D::ObjectStore(_)
         ),
         Error::Parquet(_) | Error::Arrow(_) | Error::Io { .. } => true,
         _ => false,
