@@ -27,11 +27,13 @@ use crate::error::{Error, Result};
 pub const ORPHAN_AGE: Duration = Duration::from_secs(6 * 3600);
 
 /// The object store URL of a dataset given as `s3://…` (also `s3a`, `gs`,
-/// `az`, `abfs`, `abfss`), with a trailing slash.
+/// `az`, `azure`, `abfs`, `abfss`), with a trailing slash. Credentials and
+/// endpoints come from the environment as each store's own tools read them
+/// (`AWS_*`, `GOOGLE_*`, `AZURE_*`).
 pub fn url_of(dir: &Path) -> Option<Url> {
     let s = dir.to_str()?;
     let (scheme, _) = s.split_once("://")?;
-    if !["s3", "s3a", "gs", "az", "abfs", "abfss"].contains(&scheme) {
+    if !["s3", "s3a", "gs", "az", "azure", "abfs", "abfss"].contains(&scheme) {
         return None;
     }
     let with_slash = if s.ends_with('/') {
@@ -44,7 +46,11 @@ pub fn url_of(dir: &Path) -> Option<Url> {
 
 fn register() {
     static ONCE: Once = Once::new();
-    ONCE.call_once(|| deltalake::aws::register_handlers(None));
+    ONCE.call_once(|| {
+        deltalake::aws::register_handlers(None);
+        deltalake::gcp::register_handlers(None);
+        deltalake::azure::register_handlers(None);
+    });
 }
 
 fn store_err(url: &Url, e: impl std::fmt::Display) -> Error {
