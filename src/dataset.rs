@@ -357,16 +357,22 @@ impl Writer {
 
     /// Is this capture (by content hash) committed in the dataset?
     pub fn holds(&self, sha256: &str) -> Result<bool> {
+        self.has_app(app_id_capture(sha256))
+    }
+
+    fn ingest_committed(&self, id: &str) -> Result<bool> {
+        self.has_app(app_id_ingest(id))
+    }
+
+    /// Does the log record the application transaction `app_id`?
+    fn has_app(&self, app_id: String) -> Result<bool> {
         let snapshot = self
             .table
             .snapshot()
             .map_err(|e| delta_err(&self.root, e))?;
         let v = self
             .rt
-            .block_on(
-                snapshot
-                    .transaction_version(self.table.log_store().as_ref(), app_id_capture(sha256)),
-            )
+            .block_on(snapshot.transaction_version(self.table.log_store().as_ref(), app_id))
             .map_err(|e| delta_err(&self.root, e))?;
         Ok(v.is_some())
     }
@@ -554,20 +560,6 @@ impl Writer {
             }
         }
         Ok(removed)
-    }
-
-    fn ingest_committed(&self, id: &str) -> Result<bool> {
-        let snapshot = self
-            .table
-            .snapshot()
-            .map_err(|e| delta_err(&self.root, e))?;
-        let v = self
-            .rt
-            .block_on(
-                snapshot.transaction_version(self.table.log_store().as_ref(), app_id_ingest(id)),
-            )
-            .map_err(|e| delta_err(&self.root, e))?;
-        Ok(v.is_some())
     }
 
     /// Removes this writer's files (an ingest that failed or was interrupted)
@@ -882,7 +874,6 @@ pub async fn open_table(dir: &Path) -> Result<Option<DeltaTable>> {
 
 /// The captures rows of the ingests `table` has committed.
 pub async fn committed_captures(dir: &Path, table: &DeltaTable) -> Result<Vec<RecordBatch>> {
-    let snapshot = table.snapshot().map_err(|e| delta_err(dir, e))?;
     let remote = match remote::url_of(dir) {
         Some(url) => Some((remote::store(&url)?, url)),
         None => None,
@@ -899,8 +890,28 @@ pub async fn committed_captures(dir: &Path, table: &DeltaTable) -> Result<Vec<Re
             .collect(),
     };
     let mut out = Vec::new();
+    for name in committed_capture_files(dir, table, names).await? {
+        match &remote {
+            Some((store, url)) => out.extend(
+                remote::read_parquet(store.as_ref(), url, &format!("{CAPTURES_DIR}/{name}"))
+                    .await?,
+            ),
+            None => out.extend(read_parquet(&dir.join(CAPTURES_DIR).join(&name))?),
+        }
+    }
+    Ok(out)
+}
+
+/// Of the captures file names `names`, those whose ingest the log has committed.
+async fn committed_capture_files(
+    dir: &Path,
+    table: &DeltaTable,
+    names: Vec<String>,
+) -> Result<Vec<String>> {
+    let snapshot = table.snapshot().map_err(|e| delta_err(dir, e))?;
+    let mut out = Vec::new();
     for name in names {
-        if !name.ends_with(".parquet") || name.starts_with('.') {
+        if name.starts_with('.') {
             continue;
         }
         let Some(id) = name
@@ -913,15 +924,8 @@ pub async fn committed_captures(dir: &Path, table: &DeltaTable) -> Result<Vec<Re
             .transaction_version(table.log_store().as_ref(), app_id_ingest(id))
             .await
             .map_err(|e| delta_err(dir, e))?;
-        if v.is_none() {
-            continue;
-        }
-        match &remote {
-            Some((store, url)) => out.extend(
-                remote::read_parquet(store.as_ref(), url, &format!("{CAPTURES_DIR}/{name}"))
-                    .await?,
-            ),
-            None => out.extend(read_parquet(&dir.join(CAPTURES_DIR).join(&name))?),
+        if v.is_some() {
+            out.push(name);
         }
     }
     Ok(out)
@@ -967,22 +971,13 @@ pub async fn check(dir: &Path, full: bool) -> Result<(usize, Vec<Damage>)> {
         ));
     };
     let mut paths = committed_paths(dir, &table)?;
-    let snapshot = table.snapshot().map_err(|e| delta_err(dir, e))?;
-    for path in read_dir(&dir.join(CAPTURES_DIR))? {
-        let name = path.file_name().map(|n| n.to_string_lossy().to_string());
-        let Some(id) = name.as_deref().and_then(|n| {
-            n.strip_prefix("part-")
-                .and_then(|n| n.strip_suffix(".parquet"))
-        }) else {
-            continue;
-        };
-        let v = snapshot
-            .transaction_version(table.log_store().as_ref(), app_id_ingest(id))
-            .await
-            .map_err(|e| delta_err(dir, e))?;
-        if v.is_some() {
-            paths.push(path);
-        }
+    let cap_dir = dir.join(CAPTURES_DIR);
+    let names = read_dir(&cap_dir)?
+        .iter()
+        .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().to_string()))
+        .collect();
+    for name in committed_capture_files(dir, &table, names).await? {
+        paths.push(cap_dir.join(name));
     }
     let mut damaged = Vec::new();
     for path in &paths {

@@ -296,7 +296,19 @@ fn a_signal_stops_the_ingest_cleanly() {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        std::thread::sleep(Duration::from_millis(1000));
+        // the writer's lock appears once the handlers are in place
+        let started = std::time::Instant::now();
+        while !std::fs::read_dir(dir.join("_writers"))
+            .map(|d| d.count() > 0)
+            .unwrap_or(false)
+        {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "the ingest never started"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(200));
         let ok = Command::new("kill")
             .arg(sig)
             .arg(child.id().to_string())
