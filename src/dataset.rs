@@ -224,9 +224,12 @@ impl Writer {
         let writers = root.join(WRITERS_DIR);
         fs::create_dir_all(&writers).map_err(|e| Error::io(&writers, e))?;
         let id = uuid::Uuid::new_v4().simple().to_string();
+        // locked under a hidden name, then renamed: a visible lock is always held
         let lock_path = writers.join(format!("{id}.lock"));
-        let lock = File::create(&lock_path).map_err(|e| Error::io(&lock_path, e))?;
-        lock.lock().map_err(|e| Error::io(&lock_path, e))?;
+        let hidden = writers.join(format!(".{id}.lock.tmp"));
+        let lock = File::create(&hidden).map_err(|e| Error::io(&hidden, e))?;
+        lock.lock().map_err(|e| Error::io(&hidden, e))?;
+        fs::rename(&hidden, &lock_path).map_err(|e| Error::io(&lock_path, e))?;
         let mut notes = Vec::new();
         let url = table_url(&tx_dir)?;
         let table = rt.block_on(open_or_create(url, Some(root), &mut notes))?;
@@ -306,26 +309,27 @@ impl Writer {
             return Ok(0);
         };
         let (url, store) = (r.url.clone(), r.store.clone());
-        let committed = self.committed_names()?;
+        // the listing first, the log second: a file old enough is committed
+        // before the log is read, or abandoned
+        let data = self
+            .rt
+            .block_on(remote::list(store.as_ref(), &url, TRANSACTIONS_DIR))?;
         let caps = self
             .rt
             .block_on(remote::list(store.as_ref(), &url, CAPTURES_DIR))?;
+        self.rt
+            .block_on(self.table.update_incremental(None))
+            .map_err(|e| delta_err(Path::new(url.as_str()), e))?;
+        let committed = self.committed_names()?;
         let mut done = HashSet::new();
-        for (rel, _) in caps {
+        for (rel, _) in &caps {
             if let Some(owner) = writer_of(rel.rsplit('/').next().unwrap_or_default()) {
                 if self.ingest_committed(owner)? {
                     done.insert(owner.to_string());
                 }
             }
         }
-        let orphans = self.rt.block_on(remote::orphans(
-            store.as_ref(),
-            &url,
-            &self.id,
-            &committed,
-            &done,
-            age,
-        ))?;
+        let orphans = remote::orphans(data, caps, &self.id, &committed, &done, age);
         for rel in &orphans {
             self.rt
                 .block_on(remote::delete(store.as_ref(), &url, rel))?;
@@ -496,10 +500,12 @@ impl Writer {
             return self.clean_up_remote(remote::ORPHAN_AGE);
         }
         let root = self.root.clone();
+        // liveness first, the log second: a writer found dead has committed
+        // before the log is read, or never will
+        let live = live_writers(&self.root, &self.id)?;
         self.rt
             .block_on(self.table.update_incremental(None))
             .map_err(|e| delta_err(&root, e))?;
-        let live = live_writers(&self.root, &self.id)?;
         let committed: HashSet<String> = self
             .table
             .get_file_uris()
@@ -550,11 +556,17 @@ impl Writer {
                 removed += 1;
             }
         }
-        // locks of dead writers whose files are gone
+        // locks of dead writers, whose files are gone: a lock this process can
+        // take is nobody's (a writer started since the scan holds its own)
         for path in read_dir(&self.root.join(WRITERS_DIR))? {
-            let name = path.file_stem().map(|n| n.to_string_lossy().to_string());
-            if let Some(name) = name {
-                if name != self.id && !live.contains(name.as_str()) {
+            let mine = path
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().contains(self.id.as_str()));
+            if mine {
+                continue;
+            }
+            if let Ok(f) = File::open(&path) {
+                if f.try_lock().is_ok() {
                     let _ = fs::remove_file(&path);
                 }
             }
@@ -646,11 +658,18 @@ fn writer_of(name: &str) -> Option<&str> {
         .then_some(id)
 }
 
+/// The writer id of a lock file `<id>.lock` (not of one being created).
+fn lock_id(path: &Path) -> Option<String> {
+    let name = path.file_name()?.to_str()?;
+    let id = name.strip_suffix(".lock")?;
+    (!id.starts_with('.')).then(|| id.to_string())
+}
+
 /// Ids of the writers whose lock is held by a running ingest.
 fn live_writers(root: &Path, me: &str) -> Result<HashSet<String>> {
     let mut live = HashSet::new();
     for path in read_dir(&root.join(WRITERS_DIR))? {
-        let Some(id) = path.file_stem().map(|n| n.to_string_lossy().to_string()) else {
+        let Some(id) = lock_id(&path) else {
             continue;
         };
         if id == me {

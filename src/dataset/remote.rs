@@ -19,7 +19,7 @@ use futures::TryStreamExt;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use url::Url;
 
-use super::{other, writer_of, CAPTURES_DIR, TRANSACTIONS_DIR};
+use super::{other, writer_of, TRANSACTIONS_DIR};
 use crate::error::{Error, Result};
 
 /// How old an uncommitted file on an object store must be before an ingest
@@ -122,18 +122,19 @@ pub async fn list(
         .map_err(|e| store_err(url, e))
 }
 
-/// Files of other writers that the log does not know and that are older
-/// than `age`: returns them as paths relative to the root.
-pub async fn orphans(
-    store: &dyn ObjectStore,
-    url: &Url,
+/// Of the listed objects (`data` under `transactions/`, `caps` under
+/// `captures/`), the files of other writers that the log does not know and
+/// that are older than `age`, as paths relative to the root.
+pub fn orphans(
+    data: Vec<(String, Duration)>,
+    caps: Vec<(String, Duration)>,
     me: &str,
     committed_data: &std::collections::HashSet<String>,
     committed_ingests: &std::collections::HashSet<String>,
     age: Duration,
-) -> Result<Vec<String>> {
+) -> Vec<String> {
     let mut out = Vec::new();
-    for (rel, file_age) in list(store, url, TRANSACTIONS_DIR).await? {
+    for (rel, file_age) in data {
         if rel.contains("/_delta_log/") || file_age < age {
             continue;
         }
@@ -145,7 +146,7 @@ pub async fn orphans(
             out.push(rel.clone());
         }
     }
-    for (rel, file_age) in list(store, url, CAPTURES_DIR).await? {
+    for (rel, file_age) in caps {
         let name = rel.rsplit('/').next().unwrap_or_default();
         let Some(owner) = writer_of(name) else {
             continue;
@@ -154,7 +155,7 @@ pub async fn orphans(
             out.push(rel.clone());
         }
     }
-    Ok(out)
+    out
 }
 
 /// Reads a Parquet object whole.
