@@ -201,7 +201,7 @@ pub struct Writer {
     table: DeltaTable,
     rt: tokio::runtime::Runtime,
     lock: Option<(PathBuf, File)>,
-    /// Messages for the user (an upgrade, files cleaned up).
+    /// Messages for the user (an upgrade).
     pub notes: Vec<String>,
     /// Files of killed ingests removed on opening.
     pub removed: usize,
@@ -243,13 +243,7 @@ impl Writer {
             notes,
             removed: 0,
         };
-        let removed = w.clean_up()?;
-        w.removed = removed;
-        if removed > 0 {
-            w.notes.push(format!(
-                "removed {removed} file(s) an interrupted ingest left uncommitted"
-            ));
-        }
+        w.removed = w.clean_up()?;
         Ok(w)
     }
 
@@ -281,12 +275,6 @@ impl Writer {
             removed: 0,
         };
         w.removed = w.clean_up_remote(age)?;
-        if w.removed > 0 {
-            w.notes.push(format!(
-                "removed {} file(s) interrupted ingests left uncommitted",
-                w.removed
-            ));
-        }
         Ok(w)
     }
 

@@ -228,7 +228,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Vacuum(a) => {
             let dir = crate::ingest::dataset_dir(a.data.as_deref());
             let (removed, notes) = crate::dataset::vacuum(&dir, a.older_than)?;
-            for n in notes.iter().filter(|n| !n.starts_with("removed ")) {
+            for n in &notes {
                 eprintln!("dnsq: {n}");
             }
             eprintln!(

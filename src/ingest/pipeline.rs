@@ -823,6 +823,12 @@ fn run_in_pool(cfg: &IngestConfig, threads: usize, report: &mut IngestReport) ->
     let opened = open_inputs(&cfg.inputs, cfg.chunk_bytes, &mut report.not_captures)?;
     let mut writer = dataset::Writer::open(&cfg.out)?;
     report.notes = std::mem::take(&mut writer.notes);
+    if writer.removed > 0 {
+        report.notes.push(format!(
+            "removed {} file(s) interrupted ingests left uncommitted",
+            writer.removed
+        ));
+    }
     match ingest_opened(cfg, threads, opened, &mut writer, report) {
         Ok(()) => {
             writer.release();
