@@ -27,6 +27,9 @@ pub enum Error {
     /// A statement that `dnsq sql` does not run (see `query::policy`).
     #[error("{0}")]
     Refused(String),
+    /// A parameter or option the user gave that cannot be used as given.
+    #[error("{0}")]
+    Usage(String),
     #[cfg(feature = "engine")]
     #[error("writing parquet: {0}")]
     Parquet(#[from] parquet::errors::ParquetError),

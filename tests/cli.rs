@@ -116,7 +116,7 @@ fn saved_queries_list_and_closed_pipe() {
     let o = stdout(&run(dnsq().args(["sql", "--list"])));
     for (name, sql) in dnsq::query::saved::SAVED {
         assert!(
-            o.contains(name) && !dnsq::query::saved::purpose(sql).is_empty(),
+            o.contains(name) && !dnsq::query::params::Header::parse(sql).purpose.is_empty(),
             "{name}"
         );
         // the compiled-in copy is the file in queries/

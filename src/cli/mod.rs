@@ -2,6 +2,7 @@
 
 mod info;
 mod ingest;
+mod shell;
 mod sql;
 
 use std::path::PathBuf;
@@ -112,10 +113,10 @@ pub struct SqlArgs {
     /// Dataset directory [default: $DNSQ_DATA or ./dnsq-data]
     #[arg(short = 'd', long = "data")]
     pub data: Option<PathBuf>,
-    /// Output format
-    #[arg(long, value_enum, default_value = "table")]
-    pub format: Format,
-    /// Write results to this file instead of standard output
+    /// Output format [default: from the -o file's extension, else table]
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+    /// Write results to this file instead of standard output (.csv, .json, .ndjson, .parquet)
     #[arg(short = 'o', long = "output")]
     pub output: Option<PathBuf>,
     /// SQL file, or the name of a saved query (see --list)
@@ -124,6 +125,35 @@ pub struct SqlArgs {
     /// List the saved queries and exit
     #[arg(long)]
     pub list: bool,
+    /// Print a saved query's SQL and parameters, and exit
+    #[arg(long, value_name = "NAME")]
+    pub show: Option<String>,
+    /// List the DNS functions (reg_domain, ip_prefix, top, ...) with an example each, and exit
+    #[arg(long)]
+    pub functions: bool,
+    /// A query parameter: `$NAME` in the SQL takes VALUE (bound, never pasted into the text)
+    #[arg(long = "param", value_name = "NAME=VALUE")]
+    pub params: Vec<String>,
+    /// Start of the time range ($since): RFC 3339, a date, or back from the data's end (-1h)
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
+    pub since: Option<String>,
+    /// End of the time range, exclusive ($until): same forms as --since
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
+    pub until: Option<String>,
+    /// Width of a time bucket ($bucket): 10s, 1m, 1h, 1d, or auto (about 100 buckets)
+    #[arg(long, value_name = "WIDTH")]
+    pub bucket: Option<String>,
+    /// Which leg ($leg): downstream (what clients saw), upstream (the resolver's own queries) or all
+    #[arg(long, value_parser = ["downstream", "upstream", "all"])]
+    pub leg: Option<String>,
+    /// Rows before the `other` row ($top)
+    #[arg(long, value_name = "N")]
+    pub top: Option<u32>,
+    /// A resolver's address and port (port 53 if not given; IPv6 as [ADDR]:PORT), repeatable;
+    /// without it, resolvers are found in the data
+    #[arg(long = "resolver", value_name = "ADDR[:PORT]", env = "DNSQ_RESOLVER", value_delimiter = ',',
+          value_parser = crate::query::legs::parse_endpoint)]
+    pub resolvers: Vec<(String, u16)>,
     /// Allow statements that write (COPY, INSERT, CREATE TABLE, CREATE EXTERNAL TABLE);
     /// never inside the dataset directory
     #[arg(long)]
@@ -135,11 +165,10 @@ pub struct SqlArgs {
     /// (e.g. 2G, 512M) [default: half of this machine's memory]
     #[arg(long, value_name = "SIZE", value_parser = crate::query::engine::parse_size)]
     pub memory_limit: Option<usize>,
-    /// Rows the table format shows; the rest are counted, and their number
-    /// goes to standard error
+    /// Rows the table format shows; the rest are counted
     #[arg(long, value_name = "N", default_value_t = crate::query::output::TABLE_ROWS)]
     pub max_rows: usize,
-    /// SQL statements; read from standard input when neither this nor -f is given
+    /// SQL statements; without it (and -f) read from standard input, or on a terminal open the shell
     pub query: Option<String>,
 }
 
@@ -264,18 +293,7 @@ fn write_stdout(bytes: &[u8]) -> anyhow::Result<bool> {
     }
 }
 
-/// `1234567` → `1,234,567`.
-pub fn thousands(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
+pub use crate::query::thousands;
 
 #[cfg(test)]
 mod tests {

@@ -1,16 +1,17 @@
 //! `dnsq sql` and `dnsq schema`.
 
-use std::io::{BufWriter, Read, Write};
+use std::io::{BufWriter, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
 
-use crate::cli::{runtime, thousands, write_stdout, SqlArgs};
+use crate::cli::{runtime, write_stdout, SqlArgs};
 use crate::ingest::{self, schema};
 use crate::query::engine::{format_size, EngineOptions};
 use crate::query::output::{write_stream, Format};
+use crate::query::params::{Binder, Given, Header};
 use crate::query::policy::{resolve, Guard};
 use crate::query::{saved, Session};
 
@@ -18,10 +19,32 @@ pub fn run(a: SqlArgs) -> anyhow::Result<ExitCode> {
     if a.list {
         let mut s = String::new();
         for (name, sql) in saved::SAVED {
-            s.push_str(&format!("{name:24} {}\n", saved::purpose(sql)));
+            let h = Header::parse(sql);
+            s.push_str(&format!("{name:24} {}\n", h.purpose));
         }
+        s.push_str("\n`dnsq sql --show NAME` prints one with its parameters; `dnsq sql -f NAME` runs it.\n");
         write_stdout(s.as_bytes())?;
         return Ok(ExitCode::SUCCESS);
+    }
+    if a.functions {
+        write_stdout(functions_text().as_bytes())?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(name) = &a.show {
+        let sql = saved::find(name).with_context(|| {
+            format!("{name}: no saved query of that name (see `dnsq sql --list`)")
+        })?;
+        write_stdout(show_text(name, sql).as_bytes())?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let given = given(&a)?;
+    let dir = ingest::dataset_dir(a.data.as_deref());
+    let options = EngineOptions {
+        memory_limit: a.memory_limit,
+        resolvers: a.resolvers.clone(),
+    };
+    if a.file.is_none() && a.query.is_none() && std::io::stdin().is_terminal() {
+        return crate::cli::shell::run(&dir, options, given, a.allow_write, a.max_rows);
     }
     let sql = match (&a.file, &a.query) {
         (Some(f), _) => match std::fs::read_to_string(f) {
@@ -44,11 +67,28 @@ pub fn run(a: SqlArgs) -> anyhow::Result<ExitCode> {
             s
         }
     };
-    if a.format == Format::Parquet && a.output.is_none() {
+    let format = match output_format(a.format, a.output.as_deref()) {
+        Ok(f) => f,
+        Err(refusal) => {
+            eprintln!("dnsq: {refusal}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    if format == Format::Parquet && a.output.is_none() {
         anyhow::bail!("--format parquet needs -o FILE");
     }
-    let dir = ingest::dataset_dir(a.data.as_deref());
+    let header = Header::parse(&sql);
     let statements = Session::statements(&sql)?;
+    let returning = statements.iter().filter(|s| returns_rows(s)).count();
+    if returning > 1 && format != Format::Table {
+        eprintln!(
+            "dnsq: {returning} statements return rows; one {} stream holds one result \
+             (two would mean two headers or invalid JSON). Run them one at a time, \
+             or use the table format",
+            format!("{format:?}").to_lowercase()
+        );
+        return Ok(ExitCode::from(2));
+    }
     let mut sink = match &a.output {
         Some(path) => match OutputFile::create(path, &dir, a.force)? {
             Ok(f) => Sink::File(BufWriter::new(f)),
@@ -59,28 +99,31 @@ pub fn run(a: SqlArgs) -> anyhow::Result<ExitCode> {
         },
         None => Sink::Stdout(BufWriter::with_capacity(1 << 16, std::io::stdout())),
     };
-    let options = EngineOptions {
-        memory_limit: a.memory_limit,
+    let width = if a.output.is_none() {
+        terminal_width()
+    } else {
+        None
     };
     let rt = runtime()?;
     let result = rt.block_on(async {
         let session = Session::open_with(&dir, &options).await?;
         let guard = Guard::new(&session.ctx, &dir, a.allow_write).await?;
+        let binder = Binder {
+            header: &header,
+            given: &given,
+        };
+        let mut notes = Vec::new();
         for st in statements {
-            let stream = session.execute(st, &guard).await?;
+            let stream = session.execute_with(st, &guard, &binder, &mut notes).await;
+            for n in notes.drain(..) {
+                eprintln!("dnsq: {n}");
+            }
+            let stream = stream?;
             if stream.schema().fields().is_empty() {
                 continue; // DDL such as CREATE VIEW
             }
-            let (written, s) = write_stream(stream, a.format, a.max_rows, sink).await?;
+            let (_, s) = write_stream(stream, format, a.max_rows, width, sink).await?;
             sink = s;
-            if written.hidden() > 0 {
-                eprintln!(
-                    "dnsq: … {} more rows not shown (the table shows the first {}); \
-                     use --format csv, --max-rows N or LIMIT",
-                    thousands(written.hidden()),
-                    thousands(written.shown)
-                );
-            }
         }
         Ok::<_, crate::error::Error>(sink)
     });
@@ -94,11 +137,132 @@ pub fn run(a: SqlArgs) -> anyhow::Result<ExitCode> {
         }
         // `| head`: the reader went away; what it wanted was written
         Err(_) if BROKEN_PIPE.load(Ordering::Relaxed) => Ok(ExitCode::SUCCESS),
+        Err(crate::error::Error::Usage(msg)) => {
+            eprintln!("dnsq: {msg}");
+            Ok(ExitCode::from(2))
+        }
         Err(e) => {
             let e = rt.block_on(crate::query::name_damage(&dir, e));
             Err(explain(e, &options))
         }
     }
+}
+
+/// The parameter values of the command line.
+pub fn given(a: &SqlArgs) -> anyhow::Result<Given> {
+    let mut g = Given::default();
+    for p in &a.params {
+        g.set_pair(p).map_err(anyhow::Error::msg)?;
+    }
+    let named = [
+        ("since", a.since.clone()),
+        ("until", a.until.clone()),
+        ("bucket", a.bucket.clone()),
+        ("leg", a.leg.clone()),
+        ("top", a.top.map(|n| n.to_string())),
+    ];
+    for (k, v) in named {
+        if let Some(v) = v {
+            g.set(k, v);
+        }
+    }
+    Ok(g)
+}
+
+/// The format `--format` names, or the one the -o file's extension says; a
+/// mismatch between the two, or an -o name with no known extension and no
+/// --format, is refused.
+pub fn output_format(flag: Option<Format>, output: Option<&Path>) -> Result<Format, String> {
+    let Some(path) = output else {
+        return Ok(flag.unwrap_or(Format::Table));
+    };
+    let ext = path
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase());
+    let by_ext = match ext.as_deref() {
+        Some("parquet") => Some(Format::Parquet),
+        Some("csv") => Some(Format::Csv),
+        Some("json") => Some(Format::Json),
+        Some("ndjson") | Some("jsonl") => Some(Format::Ndjson),
+        Some("txt") => Some(Format::Table),
+        _ => None,
+    };
+    match (flag, by_ext) {
+        (Some(f), Some(e)) if f != e => Err(format!(
+            "-o {}: the name says {} but --format says {}; make them agree",
+            path.display(),
+            format!("{e:?}").to_lowercase(),
+            format!("{f:?}").to_lowercase()
+        )),
+        (Some(f), _) => Ok(f),
+        (None, Some(e)) => Ok(e),
+        (None, None) => Err(format!(
+            "-o {}: cannot tell the format from the name; end it in .parquet, .csv, .json, \
+             .ndjson or .txt, or pass --format",
+            path.display()
+        )),
+    }
+}
+
+/// Whether a statement gives rows (a query, EXPLAIN, SHOW), as opposed to DDL or SET.
+pub fn returns_rows(s: &datafusion::sql::parser::Statement) -> bool {
+    use datafusion::sql::parser::Statement as D;
+    use datafusion::sql::sqlparser::ast::Statement as S;
+    match s {
+        D::Statement(st) => matches!(
+            **st,
+            S::Query(_) | S::Explain { .. } | S::ShowTables { .. } | S::ShowColumns { .. }
+        ),
+        D::Explain(_) => true,
+        _ => false,
+    }
+}
+
+/// Columns of the terminal standard output is, or $COLUMNS; `None` when neither says.
+pub fn terminal_width() -> Option<usize> {
+    if let Some((terminal_size::Width(w), _)) = terminal_size::terminal_size() {
+        return Some(usize::from(w));
+    }
+    std::env::var("COLUMNS").ok()?.trim().parse().ok()
+}
+
+/// `dnsq sql --functions`.
+pub fn functions_text() -> String {
+    let mut s = String::from(
+        "DNS functions of dnsq sql (besides DataFusion's own: \\df in the shell lists all)\n\n",
+    );
+    for (_, sig, what, example, result) in crate::query::functions::FUNCTIONS {
+        s.push_str(&format!(
+            "{sig}\n    {what}\n    {example}  →  {result}\n\n"
+        ));
+    }
+    s.push_str(
+        "leg (a column of transactions, not a function)\n    downstream or upstream: \
+         which side of a resolver the transaction is on (--resolver, or found in the data)\n",
+    );
+    s
+}
+
+/// `dnsq sql --show NAME`: the query's parameters, then its text.
+pub fn show_text(name: &str, sql: &str) -> String {
+    let h = Header::parse(sql);
+    let mut s = format!("{name}: {}\n", h.purpose);
+    if !h.leg.is_empty() {
+        s.push_str(&format!("leg: {}\n", h.leg));
+    }
+    s.push_str("\nparameters (--param NAME=VALUE, or the flag of the same name):\n");
+    for (n, default, doc) in crate::query::params::GLOBALS {
+        s.push_str(&format!("  ${n:14} default {default:10} {doc}\n"));
+    }
+    for p in &h.params {
+        s.push_str(&format!(
+            "  ${:14} default {:10} {} ({})\n",
+            p.name, p.default, p.doc, p.ty
+        ));
+    }
+    s.push_str(&format!("\n{}", sql.trim_end()));
+    s.push('\n');
+    s
 }
 
 /// A query that ran out of its memory pool: say which flag raises it.
@@ -256,17 +420,32 @@ pub fn print_schema() -> anyhow::Result<()> {
             s.push_str(&format!(
                 "  {:18} {:28} {}\n",
                 schema::DATE,
-                "string (partition)",
+                "date (partition)",
                 "UTC day of ts, the Hive partition directory date=YYYY-MM-DD"
+            ));
+            s.push_str(&format!(
+                "  {:18} {:28} {}\n",
+                "leg",
+                "string (computed)",
+                "downstream | upstream: which side of a resolver (see --resolver); computed by dnsq sql, not stored"
             ));
         }
         s.push('\n');
     }
+    s.push_str(
+        "The date partition in other engines: DuckDB (read_parquet(..., hive_partitioning = true)), \
+Polars (scan_parquet(..., hive_partitioning=True)) and Spark (spark.read.parquet) read it as a DATE, \
+as dnsq does. pyarrow/pandas read it as a string unless given the partitioning schema: \
+ds.dataset(DIR, partitioning=ds.partitioning(pa.schema([(\"date\", pa.date32())]), flavor=\"hive\")). \
+The Delta log (Python deltalake) declares it a string.\n\
+Nullable integers and booleans in pandas: to_pandas(types_mapper=pd.ArrowDtype) keeps them \
+(without it, an int column with a NULL becomes float64 and a boolean one object).\n",
+    );
     write_stdout(s.as_bytes())?;
     Ok(())
 }
 
-fn type_name(t: &arrow::datatypes::DataType) -> String {
+pub fn type_name(t: &arrow::datatypes::DataType) -> String {
     use arrow::datatypes::DataType as D;
     match t {
         D::Utf8 => "string".into(),

@@ -25,6 +25,8 @@ const FALLBACK_MEMORY_LIMIT: usize = 4 << 30;
 pub struct EngineOptions {
     /// Bytes the memory pool hands out; `None`: [`default_memory_limit`].
     pub memory_limit: Option<usize>,
+    /// Resolver endpoints named with `--resolver`; empty: found in the data.
+    pub resolvers: Vec<(String, u16)>,
 }
 
 impl EngineOptions {

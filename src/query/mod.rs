@@ -7,9 +7,13 @@
 //! small internal queries.
 
 pub mod engine;
+pub mod functions;
+pub mod legs;
 pub mod output;
+pub mod params;
 pub mod policy;
 pub mod saved;
+pub mod table;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -24,12 +28,19 @@ use datafusion::sql::parser::{DFParser, Statement};
 
 use crate::dataset::{self, CAPTURES_DIR, TRANSACTIONS_DIR};
 use crate::error::{Error, Result};
-use crate::ingest::schema::{CAPTURES, DATE, TRANSACTIONS};
+use crate::ingest::schema::{CAPTURES, DATE, TRANSACTIONS, TS};
+use arrow::array::{Array, AsArray};
 
 pub struct Session {
     pub ctx: SessionContext,
     pub dir: PathBuf,
+    /// The resolvers behind the `leg` column, found on first use.
+    pub legs: Arc<legs::Legs>,
 }
+
+/// The table as stored; `transactions` is a view of it with the computed
+/// columns (`leg`) and `date` as a DATE.
+pub const RAW: &str = "transactions_raw";
 
 /// The result of one statement.
 pub struct StatementResult {
@@ -54,10 +65,7 @@ async fn register_plain(ctx: &SessionContext, dir: &Path) -> Result<()> {
             true,
         )));
         let schema = Arc::new(arrow::datatypes::Schema::new(fields));
-        ctx.register_table(
-            "transactions",
-            Arc::new(MemTable::try_new(schema, vec![vec![]])?),
-        )?;
+        ctx.register_table(RAW, Arc::new(MemTable::try_new(schema, vec![vec![]])?))?;
         ctx.register_table(
             "captures",
             Arc::new(MemTable::try_new(CAPTURES.clone(), vec![vec![]])?),
@@ -69,7 +77,7 @@ async fn register_plain(ctx: &SessionContext, dir: &Path) -> Result<()> {
         Ok(format!("{}/", abs.display()))
     };
     ctx.register_parquet(
-        "transactions",
+        RAW,
         url(&dir.join(TRANSACTIONS_DIR))?,
         ParquetReadOptions::default()
             .table_partition_cols(vec![(DATE.to_string(), DataType::Utf8)]),
@@ -140,6 +148,11 @@ impl Session {
             ));
         }
         let ctx = engine::context(options)?;
+        functions::register(&ctx);
+        let legs = Arc::new(legs::Legs::named(options.resolvers.clone()));
+        ctx.register_udf(datafusion::logical_expr::ScalarUDF::new_from_impl(
+            legs::LegFn::new(legs.clone()),
+        ));
         match dataset::open_table(dir).await? {
             Some(table) => {
                 table
@@ -149,17 +162,113 @@ impl Session {
                     .table_provider()
                     .await
                     .map_err(|e| Error::io(&tx_dir, std::io::Error::other(e.to_string())))?;
-                ctx.register_table("transactions", provider)?;
+                ctx.register_table(RAW, provider)?;
                 let captures = dataset::committed_captures(dir, &table).await?;
                 let mem = MemTable::try_new(CAPTURES.clone(), vec![captures])?;
                 ctx.register_table("captures", Arc::new(mem))?;
             }
             None => register_plain(&ctx, dir).await?,
         }
+        create_view(&ctx).await?;
         Ok(Session {
             ctx,
             dir: dir.to_path_buf(),
+            legs,
         })
+    }
+
+    /// The first and last `ts` in `[since, until)` (microseconds), if any row is there.
+    pub async fn span(
+        &self,
+        since: Option<i64>,
+        until: Option<i64>,
+    ) -> Result<Option<params::Span>> {
+        use datafusion::functions_aggregate::expr_fn::{max, min};
+        use datafusion::prelude::{col, lit};
+        use futures::TryStreamExt;
+        let ts = |us: i64| {
+            lit(datafusion::scalar::ScalarValue::TimestampMicrosecond(
+                Some(us),
+                Some("UTC".into()),
+            ))
+        };
+        let mut df = self.ctx.table(RAW).await?;
+        if let Some(s) = since {
+            df = df.filter(col(TS).gt_eq(ts(s)))?;
+        }
+        if let Some(u) = until {
+            df = df.filter(col(TS).lt(ts(u)))?;
+        }
+        let df = df.aggregate(vec![], vec![min(col(TS)), max(col(TS))])?;
+        let batches: Vec<RecordBatch> = df.execute_stream().await?.try_collect().await?;
+        let Some(b) = batches.iter().find(|b| b.num_rows() > 0) else {
+            return Ok(None);
+        };
+        let get = |i: usize| -> Option<i64> {
+            let c = arrow::compute::cast(
+                b.column(i),
+                &DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, None),
+            )
+            .ok()?;
+            let c = c.as_primitive::<arrow::datatypes::TimestampMicrosecondType>();
+            c.is_valid(0).then(|| c.value(0))
+        };
+        Ok(match (get(0), get(1)) {
+            (Some(first), Some(last)) => Some(params::Span { first, last }),
+            _ => None,
+        })
+    }
+
+    /// Binds the placeholders `plan` uses; notes (such as the bucket `auto`
+    /// chose) go to `notes`.
+    async fn bind(
+        &self,
+        plan: LogicalPlan,
+        binder: &params::Binder<'_>,
+        notes: &mut Vec<String>,
+    ) -> Result<LogicalPlan> {
+        let used = params::placeholders(&plan)?;
+        if used.is_empty() {
+            return Ok(plan);
+        }
+        let needs =
+            |n: &str| used.contains_key(n) && params::needs_span(n, binder.given, binder.header);
+        let mut whole = None;
+        let relative = ["since", "until"].iter().any(|n| needs(n))
+            || used.keys().any(|n| {
+                binder
+                    .given
+                    .values
+                    .get(n)
+                    .is_some_and(|v| v.trim_start().starts_with('-'))
+            });
+        if relative || needs("bucket") {
+            whole = self.span(None, None).await?;
+        }
+        let mut values = std::collections::HashMap::new();
+        for name in ["since", "until"] {
+            let v = binder.value(name, None, whole, notes)?;
+            values.insert(name.to_string(), v);
+        }
+        let us = |v: &datafusion::scalar::ScalarValue| match v {
+            datafusion::scalar::ScalarValue::TimestampMicrosecond(Some(t), _) => Some(*t),
+            _ => None,
+        };
+        let bucket_span = if needs("bucket") {
+            let (s, u) = (us(&values["since"]), us(&values["until"]));
+            self.span(s, u).await?
+        } else {
+            whole
+        };
+        for (name, ty) in &used {
+            if name == "since" || name == "until" {
+                continue;
+            }
+            let span = if name == "bucket" { bucket_span } else { whole };
+            let v = binder.value(name, ty.as_ref(), span, notes)?;
+            values.insert(name.clone(), v);
+        }
+        Ok(plan.with_param_values(values)?)
     }
 
     /// The `;`-separated statements of `sql`, parsed (nothing runs yet).
@@ -175,10 +284,50 @@ impl Session {
         statement: Statement,
         guard: &policy::Guard,
     ) -> Result<SendableRecordBatchStream> {
+        let header = params::Header::default();
+        let given = params::Given::default();
+        let binder = params::Binder {
+            header: &header,
+            given: &given,
+        };
+        self.execute_with(statement, guard, &binder, &mut Vec::new())
+            .await
+    }
+
+    /// [`Session::execute`] with parameters: `$name` placeholders are bound
+    /// by `binder`; what it chose (an `auto` bucket, the resolvers found for
+    /// `leg`) is added to `notes`.
+    pub async fn execute_with(
+        &self,
+        statement: Statement,
+        guard: &policy::Guard,
+        binder: &params::Binder<'_>,
+        notes: &mut Vec<String>,
+    ) -> Result<SendableRecordBatchStream> {
         let plan = self.ctx.state().statement_to_plan(statement).await?;
         guard.check(&plan)?;
         guard.sql_options().verify_plan(&plan)?;
         let plan = views_are_temporary(plan);
+        let plan = self.bind(plan, binder, notes).await?;
+        if !matches!(plan, LogicalPlan::Ddl(_) | LogicalPlan::Statement(_)) {
+            if let Ok(optimized) = self.ctx.state().optimize(&plan) {
+                if legs::uses_leg(&optimized) {
+                    if let Some(r) = self.legs.ensure(&self.ctx, RAW).await? {
+                        notes.push(if r.endpoints.is_empty() {
+                            "legs: no resolver found (none answers with RA set and asks others \
+                             itself); every transaction is downstream. Name one with --resolver ADDR[:PORT]"
+                                .into()
+                        } else {
+                            format!(
+                                "legs: resolver {} found in the data (answers with RA set, asks others \
+                                 itself); --resolver names them instead",
+                                r.describe()
+                            )
+                        });
+                    }
+                }
+            }
+        }
         let df = self.ctx.execute_logical_plan(plan).await?;
         Ok(df.execute_stream().await?)
     }
@@ -199,6 +348,31 @@ impl Session {
     }
 }
 
+/// `transactions`: the stored columns, `date` as a DATE (as DuckDB, Spark and
+/// Polars read the Hive partition), and `leg`.
+async fn create_view(ctx: &SessionContext) -> Result<()> {
+    let raw = ctx.table(RAW).await?;
+    let mut cols: Vec<String> = Vec::new();
+    for f in raw.schema().fields() {
+        let q = format!("\"{}\"", f.name().replace('"', "\"\""));
+        if f.name() == DATE {
+            cols.push(format!("CAST({q} AS DATE) AS {q}"));
+        } else {
+            cols.push(q);
+        }
+    }
+    cols.push(format!(
+        "{}(client_ip, server_ip, server_port) AS leg",
+        legs::LEG_FN
+    ));
+    let sql = format!(
+        "CREATE VIEW transactions AS SELECT {} FROM {RAW}",
+        cols.join(", ")
+    );
+    ctx.sql(&sql).await?;
+    Ok(())
+}
+
 /// DataFusion's views live only in the session, which is what `CREATE
 /// TEMPORARY VIEW` (Spark, DuckDB) asks for; DataFusion refuses the keyword,
 /// so it is dropped here.
@@ -210,4 +384,17 @@ fn views_are_temporary(plan: LogicalPlan) -> LogicalPlan {
         }
         other => other,
     }
+}
+
+/// `1234567` → `1,234,567`.
+pub fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }

@@ -19,6 +19,7 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 
 use crate::error::Result;
+use crate::query::table;
 use crate::query::StatementResult;
 
 /// Rows the table format shows by default.
@@ -38,12 +39,11 @@ pub enum Format {
     Parquet,
 }
 
-/// CSV has no lists or structs: such columns become their display text
-/// (`[{name: a.example, type: A, ttl: 300, data: 192.0.2.1}]`), as in the table format.
+/// CSV has no lists or structs: such columns become their JSON text
+/// (`[{"name":"a.example","type":"A","ttl":300,"data":"192.0.2.1"}]`), which parses back.
 fn flatten_nested(b: &RecordBatch) -> Result<RecordBatch> {
     use arrow::array::{ArrayRef, StringBuilder};
     use arrow::datatypes::{DataType, Field, Schema};
-    use arrow::util::display::{ArrayFormatter, FormatOptions};
     if !b
         .schema()
         .fields()
@@ -52,18 +52,34 @@ fn flatten_nested(b: &RecordBatch) -> Result<RecordBatch> {
     {
         return Ok(b.clone());
     }
-    let options = FormatOptions::default().with_null("");
     let mut fields = Vec::new();
     let mut columns: Vec<ArrayRef> = Vec::new();
     for (f, col) in b.schema().fields().iter().zip(b.columns()) {
         if f.data_type().is_nested() {
-            let fmt = ArrayFormatter::try_new(col.as_ref(), &options)?;
-            let mut s = StringBuilder::with_capacity(col.len(), col.len() * 32);
-            for i in 0..col.len() {
-                if col.is_null(i) {
-                    s.append_null();
-                } else {
-                    s.append_value(fmt.value(i).to_string());
+            let one = RecordBatch::try_new(
+                std::sync::Arc::new(Schema::new(vec![Field::new(
+                    "v",
+                    f.data_type().clone(),
+                    true,
+                )])),
+                vec![col.clone()],
+            )?;
+            let mut buf = Vec::new();
+            {
+                let mut jw = arrow::json::WriterBuilder::new()
+                    .with_explicit_nulls(true)
+                    .build::<_, arrow::json::writer::LineDelimited>(&mut buf);
+                jw.write(&one)?;
+                jw.finish()?;
+            }
+            let mut s = StringBuilder::with_capacity(col.len(), buf.len());
+            for line in buf.split(|c| *c == b'\n').filter(|l| !l.is_empty()) {
+                let v: serde_json::Value = serde_json::from_slice(line).map_err(|e| {
+                    arrow::error::ArrowError::JsonError(format!("re-reading a nested cell: {e}"))
+                })?;
+                match &v["v"] {
+                    serde_json::Value::Null => s.append_null(),
+                    x => s.append_value(x.to_string()),
                 }
             }
             fields.push(Field::new(f.name(), DataType::Utf8, true));
@@ -103,8 +119,8 @@ enum Encoder<W: Write + Send> {
         printed: bool,
     },
     Csv(Box<arrow::csv::Writer<W>>),
-    Json(arrow::json::ArrayWriter<W>),
-    Ndjson(arrow::json::LineDelimitedWriter<W>),
+    Json(arrow::json::Writer<W, arrow::json::writer::JsonArray>),
+    Ndjson(arrow::json::Writer<W, arrow::json::writer::LineDelimited>),
     Parquet(Box<ArrowWriter<W>>),
 }
 
@@ -114,6 +130,10 @@ pub struct BatchWriter<W: Write + Send> {
     schema: SchemaRef,
     rows: u64,
     shown: u64,
+    /// Columns the table format fits into (`None`: no limit).
+    width: Option<usize>,
+    /// Columns whose cells the table cut to fit.
+    cut: Vec<String>,
 }
 
 impl<W: Write + Send> BatchWriter<W> {
@@ -130,8 +150,17 @@ impl<W: Write + Send> BatchWriter<W> {
             Format::Csv => Encoder::Csv(Box::new(
                 arrow::csv::WriterBuilder::new().with_header(true).build(w),
             )),
-            Format::Json => Encoder::Json(arrow::json::ArrayWriter::new(w)),
-            Format::Ndjson => Encoder::Ndjson(arrow::json::LineDelimitedWriter::new(w)),
+            // null values keep their keys: every row has every column
+            Format::Json => Encoder::Json(
+                arrow::json::WriterBuilder::new()
+                    .with_explicit_nulls(true)
+                    .build(w),
+            ),
+            Format::Ndjson => Encoder::Ndjson(
+                arrow::json::WriterBuilder::new()
+                    .with_explicit_nulls(true)
+                    .build(w),
+            ),
             Format::Parquet => {
                 let props = WriterProperties::builder()
                     .set_compression(Compression::ZSTD(ZstdLevel::default()))
@@ -149,7 +178,15 @@ impl<W: Write + Send> BatchWriter<W> {
             schema,
             rows: 0,
             shown: 0,
+            width: None,
+            cut: Vec::new(),
         })
+    }
+
+    /// Fits the table format into `width` columns.
+    pub fn with_width(mut self, width: Option<usize>) -> Self {
+        self.width = width;
+        self
     }
 
     /// Writes (or, past the table preview, counts) one batch.
@@ -171,7 +208,8 @@ impl<W: Write + Send> BatchWriter<W> {
                 }
                 if !*printed && self.shown == *max_rows as u64 && self.rows > 0 {
                     // the preview is full: show it now, count the rest
-                    render_table(w, &self.schema, preview)?;
+                    let cut = table::render(w, &self.schema, preview, self.width)?;
+                    self.cut = cut;
                     w.flush().map_err(arrow::error::ArrowError::from)?;
                     preview.clear();
                     *printed = true;
@@ -207,8 +245,9 @@ impl<W: Write + Send> BatchWriter<W> {
                 ..
             } => {
                 if !printed {
-                    render_table(&mut w, &self.schema, &preview)?;
+                    self.cut = table::render(&mut w, &self.schema, &preview, self.width)?;
                 }
+                table::footer(&mut w, written, &self.cut)?;
                 w
             }
             Encoder::Csv(cw) => (*cw).into_inner(),
@@ -230,25 +269,15 @@ impl<W: Write + Send> BatchWriter<W> {
     }
 }
 
-/// `batches` (possibly none) as one table with `schema`'s header.
-fn render_table<W: Write>(w: &mut W, schema: &SchemaRef, batches: &[RecordBatch]) -> Result<()> {
-    let table = if batches.is_empty() {
-        arrow::util::pretty::pretty_format_batches(&[RecordBatch::new_empty(schema.clone())])?
-    } else {
-        arrow::util::pretty::pretty_format_batches(batches)?
-    };
-    writeln!(w, "{table}").map_err(arrow::error::ArrowError::from)?;
-    Ok(())
-}
-
 /// Writes a statement's stream to `w` as its batches arrive.
 pub async fn write_stream<W: Write + Send>(
     mut stream: SendableRecordBatchStream,
     format: Format,
     max_rows: usize,
+    width: Option<usize>,
     w: W,
 ) -> Result<(Written, W)> {
-    let mut out = BatchWriter::new(format, stream.schema(), max_rows, w)?;
+    let mut out = BatchWriter::new(format, stream.schema(), max_rows, w)?.with_width(width);
     while let Some(batch) = stream.next().await {
         out.write(&batch?)?;
     }

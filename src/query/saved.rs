@@ -29,6 +29,8 @@ pub const SAVED: &[(&str, &str)] = &[
         include_str!("../../queries/qtypes_over_time.sql"),
     ),
     ("unanswered", include_str!("../../queries/unanswered.sql")),
+    ("top_clients", include_str!("../../queries/top_clients.sql")),
+    ("top_servers", include_str!("../../queries/top_servers.sql")),
 ];
 
 /// A saved query by name (`top_domains`, `top_domains.sql` or `queries/top_domains.sql`).
@@ -36,12 +38,4 @@ pub fn find(name: &str) -> Option<&'static str> {
     let base = name.rsplit('/').next().unwrap_or(name);
     let base = base.strip_suffix(".sql").unwrap_or(base);
     SAVED.iter().find(|(n, _)| *n == base).map(|(_, sql)| *sql)
-}
-
-/// The `-- purpose:` line of a saved query.
-pub fn purpose(sql: &str) -> &str {
-    sql.lines()
-        .find_map(|l| l.strip_prefix("-- purpose:"))
-        .map(str::trim)
-        .unwrap_or("")
 }

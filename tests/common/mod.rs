@@ -160,7 +160,9 @@ pub fn saved(dir: &Path, name: &str) -> Vec<Vec<String>> {
         .arg("--format")
         .arg("csv")
         .arg("-f")
-        .arg(name));
+        .arg(name)
+        // both legs, minutes: what the tshark oracles count
+        .args(["--leg", "all", "--bucket", "1m"]));
     assert!(
         out.status.success(),
         "saved query {name}: {}",

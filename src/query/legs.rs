@@ -1,0 +1,327 @@
+//! A resolver's two legs: what its clients asked it (downstream) and what it
+//! asked authorities itself (upstream).
+//!
+//! A capture taken on a resolver holds both legs, and a query that mixes them
+//! counts a cache miss twice, shows SERVFAILs an authority gave the resolver
+//! as SERVFAILs clients saw, and counts the resolver as its own client. The
+//! `transactions` view carries a `leg` column computed at query time:
+//!
+//! - `downstream`: the query went to a resolver endpoint (address *and*
+//!   port), or did not come from a resolver at all (a capture taken at a
+//!   client sees only this leg);
+//! - `upstream`: the query came from a resolver's address and went to
+//!   another endpoint (another address, or another port of the same one: a
+//!   resolver and an authority on one host are told apart by port).
+//!
+//! The resolver endpoints are named (`--resolver ADDR[:PORT]`, repeatable,
+//! or `DNSQ_RESOLVER`, comma-separated; port 53 unless given) or found in the
+//! data: an endpoint that set RA (recursion available) in most of its
+//! responses and whose address also sent queries to another endpoint.
+//! Finding them reads the dataset once, so it happens only when a statement
+//! uses `leg`, and once per session.
+
+use std::collections::HashSet;
+use std::net::IpAddr;
+use std::sync::{Arc, OnceLock};
+
+use arrow::array::{Array, ArrayRef, AsArray, StringBuilder};
+use arrow::datatypes::DataType;
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::logical_expr::{
+    ColumnarValue, Expr, LogicalPlan, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
+};
+use datafusion::prelude::SessionContext;
+
+use crate::error::Result;
+
+/// The name of the function behind the `leg` column.
+pub const LEG_FN: &str = "dnsq_leg";
+
+/// Resolver endpoints: `(address in presentation form, port)`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Resolvers {
+    pub endpoints: Vec<(String, u16)>,
+    /// Found in the data rather than named.
+    pub found: bool,
+}
+
+impl Resolvers {
+    fn ips(&self) -> HashSet<&str> {
+        self.endpoints.iter().map(|(ip, _)| ip.as_str()).collect()
+    }
+
+    /// `127.0.0.10:53, [::1]:53`
+    pub fn describe(&self) -> String {
+        if self.endpoints.is_empty() {
+            return "none".into();
+        }
+        self.endpoints
+            .iter()
+            .map(|(ip, port)| endpoint(ip, *port))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+fn endpoint(ip: &str, port: u16) -> String {
+    if ip.contains(':') {
+        format!("[{ip}]:{port}")
+    } else {
+        format!("{ip}:{port}")
+    }
+}
+
+/// `192.0.2.1`, `192.0.2.1:5353`, `2001:db8::1`, `[2001:db8::1]:5353`.
+pub fn parse_endpoint(s: &str) -> std::result::Result<(String, u16), String> {
+    let t = s.trim();
+    let bad = || format!("--resolver {s}: expected ADDR or ADDR:PORT (IPv6 as [ADDR]:PORT)");
+    if let Ok(ip) = t.parse::<IpAddr>() {
+        return Ok((ip.to_string(), 53));
+    }
+    let (addr, port) = match t.strip_prefix('[') {
+        Some(rest) => {
+            let (a, p) = rest.split_once("]:").ok_or_else(bad)?;
+            (a, p)
+        }
+        None => t.rsplit_once(':').ok_or_else(bad)?,
+    };
+    let ip: IpAddr = addr.parse().map_err(|_| bad())?;
+    let port: u16 = port.parse().map_err(|_| bad())?;
+    Ok((ip.to_string(), port))
+}
+
+/// Which leg each transaction is on; shared by the `leg` column's function
+/// and the session, which fills it in before the first statement that needs it.
+#[derive(Debug, Default)]
+pub struct Legs {
+    resolvers: OnceLock<Resolvers>,
+}
+
+impl Legs {
+    /// Legs with the resolvers already known (`--resolver`).
+    pub fn named(endpoints: Vec<(String, u16)>) -> Legs {
+        let legs = Legs::default();
+        if !endpoints.is_empty() {
+            let _ = legs.resolvers.set(Resolvers {
+                endpoints,
+                found: false,
+            });
+        }
+        legs
+    }
+
+    pub fn get(&self) -> Option<&Resolvers> {
+        self.resolvers.get()
+    }
+
+    /// Finds the resolvers in `table` (the stored transactions) unless they
+    /// are known already; `Some` when this call found them.
+    pub async fn ensure(&self, ctx: &SessionContext, table: &str) -> Result<Option<&Resolvers>> {
+        if self.resolvers.get().is_some() {
+            return Ok(None);
+        }
+        let found = find(ctx, table).await?;
+        let _ = self.resolvers.set(found);
+        Ok(self.resolvers.get())
+    }
+}
+
+/// Endpoints that set RA in most responses, whose address also asked another endpoint.
+async fn find(ctx: &SessionContext, table: &str) -> Result<Resolvers> {
+    use futures::TryStreamExt;
+    let candidates_sql = format!(
+        "SELECT server_ip, server_port FROM {table} \
+         GROUP BY 1, 2 HAVING 2 * count(*) FILTER (WHERE ra) > count(ra)"
+    );
+    let batches: Vec<_> = ctx
+        .sql(&candidates_sql)
+        .await?
+        .execute_stream()
+        .await?
+        .try_collect()
+        .await?;
+    let mut candidates: Vec<(String, u16)> = Vec::new();
+    for b in &batches {
+        let ips = arrow::compute::cast(b.column(0), &DataType::Utf8)?;
+        let ports = arrow::compute::cast(b.column(1), &DataType::Int64)?;
+        let ips = ips.as_string::<i32>();
+        let ports = ports.as_primitive::<arrow::datatypes::Int64Type>();
+        for i in 0..b.num_rows() {
+            if ips.is_valid(i) && ports.is_valid(i) {
+                let port = u16::try_from(ports.value(i)).unwrap_or(0);
+                candidates.push((ips.value(i).to_string(), port));
+            }
+        }
+    }
+    if candidates.is_empty() {
+        return Ok(Resolvers {
+            endpoints: vec![],
+            found: true,
+        });
+    }
+    // where the candidates' addresses sent queries (few distinct rows)
+    let ips: Vec<Expr> = candidates
+        .iter()
+        .map(|(ip, _)| datafusion::prelude::lit(ip.clone()))
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    let df = ctx
+        .table(table)
+        .await?
+        .filter(datafusion::prelude::col("client_ip").in_list(ips, false))?
+        .select_columns(&["client_ip", "server_ip", "server_port"])?
+        .distinct()?;
+    let batches: Vec<_> = df.execute_stream().await?.try_collect().await?;
+    let mut asked: HashSet<(String, String, i64)> = HashSet::new();
+    for b in &batches {
+        let c = arrow::compute::cast(b.column(0), &DataType::Utf8)?;
+        let s = arrow::compute::cast(b.column(1), &DataType::Utf8)?;
+        let p = arrow::compute::cast(b.column(2), &DataType::Int64)?;
+        let (c, s) = (c.as_string::<i32>(), s.as_string::<i32>());
+        let p = p.as_primitive::<arrow::datatypes::Int64Type>();
+        for i in 0..b.num_rows() {
+            asked.insert((c.value(i).to_string(), s.value(i).to_string(), p.value(i)));
+        }
+    }
+    let mut endpoints: Vec<(String, u16)> = candidates
+        .into_iter()
+        .filter(|(ip, port)| {
+            asked
+                .iter()
+                .any(|(c, s, p)| c == ip && (s != ip || *p != i64::from(*port)))
+        })
+        .collect();
+    endpoints.sort();
+    Ok(Resolvers {
+        endpoints,
+        found: true,
+    })
+}
+
+/// Whether `plan` (optimized: unused columns pruned) computes the `leg` column.
+pub fn uses_leg(plan: &LogicalPlan) -> bool {
+    let mut found = false;
+    let _ = plan.apply_with_subqueries(|node| {
+        node.apply_expressions(|e| {
+            e.apply(|e| {
+                if let Expr::ScalarFunction(f) = e {
+                    if f.name() == LEG_FN {
+                        found = true;
+                        return Ok(TreeNodeRecursion::Stop);
+                    }
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })
+        })?;
+        Ok(if found {
+            TreeNodeRecursion::Stop
+        } else {
+            TreeNodeRecursion::Continue
+        })
+    });
+    found
+}
+
+/// `dnsq_leg(client_ip, server_ip, server_port)`: the `leg` column.
+#[derive(Debug)]
+pub struct LegFn {
+    legs: Arc<Legs>,
+    signature: Signature,
+}
+
+impl LegFn {
+    pub fn new(legs: Arc<Legs>) -> LegFn {
+        LegFn {
+            legs,
+            signature: Signature::any(3, Volatility::Immutable),
+        }
+    }
+}
+
+impl PartialEq for LegFn {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.legs, &other.legs)
+    }
+}
+
+impl Eq for LegFn {}
+
+impl std::hash::Hash for LegFn {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        LEG_FN.hash(state);
+    }
+}
+
+impl ScalarUDFImpl for LegFn {
+    fn name(&self) -> &str {
+        LEG_FN
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> datafusion::error::Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(
+        &self,
+        args: ScalarFunctionArgs,
+    ) -> datafusion::error::Result<ColumnarValue> {
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let Some(resolvers) = self.legs.get() else {
+            return Err(datafusion::error::DataFusionError::Internal(
+                "the leg column was read before its resolvers were found".into(),
+            ));
+        };
+        let ends: HashSet<(&str, i64)> = resolvers
+            .endpoints
+            .iter()
+            .map(|(ip, p)| (ip.as_str(), i64::from(*p)))
+            .collect();
+        let ips = resolvers.ips();
+        let c = arrow::compute::cast(&arrays[0], &DataType::Utf8)?;
+        let s = arrow::compute::cast(&arrays[1], &DataType::Utf8)?;
+        let p = arrow::compute::cast(&arrays[2], &DataType::Int64)?;
+        let (c, s) = (c.as_string::<i32>(), s.as_string::<i32>());
+        let p = p.as_primitive::<arrow::datatypes::Int64Type>();
+        let mut out = StringBuilder::with_capacity(c.len(), c.len() * 10);
+        for i in 0..c.len() {
+            let leg = if ends.contains(&(s.value(i), p.value(i))) {
+                "downstream"
+            } else if ips.contains(c.value(i)) {
+                "upstream"
+            } else {
+                "downstream"
+            };
+            out.append_value(leg);
+        }
+        Ok(ColumnarValue::Array(Arc::new(out.finish()) as ArrayRef))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints() {
+        assert_eq!(parse_endpoint("192.0.2.1"), Ok(("192.0.2.1".into(), 53)));
+        assert_eq!(
+            parse_endpoint("192.0.2.1:5353"),
+            Ok(("192.0.2.1".into(), 5353))
+        );
+        assert_eq!(
+            parse_endpoint("2001:DB8:0::1"),
+            Ok(("2001:db8::1".into(), 53))
+        );
+        assert_eq!(
+            parse_endpoint("[2001:db8::1]:5300"),
+            Ok(("2001:db8::1".into(), 5300))
+        );
+        assert!(parse_endpoint("resolver.example").is_err());
+        assert!(parse_endpoint("192.0.2.1:99999").is_err());
+    }
+}
