@@ -452,7 +452,7 @@ fn dns_functions_agree_with_the_stored_columns_and_tshark() {
         &dir,
         &["select count(*) filter (where reg_domain(qname) is distinct from reg_domain), \
                   count(*) filter (where tld(upper(qname) || '.') is distinct from tld), \
-                  count(*) filter (where labels(qname, 2) is distinct from reg_domain and reg_domain is not null), \
+                  count(*) filter (where (labels(qname, 2) is distinct from reg_domain) and reg_domain is not null), \
                   count(*) filter (where ip_in(client_ip, '127.0.0.0/8')), \
                   count(*) filter (where ip_in(client_ip, '::1')), \
                   count(*) filter (where ip_prefix(client_ip, 24) = '127.0.0.0/24') \
@@ -579,14 +579,11 @@ fn csv_and_json_carry_nested_values_and_nulls_that_parse_back() {
             assert!(first.get(k).is_some(), "{k} in {first}");
         }
     }
-    let out = sql_out(
-        &dir,
-        &[
-            "--format",
-            "json",
-            "select rcode, response_ts from transactions where status = 'unanswered' limit 2",
-        ],
-    );
+    let out = run(dnsq().args(["sql", "-d"]).arg(&dir).args([
+        "--format",
+        "json",
+        "select rcode, response_ts from transactions where status = 'unanswered' limit 2",
+    ]));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let row = &v.as_array().unwrap()[0];
     assert!(row.get("rcode").unwrap().is_null(), "null keys kept: {row}");
@@ -664,9 +661,14 @@ fn date_is_a_date() {
     let (_t, dir) = sample_dataset();
     let rows = csv(
         &dir,
-        &["select arrow_typeof(date), min(date) = cast(min(ts) as date) from transactions"],
+        &["select arrow_typeof(date) from transactions limit 1"],
     );
-    assert_eq!(rows[1], ["Date32", "true"]);
+    assert_eq!(rows[1], ["Date32"]);
+    let rows = csv(
+        &dir,
+        &["select min(date) = cast(min(ts) as date) from transactions"],
+    );
+    assert_eq!(rows[1], ["true"]);
     let days: BTreeSet<String> = csv(&dir, &["select distinct date from transactions"])[1..]
         .iter()
         .map(|r| r[0].clone())

@@ -52,12 +52,21 @@ fn info_statements_stdin_and_formats() {
         "{info}"
     );
 
-    // two statements, two results
+    // two statements, two results: as two tables; never two headers in one CSV stream
     let o = stdout(&run(dnsq()
-        .args(["sql", "--format", "csv", "-d"])
+        .args(["sql", "-d"])
         .arg(d)
         .arg("select 1 as a; select 2 as b")));
-    assert_eq!(o, "a\n1\nb\n2\n");
+    assert_eq!(
+        o,
+        "+---+\n| a |\n+---+\n| 1 |\n+---+\n1 row\n+---+\n| b |\n+---+\n| 2 |\n+---+\n1 row\n"
+    );
+    let o = run(dnsq()
+        .args(["sql", "--format", "csv", "-d"])
+        .arg(d)
+        .arg("select 1 as a; select 2 as b"));
+    assert_eq!(o.status.code(), Some(2));
+    assert!(o.stdout.is_empty());
 
     // SQL from standard input
     let mut child = dnsq()

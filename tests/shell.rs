@@ -44,14 +44,15 @@ fn a_session_in_the_shell() {
     p.send_line("\\d transactions").unwrap();
     p.exp_string("downstream or upstream").unwrap();
     p.send_line("\\d").unwrap();
-    p.exp_string("captures").unwrap();
+    p.exp_string("one row per ingested capture file").unwrap();
     p.send_line("\\f").unwrap();
     p.exp_string("reverse_ip(name)").unwrap();
+    p.exp_string("which side of a resolver").unwrap();
 
     // completion: `qna` + Tab becomes `qname`, `reg_dom` + Tab `reg_domain`
     p.send("select reg_dom").unwrap();
     p.send("\t").unwrap();
-    p.send("ain(qna").unwrap();
+    p.send("(qna").unwrap();
     p.send("\t").unwrap();
     p.send_line(") as d from transactions where qname = 'www.example.test' limit 1;")
         .unwrap();
@@ -59,10 +60,13 @@ fn a_session_in_the_shell() {
     p.exp_string("1 row").unwrap();
 
     // parameters, \timing and \format
+    // (rustyline reads a line at a time: wait for each answer before typing on)
     p.send_line("\\set q www.example.test").unwrap();
+    p.exp_string("$q = www.example.test").unwrap();
     p.send_line("\\timing").unwrap();
     p.exp_string("timing on").unwrap();
     p.send_line("\\format csv").unwrap();
+    p.exp_string("format csv").unwrap();
     p.send_line("select count(*) > 0 as asked from transactions where qname = $q;")
         .unwrap();
     p.exp_string("asked").unwrap();
@@ -73,6 +77,7 @@ fn a_session_in_the_shell() {
     p.send_line("select nosuchcolumn from transactions;")
         .unwrap();
     p.exp_string("error:").unwrap();
+    p.exp_string("time: ").unwrap();
     p.send_line("\\q").unwrap();
     p.exp_eof().unwrap();
 
@@ -81,11 +86,14 @@ fn a_session_in_the_shell() {
     assert!(h.contains("select count(*) > 0 as asked"), "{h}");
     let mut p = shell(&dir, &history);
     p.send_line("\\format csv").unwrap();
+    p.exp_string("format csv").unwrap();
+    // the fresh, empty prompt: keys typed before it would be lost
+    p.exp_string("dnsq> \r\x1b[6C").unwrap();
     p.send("\x1b[A").unwrap(); // Up: \format csv
     p.send("\x1b[A").unwrap(); // Up again: \q from the first session
-    p.send("\x1b[A").unwrap(); // the failed select
-    p.send("\x1b[A").unwrap(); // the $q select
-    p.send("\r").unwrap();
+    p.send_control('p').unwrap(); // the failed select
+    p.send_control('p').unwrap(); // the $q select
+    p.send_line("").unwrap(); // Enter runs it again
     p.exp_string("--param q=").unwrap();
     p.send_control('d').unwrap();
     p.exp_eof().unwrap();

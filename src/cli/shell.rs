@@ -342,19 +342,24 @@ impl Shell {
                 if v.is_empty() {
                     println!("\\set {arg} VALUE");
                 } else {
-                    self.given.set(arg.trim_start_matches('$'), v);
+                    let name = arg.trim_start_matches('$');
+                    self.given.set(name, v);
+                    println!("${name} = {v}");
                 }
             }
             "\\unset" => {
                 self.given.values.remove(arg.trim_start_matches('$'));
             }
-            "\\format" => match arg {
-                "table" => self.format = Format::Table,
-                "csv" => self.format = Format::Csv,
-                "json" => self.format = Format::Json,
-                "ndjson" => self.format = Format::Ndjson,
-                _ => println!("\\format table|csv|json|ndjson (now {:?})", self.format),
-            },
+            "\\format" => {
+                match arg {
+                    "table" => self.format = Format::Table,
+                    "csv" => self.format = Format::Csv,
+                    "json" => self.format = Format::Json,
+                    "ndjson" => self.format = Format::Ndjson,
+                    _ => print!("\\format table|csv|json|ndjson; "),
+                }
+                println!("format {}", format!("{:?}", self.format).to_lowercase());
+            }
             "\\rows" => match arg.parse() {
                 Ok(n) => self.max_rows = n,
                 Err(_) => println!("\\rows N: rows the table shows (now {})", self.max_rows),

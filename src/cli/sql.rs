@@ -78,6 +78,11 @@ pub fn run(a: SqlArgs) -> anyhow::Result<ExitCode> {
         anyhow::bail!("--format parquet needs -o FILE");
     }
     let header = Header::parse(&sql);
+    for k in given.values.keys() {
+        if !sql.contains(&format!("${k}")) {
+            eprintln!("dnsq: the query has no ${k}; the value given for it is not used");
+        }
+    }
     let statements = Session::statements(&sql)?;
     let returning = statements.iter().filter(|s| returns_rows(s)).count();
     if returning > 1 && format != Format::Table {

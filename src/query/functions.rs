@@ -437,7 +437,10 @@ impl TableFunctionImpl for TopFn {
                 100.0 * sum(n) / max(total) AS share_pct
             FROM ranked
             GROUP BY 1
-            ORDER BY min(rank) > {n}, count DESC, value"
+            ORDER BY min(rank) > {n}, count DESC, value
+            LIMIT {limit}",
+            // at most n + 1 rows; the LIMIT keeps the order through `SELECT * FROM top(..)`
+            limit = n + 1
         );
         let state = self.ctx.state();
         let dialect = state.config().options().sql_parser.dialect;
