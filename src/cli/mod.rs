@@ -2,6 +2,7 @@
 
 mod info;
 mod ingest;
+mod report;
 mod shell;
 mod sql;
 
@@ -47,6 +48,14 @@ counts the rest.\n\n\
 Example: dnsq sql -f top_domains"
     )]
     Sql(SqlArgs),
+    /// Write the dashboard's panels as one self-contained HTML file.
+    #[command(
+        long_about = "Write the dashboard's panels (response times per leg, rcodes, slow responses, \
+domains, clients, query types, unanswered queries, top tables) for a time range as one HTML file: \
+scripts (Apache ECharts, embedded in dnsq), styles and data inline, nothing fetched from the \
+network.\n\nExample: dnsq report -d dnsq-data -o report.html --since 2026-11-28T09:50:00Z"
+    )]
+    Report(ReportArgs),
     /// Print every column of the `transactions` and `captures` tables with its type and meaning.
     Schema,
     /// Summarise a dataset: captures, transactions, time range.
@@ -106,6 +115,35 @@ pub struct IngestArgs {
     /// Capture files, directories of captures, or `-` for standard input
     #[arg(required = true)]
     pub captures: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Dataset directory [default: $DNSQ_DATA or ./dnsq-data]
+    #[arg(short = 'd', long = "data")]
+    pub data: Option<PathBuf>,
+    /// The HTML file to write
+    #[arg(short = 'o', long = "output")]
+    pub output: PathBuf,
+    /// Start of the time range: RFC 3339, a date, or back from the data's end (-1h)
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
+    pub since: Option<String>,
+    /// End of the time range, exclusive
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
+    pub until: Option<String>,
+    /// Width of a time bucket (10s, 1m, 1h) [default: auto, about 100 buckets]
+    #[arg(long, value_name = "WIDTH")]
+    pub bucket: Option<String>,
+    /// A resolver's address and port, as for `dnsq sql --resolver`
+    #[arg(long = "resolver", value_name = "ADDR[:PORT]", env = "DNSQ_RESOLVER", value_delimiter = ',',
+          value_parser = crate::query::legs::parse_endpoint)]
+    pub resolvers: Vec<(String, u16)>,
+    /// Memory for sorts and aggregations before they spill to disk (e.g. 2G)
+    #[arg(long, value_name = "SIZE", value_parser = crate::query::engine::parse_size)]
+    pub memory_limit: Option<usize>,
+    /// Overwrite the -o file if it exists
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]
@@ -249,6 +287,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Ingest(a) => ingest::run(a),
         Command::Sql(a) => sql::run(a),
+        Command::Report(a) => report::run(a),
         Command::Schema => {
             sql::print_schema()?;
             Ok(ExitCode::SUCCESS)

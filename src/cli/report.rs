@@ -1,0 +1,275 @@
+//! `dnsq report`: the dashboard's panels as one self-contained HTML file.
+//!
+//! Each panel is a saved query run with bound parameters (the time range,
+//! the leg, the bucket); its rows go into the page as JSON beside the
+//! query's text, and Apache ECharts (vendored in `assets/echarts`, embedded
+//! in the binary) draws them. Nothing is fetched when the file is opened:
+//! scripts, styles and data are inline.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use futures::TryStreamExt;
+
+use crate::cli::{runtime, ReportArgs};
+use crate::ingest;
+use crate::query::engine::EngineOptions;
+use crate::query::params::{Binder, Given, Header};
+use crate::query::policy::Guard;
+use crate::query::{saved, Session};
+
+const ECHARTS: &str = include_str!("../../assets/echarts/echarts.min.js");
+const TEMPLATE: &str = include_str!("report.html");
+
+/// One panel: `(id, title, saved query, parameters, how it is drawn)`.
+type Panel = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static [(&'static str, &'static str)],
+    &'static str,
+);
+
+const PANELS: &[Panel] = &[
+    (
+        "latency_down",
+        "Response time, downstream: what clients waited (ms, log scale)",
+        "latency_percentiles",
+        &[("leg", "downstream")],
+        "latency",
+    ),
+    (
+        "latency_up",
+        "Response time, upstream: what the resolver waited for authorities (ms, log scale)",
+        "latency_percentiles",
+        &[("leg", "upstream")],
+        "latency",
+    ),
+    (
+        "rcodes",
+        "Responses by rcode, downstream",
+        "rcodes_over_time",
+        &[],
+        "stacked",
+    ),
+    (
+        "slow",
+        "Slow responses (over 5 s), downstream: client inside, registered domain outside",
+        "slow_by_client_domain",
+        &[],
+        "sunburst",
+    ),
+    (
+        "domains",
+        "TLD, then registered domain, downstream (top 50 and other)",
+        "top_domains",
+        &[("top", "50")],
+        "treemap",
+    ),
+    (
+        "domain",
+        "The busiest registered domain's queries and outcomes, downstream",
+        "domain_timeline",
+        &[],
+        "timeline",
+    ),
+    (
+        "clients",
+        "Distinct client addresses, downstream",
+        "distinct_clients",
+        &[],
+        "clients",
+    ),
+    (
+        "qtypes",
+        "Query types, downstream",
+        "qtypes_over_time",
+        &[],
+        "stacked",
+    ),
+    (
+        "unanswered",
+        "Unanswered queries per server, both legs",
+        "unanswered",
+        &[],
+        "unanswered",
+    ),
+    (
+        "top_clients",
+        "Top clients, downstream",
+        "top_clients",
+        &[],
+        "table",
+    ),
+    (
+        "top_servers",
+        "Top servers, both legs",
+        "top_servers",
+        &[],
+        "table",
+    ),
+    (
+        "top_domains",
+        "Top registered domains, downstream",
+        "top_domains",
+        &[],
+        "table",
+    ),
+];
+
+/// The header's figures.
+const SUMMARY: &str = "\
+SELECT
+    min(ts) AS first,
+    max(ts) AS last,
+    count(*) AS transactions,
+    100.0 * count(*) FILTER (WHERE status = 'answered') / count(*) AS answered_pct,
+    (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY response_time_ms) FROM transactions
+        WHERE status = 'answered' AND leg = 'downstream' AND ts >= $since AND ts < $until) AS p50_ms,
+    (SELECT percentile_cont(0.99) WITHIN GROUP (ORDER BY response_time_ms) FROM transactions
+        WHERE status = 'answered' AND leg = 'downstream' AND ts >= $since AND ts < $until) AS p99_ms,
+    (SELECT sum(packets) FROM captures) AS packets,
+    (SELECT sum(malformed) FROM captures) AS malformed
+FROM transactions
+WHERE ts >= $since AND ts < $until";
+
+/// A statement's rows as JSON objects (nulls kept).
+async fn rows(
+    session: &Session,
+    guard: &Guard,
+    sql: &str,
+    given: &Given,
+    notes: &mut Vec<String>,
+) -> anyhow::Result<(Vec<String>, serde_json::Value)> {
+    let header = Header::parse(sql);
+    let binder = Binder {
+        header: &header,
+        given,
+    };
+    let mut statements = Session::statements(sql)?;
+    let st = statements.pop().context("an empty query")?;
+    let stream = session.execute_with(st, guard, &binder, notes).await?;
+    let schema = stream.schema();
+    let batches: Vec<_> = stream.try_collect().await?;
+    let mut buf = Vec::new();
+    {
+        let mut w = arrow::json::WriterBuilder::new()
+            .with_explicit_nulls(true)
+            .build::<_, arrow::json::writer::JsonArray>(&mut buf);
+        for b in &batches {
+            w.write(b)?;
+        }
+        w.finish()?;
+    }
+    let columns = schema.fields().iter().map(|f| f.name().clone()).collect();
+    let value = if buf.is_empty() {
+        serde_json::Value::Array(vec![])
+    } else {
+        serde_json::from_slice(&buf)?
+    };
+    Ok((columns, value))
+}
+
+pub fn run(a: ReportArgs) -> anyhow::Result<ExitCode> {
+    let dir = ingest::dataset_dir(a.data.as_deref());
+    let mut given = Given::default();
+    if let Some(s) = &a.since {
+        given.set("since", s.clone());
+    }
+    if let Some(u) = &a.until {
+        given.set("until", u.clone());
+    }
+    if let Some(b) = &a.bucket {
+        given.set("bucket", b.clone());
+    }
+    let options = EngineOptions {
+        memory_limit: a.memory_limit,
+        resolvers: a.resolvers.clone(),
+    };
+    if !a.force && a.output.exists() {
+        eprintln!(
+            "dnsq: -o {}: the file exists; pass --force to overwrite it",
+            a.output.display()
+        );
+        return Ok(ExitCode::from(2));
+    }
+    let rt = runtime()?;
+    let page = rt.block_on(async {
+        let session = Session::open_with(&dir, &options).await?;
+        let guard = Guard::new(&session.ctx, &dir, false).await?;
+        let mut notes = Vec::new();
+        let (_, summary) = rows(&session, &guard, SUMMARY, &given, &mut notes).await?;
+        let mut panels = Vec::new();
+        for (id, title, query, params, kind) in PANELS {
+            let sql = saved::find(query).context("a saved query")?;
+            let mut g = given.clone();
+            for (k, v) in *params {
+                g.set(k, *v);
+            }
+            let (columns, data) = rows(&session, &guard, sql, &g, &mut notes).await?;
+            let h = Header::parse(sql);
+            let leg = g
+                .values
+                .get("leg")
+                .cloned()
+                .or_else(|| h.declared("leg").map(|d| d.default.clone()))
+                .unwrap_or_else(|| "all".into());
+            panels.push(serde_json::json!({
+                "id": id, "title": title, "query": query, "kind": kind, "leg": leg,
+                "params": g.values, "sql": sql, "columns": columns, "rows": data,
+            }));
+        }
+        for n in notes.iter().collect::<std::collections::BTreeSet<_>>() {
+            eprintln!("dnsq: {n}");
+        }
+        let data = serde_json::json!({
+            "dataset": dir.display().to_string(),
+            "generated": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            "version": env!("CARGO_PKG_VERSION"),
+            "range": {"since": a.since, "until": a.until},
+            "resolvers": session.legs.get().map(|r| r.describe()),
+            "summary": summary.get(0).cloned().unwrap_or_default(),
+            "panels": panels,
+        });
+        Ok::<_, anyhow::Error>(page(&data))
+    })?;
+    write_atomically(&a.output, page.as_bytes())?;
+    eprintln!(
+        "dnsq: wrote {} ({} KiB): open it in any browser; nothing in it is fetched from the network",
+        a.output.display(),
+        page.len() / 1024
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The HTML page: the template with ECharts and the data inline.
+fn page(data: &serde_json::Value) -> String {
+    // `</script>` inside the data would end the script element
+    let json = data.to_string().replace("</", "<\\/");
+    TEMPLATE
+        .replacen("/*ECHARTS*/", &ECHARTS.replace("</script", "<\\/script"), 1)
+        .replacen("/*DATA*/null", &json, 1)
+}
+
+/// Writes `bytes` under a temporary name beside `path`, then renames it into place.
+fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let name = path
+        .file_name()
+        .with_context(|| format!("-o {}: not a file name", path.display()))?;
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(format!(".dnsq-{}.tmp", std::process::id()));
+    let tmp = path.with_file_name(tmp_name);
+    let result = (|| -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.with_context(|| format!("writing {}", path.display()))
+}
