@@ -716,3 +716,56 @@ fn time_ranges_prune_day_partitions() {
     assert!(plan("2026-11-28").contains("count_files_scanned=1"));
     assert!(plan("2000-01-01").contains("count_files_scanned=2"));
 }
+
+/// `--filter` narrows every query to what tshark counts for the same
+/// client, network, server endpoint or rcode.
+#[test]
+fn filters_narrow_every_query() {
+    let (_t, dir) = sample_dataset();
+    let ts = read_tshark(&repo().join("data/sample.pcap.tshark.tsv"));
+    let queries =
+        |f: &dyn Fn(&TsharkRow) -> bool| ts.iter().filter(|r| !r.response && f(r)).count();
+    let count = |filters: &[&str]| -> usize {
+        let mut a: Vec<&str> = Vec::new();
+        for f in filters {
+            a.push("--filter");
+            a.push(f);
+        }
+        a.push("select count(*) from transactions where status <> 'response_only'");
+        n(&csv(&dir, &a)[1][0]) as usize
+    };
+    assert_eq!(
+        count(&["client=127.0.0.100"]),
+        queries(&|r| r.src == "127.0.0.100")
+    );
+    assert_eq!(
+        count(&["client=127.0.0.0/24"]),
+        queries(&|r| r.src.starts_with("127.0.0."))
+    );
+    assert_eq!(
+        count(&["server=127.0.0.2:53"]),
+        queries(&|r| r.dst == "127.0.0.2")
+    );
+    assert_eq!(count(&["server=::1"]), queries(&|r| r.dst == "::1"));
+    let nx = ts
+        .iter()
+        .filter(|r| r.response && r.response_to.is_some() && r.rcode == Some(3))
+        .count();
+    assert_eq!(count(&["rcode=nxdomain"]), nx);
+    // filters combine, saved queries see them, and a bad one is a usage error
+    let rows = csv(
+        &dir,
+        &[
+            "--filter",
+            "client=127.0.0.100",
+            "--filter",
+            "leg=downstream",
+            "-f",
+            "top_clients",
+        ],
+    );
+    assert_eq!(rows[1..].len(), 1);
+    assert_eq!(rows[1][0], "127.0.0.100");
+    let out = sql_out(&dir, &["--filter", "client=somewhere", "select 1"]);
+    assert_eq!(out.status.code(), Some(2));
+}

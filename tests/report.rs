@@ -74,6 +74,31 @@ fn a_report_is_one_self_contained_file_with_the_saved_queries_rows() {
     assert_eq!(latency, ["downstream", "upstream"]);
     let total = sql(&dir, "select count(*) from transactions")[1][0].clone();
     assert_eq!(data["summary"]["transactions"].to_string(), total);
+    // --filter narrows every panel and the header
+    let o = run(dnsq()
+        .args(["report", "--force", "--filter", "rcode=NXDOMAIN", "-d"])
+        .arg(&dir)
+        .arg("-o")
+        .arg(&out));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let data = data_of(&std::fs::read_to_string(&out).unwrap());
+    let nx = sql(
+        &dir,
+        "select count(*) from transactions where rcode = 'NXDOMAIN'",
+    )[1][0]
+        .clone();
+    assert_eq!(data["summary"]["transactions"].to_string(), nx);
+    let rcodes = data["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["id"] == "rcodes")
+        .unwrap();
+    assert!(rcodes["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["rcode"] == "NXDOMAIN"));
     // an existing file is kept without --force
     let o = run(dnsq().args(["report", "-d"]).arg(&dir).arg("-o").arg(&out));
     assert_eq!(o.status.code(), Some(2));

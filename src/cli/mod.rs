@@ -138,6 +138,10 @@ pub struct ReportArgs {
     #[arg(long = "resolver", value_name = "ADDR[:PORT]", env = "DNSQ_RESOLVER", value_delimiter = ',',
           value_parser = crate::query::legs::parse_endpoint)]
     pub resolvers: Vec<(String, u16)>,
+    /// Only transactions with this value (repeatable): domain, tld, qname, client, server
+    /// (an address, ADDR:PORT or a CIDR), rcode, qtype, leg, status, transport
+    #[arg(long = "filter", value_name = "KEY=VALUE", value_parser = crate::query::parse_filter)]
+    pub filters: Vec<(String, String)>,
     /// Memory for sorts and aggregations before they spill to disk (e.g. 2G)
     #[arg(long, value_name = "SIZE", value_parser = crate::query::engine::parse_size)]
     pub memory_limit: Option<usize>,
@@ -192,6 +196,10 @@ pub struct SqlArgs {
     #[arg(long = "resolver", value_name = "ADDR[:PORT]", env = "DNSQ_RESOLVER", value_delimiter = ',',
           value_parser = crate::query::legs::parse_endpoint)]
     pub resolvers: Vec<(String, u16)>,
+    /// Only transactions with this value (repeatable): domain, tld, qname, client, server
+    /// (an address, ADDR:PORT or a CIDR), rcode, qtype, leg, status, transport
+    #[arg(long = "filter", value_name = "KEY=VALUE", value_parser = crate::query::parse_filter)]
+    pub filters: Vec<(String, String)>,
     /// Allow statements that write (COPY, INSERT, CREATE TABLE, CREATE EXTERNAL TABLE);
     /// never inside the dataset directory
     #[arg(long)]

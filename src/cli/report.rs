@@ -199,6 +199,7 @@ pub fn run(a: ReportArgs) -> anyhow::Result<ExitCode> {
     let page = rt.block_on(async {
         let session = Session::open_with(&dir, &options).await?;
         let guard = Guard::new(&session.ctx, &dir, false).await?;
+        session.filter(&a.filters).await?;
         let mut notes = Vec::new();
         let (_, summary) = rows(&session, &guard, SUMMARY, &given, &mut notes).await?;
         let mut panels = Vec::new();
@@ -229,6 +230,7 @@ pub fn run(a: ReportArgs) -> anyhow::Result<ExitCode> {
             "generated": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             "version": env!("CARGO_PKG_VERSION"),
             "range": {"since": a.since, "until": a.until},
+            "filters": a.filters.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
             "resolvers": session.legs.get().map(|r| r.describe()),
             "summary": summary.get(0).cloned().unwrap_or_default(),
             "panels": panels,

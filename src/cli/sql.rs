@@ -113,6 +113,7 @@ pub fn run(a: SqlArgs) -> anyhow::Result<ExitCode> {
     let result = rt.block_on(async {
         let session = Session::open_with(&dir, &options).await?;
         let guard = Guard::new(&session.ctx, &dir, a.allow_write).await?;
+        session.filter(&a.filters).await?;
         let binder = Binder {
             header: &header,
             given: &given,
