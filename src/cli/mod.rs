@@ -13,6 +13,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::query::output::Format;
+use crate::query::params::duration_secs;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -239,35 +240,11 @@ pub struct VacuumArgs {
     pub older_than: Option<Duration>,
 }
 
-/// `10s`, `500ms`, `2m`, `1h`, or plain seconds.
+/// `10s`, `500ms`, `2m`, `1h`, `1d`, or plain seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     // try_from: a value past what a Duration holds is an error, not a panic
     Duration::try_from_secs_f64(duration_secs(s)?)
         .map_err(|_| format!("`{}` is longer than any duration dnsq takes", s.trim()))
-}
-
-/// The seconds a duration such as `10s` or `500ms` gives: finite, not negative.
-fn duration_secs(s: &str) -> Result<f64, String> {
-    let s = s.trim();
-    let split = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("`{s}` is not a duration (try 10s, 500ms, 2m)"))?;
-    let secs = match unit {
-        "" | "s" => n,
-        "ms" => n / 1e3,
-        "us" | "µs" => n / 1e6,
-        "m" | "min" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => return Err(format!("`{s}`: unknown unit `{unit}` (use ms, s, m or h)")),
-    };
-    if !secs.is_finite() || secs < 0.0 {
-        return Err(format!("`{s}` is not a valid duration"));
-    }
-    Ok(secs)
 }
 
 /// Most worker threads `--force-threads` starts.

@@ -7,15 +7,15 @@
 //! scripts, styles and data are inline.
 
 use std::io::Write;
-use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use futures::TryStreamExt;
 
+use crate::cli::sql::OutputFile;
 use crate::cli::{runtime, ReportArgs};
 use crate::ingest;
 use crate::query::engine::EngineOptions;
+use crate::query::output::{write_stream, Format};
 use crate::query::params::{Binder, Given, Header};
 use crate::query::policy::Guard;
 use crate::query::{saved, Session};
@@ -151,24 +151,15 @@ async fn rows(
     let mut statements = Session::statements(sql)?;
     let st = statements.pop().context("an empty query")?;
     let stream = session.execute_with(st, guard, &binder, notes).await?;
-    let schema = stream.schema();
-    let batches: Vec<_> = stream.try_collect().await?;
-    let mut buf = Vec::new();
-    {
-        let mut w = arrow::json::WriterBuilder::new()
-            .with_explicit_nulls(true)
-            .build::<_, arrow::json::writer::JsonArray>(&mut buf);
-        for b in &batches {
-            w.write(b)?;
-        }
-        w.finish()?;
-    }
-    let columns = schema.fields().iter().map(|f| f.name().clone()).collect();
-    let value = if buf.is_empty() {
-        serde_json::Value::Array(vec![])
-    } else {
-        serde_json::from_slice(&buf)?
-    };
+    let columns = stream
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    // the rows as `dnsq sql --format json` writes them
+    let (_, buf) = write_stream(stream, Format::Json, usize::MAX, None, Vec::new()).await?;
+    let value = serde_json::from_slice(&buf)?;
     Ok((columns, value))
 }
 
@@ -188,13 +179,13 @@ pub fn run(a: ReportArgs) -> anyhow::Result<ExitCode> {
         memory_limit: a.memory_limit,
         resolvers: a.resolvers.clone(),
     };
-    if !a.force && a.output.exists() {
-        eprintln!(
-            "dnsq: -o {}: the file exists; pass --force to overwrite it",
-            a.output.display()
-        );
-        return Ok(ExitCode::from(2));
-    }
+    let mut file = match OutputFile::create(&a.output, &dir, a.force)? {
+        Ok(f) => f,
+        Err(refusal) => {
+            eprintln!("dnsq: {refusal}");
+            return Ok(ExitCode::from(2));
+        }
+    };
     let rt = runtime()?;
     let page = rt.block_on(async {
         let session = Session::open_with(&dir, &options).await?;
@@ -237,7 +228,9 @@ pub fn run(a: ReportArgs) -> anyhow::Result<ExitCode> {
         });
         Ok::<_, anyhow::Error>(page(&data))
     })?;
-    write_atomically(&a.output, page.as_bytes())?;
+    file.write_all(page.as_bytes())
+        .with_context(|| format!("writing {}", a.output.display()))?;
+    file.commit()?;
     eprintln!(
         "dnsq: wrote {} ({} KiB): open it in any browser; nothing in it is fetched from the network",
         a.output.display(),
@@ -253,25 +246,4 @@ fn page(data: &serde_json::Value) -> String {
     TEMPLATE
         .replacen("/*ECHARTS*/", &ECHARTS.replace("</script", "<\\/script"), 1)
         .replacen("/*DATA*/null", &json, 1)
-}
-
-/// Writes `bytes` under a temporary name beside `path`, then renames it into place.
-fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let name = path
-        .file_name()
-        .with_context(|| format!("-o {}: not a file name", path.display()))?;
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(name);
-    tmp_name.push(format!(".dnsq-{}.tmp", std::process::id()));
-    let tmp = path.with_file_name(tmp_name);
-    let result = (|| -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.with_context(|| format!("writing {}", path.display()))
 }

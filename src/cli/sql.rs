@@ -325,7 +325,7 @@ fn note_broken_pipe<T>(r: std::io::Result<T>) -> std::io::Result<T> {
 /// The -o file: written under a temporary name beside it and moved into
 /// place only when every statement succeeded, so a failed query leaves an
 /// existing file (with --force) as it was and no partial file behind.
-struct OutputFile {
+pub(crate) struct OutputFile {
     file: Option<std::fs::File>,
     tmp: PathBuf,
     path: PathBuf,
@@ -335,7 +335,7 @@ struct OutputFile {
 impl OutputFile {
     /// The outer `Err` is an I/O failure; the inner one a refusal (the file
     /// exists and there is no --force, or it lies inside the dataset).
-    fn create(
+    pub(crate) fn create(
         path: &Path,
         dataset: &Path,
         force: bool,
@@ -377,7 +377,7 @@ impl OutputFile {
 
     /// Moves the finished file into place (without --force, never over a
     /// file that appeared meanwhile).
-    fn commit(mut self) -> anyhow::Result<()> {
+    pub(crate) fn commit(mut self) -> anyhow::Result<()> {
         let file = self.file.take().expect("committed once");
         file.sync_all()
             .with_context(|| format!("writing {}", self.tmp.display()))?;

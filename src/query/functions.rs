@@ -9,14 +9,12 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, BooleanBuilder, StringBuilder};
-use arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
-use datafusion::catalog::{Session as CatalogSession, TableFunctionImpl, TableProvider};
-use datafusion::datasource::TableType;
+use arrow::datatypes::{DataType, Int64Type};
+use datafusion::catalog::{TableFunctionImpl, TableProvider};
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::logical_expr::{
     ColumnarValue, Expr, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
-use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::SessionContext;
 use datafusion::scalar::ScalarValue;
 
@@ -243,8 +241,11 @@ pub fn reverse_ip(name: &str) -> Option<String> {
     None
 }
 
-fn strings(a: &ArrayRef) -> DfResult<ArrayRef> {
-    Ok(arrow::compute::cast(a, &DataType::Utf8)?)
+/// Any string array as a `StringViewArray`: Parquet's strings arrive as
+/// views already (no copy); others are viewed without copying their bytes.
+pub(crate) fn strings(a: &ArrayRef) -> DfResult<arrow::array::StringViewArray> {
+    let v = arrow::compute::cast(a, &DataType::Utf8View)?;
+    Ok(v.as_string_view().clone())
 }
 
 fn ints(a: &ArrayRef) -> DfResult<ArrayRef> {
@@ -282,12 +283,10 @@ impl ScalarUDFImpl for DnsFn {
             .all(|a| matches!(a, ColumnarValue::Scalar(_)));
         let arrays = ColumnarValue::values_to_arrays(&args.args)?;
         let a = strings(&arrays[0])?;
-        let a = a.as_string::<i32>();
         let n = a.len();
         let out: ArrayRef = match self.kind {
             Kind::IpIn => {
                 let b = strings(&arrays[1])?;
-                let b = b.as_string::<i32>();
                 let mut out = BooleanBuilder::with_capacity(n);
                 for i in 0..n {
                     if a.is_null(i) || b.is_null(i) {
@@ -452,19 +451,6 @@ impl TableFunctionImpl for TopFn {
         )))
     }
 }
-
-/// Unused: keeps the schema of `top`'s result documented in one place.
-#[allow(dead_code)]
-fn top_schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![
-        Field::new("value", DataType::Utf8, true),
-        Field::new("count", DataType::Int64, true),
-        Field::new("share_pct", DataType::Float64, true),
-    ]))
-}
-
-#[allow(dead_code)]
-fn _unused(_: &dyn CatalogSession, _: TableType, _: Arc<dyn ExecutionPlan>) {}
 
 #[cfg(test)]
 mod tests {

@@ -33,6 +33,7 @@ use datafusion::logical_expr::{
 use datafusion::prelude::SessionContext;
 
 use crate::error::Result;
+use crate::query::functions::strings;
 
 /// The name of the function behind the `leg` column.
 pub const LEG_FN: &str = "dnsq_leg";
@@ -142,9 +143,8 @@ async fn find(ctx: &SessionContext, table: &str) -> Result<Resolvers> {
         .await?;
     let mut candidates: Vec<(String, u16)> = Vec::new();
     for b in &batches {
-        let ips = arrow::compute::cast(b.column(0), &DataType::Utf8)?;
+        let ips = strings(b.column(0))?;
         let ports = arrow::compute::cast(b.column(1), &DataType::Int64)?;
-        let ips = ips.as_string::<i32>();
         let ports = ports.as_primitive::<arrow::datatypes::Int64Type>();
         for i in 0..b.num_rows() {
             if ips.is_valid(i) && ports.is_valid(i) {
@@ -175,10 +175,8 @@ async fn find(ctx: &SessionContext, table: &str) -> Result<Resolvers> {
     let batches: Vec<_> = df.execute_stream().await?.try_collect().await?;
     let mut asked: HashSet<(String, String, i64)> = HashSet::new();
     for b in &batches {
-        let c = arrow::compute::cast(b.column(0), &DataType::Utf8)?;
-        let s = arrow::compute::cast(b.column(1), &DataType::Utf8)?;
+        let (c, s) = (strings(b.column(0))?, strings(b.column(1))?);
         let p = arrow::compute::cast(b.column(2), &DataType::Int64)?;
-        let (c, s) = (c.as_string::<i32>(), s.as_string::<i32>());
         let p = p.as_primitive::<arrow::datatypes::Int64Type>();
         for i in 0..b.num_rows() {
             asked.insert((c.value(i).to_string(), s.value(i).to_string(), p.value(i)));
@@ -282,10 +280,8 @@ impl ScalarUDFImpl for LegFn {
             .map(|(ip, p)| (ip.as_str(), i64::from(*p)))
             .collect();
         let ips = resolvers.ips();
-        let c = arrow::compute::cast(&arrays[0], &DataType::Utf8)?;
-        let s = arrow::compute::cast(&arrays[1], &DataType::Utf8)?;
+        let (c, s) = (strings(&arrays[0])?, strings(&arrays[1])?);
         let p = arrow::compute::cast(&arrays[2], &DataType::Int64)?;
-        let (c, s) = (c.as_string::<i32>(), s.as_string::<i32>());
         let p = p.as_primitive::<arrow::datatypes::Int64Type>();
         let mut out = StringBuilder::with_capacity(c.len(), c.len() * 10);
         for i in 0..c.len() {

@@ -231,20 +231,19 @@ impl Session {
         if used.is_empty() {
             return Ok(plan);
         }
-        let needs =
-            |n: &str| used.contains_key(n) && params::needs_span(n, binder.given, binder.header);
-        let mut whole = None;
-        let relative = ["since", "until"].iter().any(|n| needs(n))
-            || used.keys().any(|n| {
-                binder
-                    .given
-                    .values
-                    .get(n)
-                    .is_some_and(|v| v.trim_start().starts_with('-'))
-            });
-        if relative || needs("bucket") {
-            whole = self.span(None, None).await?;
-        }
+        // since and until are bound whenever anything is (the bucket's span
+        // depends on them), so a relative value of theirs counts even unused
+        let relative = used
+            .keys()
+            .map(String::as_str)
+            .chain(["since", "until"])
+            .any(|n| binder.given.is_relative(n));
+        let auto_bucket = used.contains_key("bucket") && binder.bucket_is_auto();
+        let whole = if relative || auto_bucket {
+            self.span(None, None).await?
+        } else {
+            None
+        };
         let mut values = std::collections::HashMap::new();
         for name in ["since", "until"] {
             let v = binder.value(name, None, whole, notes)?;
@@ -254,7 +253,7 @@ impl Session {
             datafusion::scalar::ScalarValue::TimestampMicrosecond(Some(t), _) => Some(*t),
             _ => None,
         };
-        let bucket_span = if needs("bucket") {
+        let bucket_span = if auto_bucket {
             let (s, u) = (us(&values["since"]), us(&values["until"]));
             self.span(s, u).await?
         } else {

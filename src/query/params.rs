@@ -123,6 +123,13 @@ impl Given {
     pub fn set(&mut self, k: &str, v: impl Into<String>) {
         self.values.insert(k.to_string(), v.into());
     }
+
+    /// Whether `name` was given as a time back from the data's end (`-1h`).
+    pub fn is_relative(&self, name: &str) -> bool {
+        self.values
+            .get(name)
+            .is_some_and(|v| v.trim_start().starts_with('-'))
+    }
 }
 
 /// What the data looks like, for relative times and `--bucket auto`.
@@ -173,27 +180,44 @@ pub fn parse_time(s: &str, span: Option<Span>) -> std::result::Result<i64, Strin
     ))
 }
 
-/// `10s`, `500ms`, `1m`, `2h`, `1d`, `1w`.
-pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
-    let t = s.trim();
-    let split = t
+/// The seconds a duration such as `10s`, `500ms`, `2m`, `1h`, `1d` or `1w`
+/// gives (plain seconds without a unit): finite, not negative. Every
+/// duration dnsq takes (`--bucket`, `--match-timeout`, `--older-than`, `-1h`)
+/// is read here.
+pub fn duration_secs(s: &str) -> std::result::Result<f64, String> {
+    let s = s.trim();
+    let split = s
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
     let n: f64 = num
         .parse()
-        .map_err(|_| format!("`{s}` is not a duration (10s, 1m, 1h, 1d)"))?;
+        .map_err(|_| format!("`{s}` is not a duration (try 10s, 500ms, 2m)"))?;
     let secs = match unit.trim() {
-        "ms" => n / 1000.0,
         "" | "s" => n,
+        "ms" => n / 1e3,
+        "us" | "µs" => n / 1e6,
         "m" | "min" => n * 60.0,
         "h" => n * 3600.0,
         "d" => n * 86400.0,
         "w" => n * 7.0 * 86400.0,
-        u => return Err(format!("`{s}`: unknown unit `{u}` (ms, s, m, h, d, w)")),
+        u => {
+            return Err(format!(
+                "`{s}`: unknown unit `{u}` (use ms, s, m, h, d or w)"
+            ))
+        }
     };
-    if !secs.is_finite() || secs <= 0.0 || secs > 100.0 * 365.0 * 86400.0 {
-        return Err(format!("`{s}` is not a usable duration"));
+    if !secs.is_finite() || secs < 0.0 {
+        return Err(format!("`{s}` is not a valid duration"));
+    }
+    Ok(secs)
+}
+
+/// A bucket width or a time back: a duration above zero and under a century.
+pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
+    let secs = duration_secs(s)?;
+    if secs <= 0.0 || secs > 100.0 * 365.0 * 86400.0 {
+        return Err(format!("`{}` is not a usable duration", s.trim()));
     }
     Ok(Duration::from_secs_f64(secs))
 }
@@ -271,27 +295,19 @@ pub struct Binder<'a> {
     pub given: &'a Given,
 }
 
-/// A value that needs the data's span first.
-pub fn needs_span(name: &str, given: &Given, header: &Header) -> bool {
-    match name {
-        "since" | "until" => given
-            .values
-            .get(name)
-            .is_some_and(|v| v.trim_start().starts_with('-')),
-        "bucket" => {
-            let v = given
-                .values
-                .get("bucket")
-                .map(String::as_str)
-                .or(header.declared("bucket").map(|d| d.default.as_str()))
-                .unwrap_or("auto");
-            v.trim() == "auto"
-        }
-        _ => false,
-    }
-}
-
 impl Binder<'_> {
+    /// Whether `$bucket` is `auto` (given so, or by default), which needs the data's span.
+    pub fn bucket_is_auto(&self) -> bool {
+        let v = self
+            .given
+            .values
+            .get("bucket")
+            .map(String::as_str)
+            .or(self.header.declared("bucket").map(|d| d.default.as_str()))
+            .unwrap_or("auto");
+        v.trim() == "auto"
+    }
+
     /// The value of `$name`, given its type as DataFusion inferred it from the
     /// statement (`None` when the statement does not say). `span` is the
     /// data's span within the time range, needed for `auto` and relative times.

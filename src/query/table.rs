@@ -41,10 +41,6 @@ pub fn float(v: f64) -> String {
     format!("{v:.decimals$}")
 }
 
-fn numeric(t: &DataType) -> bool {
-    t.is_numeric()
-}
-
 /// Every cell of `batches` as text, column by column.
 fn cells(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<Vec<Vec<String>>> {
     let options = FormatOptions::default().with_null("NULL");
@@ -184,7 +180,7 @@ pub fn render<W: Write>(
     let right: Vec<bool> = schema
         .fields()
         .iter()
-        .map(|f| numeric(f.data_type()))
+        .map(|f| f.data_type().is_numeric())
         .collect();
     let rule: String = {
         let mut s = String::from("+");
@@ -268,10 +264,6 @@ mod tests {
         let (w, cut) = fit(&[10, 20], &[8, 8], None);
         assert_eq!(w, vec![10, 20]);
         assert!(cut.is_empty());
-        assert_eq!(cut_str("abcdefghij", 5), "abcd…");
-    }
-
-    fn cut_str(s: &str, w: usize) -> String {
-        cut(s, w)
+        assert_eq!(super::cut("abcdefghij", 5), "abcd…");
     }
 }
