@@ -420,29 +420,19 @@ fn duckdb_and_pandas_read_the_same_counts() {
     assert_eq!(int("rows"), rows);
     assert_eq!(int("pandas_rows"), rows);
 
-    let by_status: BTreeMap<String, i64> = sql(
-        tmp.path(),
-        "select status, count(*) from transactions group by 1",
-    )[1..]
-        .iter()
-        .map(|r| (r[0].clone(), num(&r[1])))
-        .collect();
+    // `select KEY, count(*) ...` as a map
+    let counts = |q: &str| -> BTreeMap<String, i64> {
+        sql(tmp.path(), q)[1..]
+            .iter()
+            .map(|r| (r[0].clone(), num(&r[1])))
+            .collect()
+    };
+    let by_status = counts("select status, count(*) from transactions group by 1");
     assert_eq!(map("by_status"), by_status);
-    let by_rcode: BTreeMap<String, i64> = sql(
-        tmp.path(),
-        "select rcode, count(*) from transactions where rcode is not null group by 1",
-    )[1..]
-        .iter()
-        .map(|r| (r[0].clone(), num(&r[1])))
-        .collect();
+    let by_rcode =
+        counts("select rcode, count(*) from transactions where rcode is not null group by 1");
     assert_eq!(map("by_rcode"), by_rcode);
-    let by_leg: BTreeMap<String, i64> = sql(
-        tmp.path(),
-        "select leg, count(*) from transactions group by 1",
-    )[1..]
-        .iter()
-        .map(|r| (r[0].clone(), num(&r[1])))
-        .collect();
+    let by_leg = counts("select leg, count(*) from transactions group by 1");
     assert_eq!(map("by_leg"), by_leg);
     assert_eq!(map("pandas_by_leg"), by_leg);
     assert_eq!(v["resolvers"], json!(["127.0.0.10:53"]));

@@ -118,6 +118,59 @@ pub struct IngestArgs {
     pub captures: Vec<PathBuf>,
 }
 
+/// What `dnsq sql` and `dnsq report` read: the time range, the resolvers,
+/// the filters, and the engine's memory.
+#[derive(Debug, Args)]
+pub struct Scope {
+    /// Start of the time range ($since): RFC 3339, a date, or back from the data's end (-1h)
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
+    pub since: Option<String>,
+    /// End of the time range, exclusive ($until): same forms as --since
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
+    pub until: Option<String>,
+    /// Width of a time bucket ($bucket): 10s, 1m, 1h, 1d, or auto (about 100 buckets)
+    #[arg(long, value_name = "WIDTH")]
+    pub bucket: Option<String>,
+    /// A resolver's address and port (port 53 if not given; IPv6 as [ADDR]:PORT), repeatable;
+    /// without it, resolvers are found in the data
+    #[arg(long = "resolver", value_name = "ADDR[:PORT]", env = "DNSQ_RESOLVER", value_delimiter = ',',
+          value_parser = crate::query::legs::parse_endpoint)]
+    pub resolvers: Vec<(String, u16)>,
+    /// Only transactions with this value (repeatable): domain, tld, qname, client, server
+    /// (an address, ADDR:PORT or a CIDR), rcode, qtype, leg, status, transport
+    #[arg(long = "filter", value_name = "KEY=VALUE", value_parser = crate::query::parse_filter)]
+    pub filters: Vec<(String, String)>,
+    /// Memory for sorts, aggregations and joins before they spill to disk
+    /// (e.g. 2G, 512M) [default: half of this machine's memory]
+    #[arg(long, value_name = "SIZE", value_parser = crate::query::engine::parse_size)]
+    pub memory_limit: Option<usize>,
+}
+
+impl Scope {
+    /// The engine options these flags give.
+    pub fn engine_options(&self) -> crate::query::engine::EngineOptions {
+        crate::query::engine::EngineOptions {
+            memory_limit: self.memory_limit,
+            resolvers: self.resolvers.clone(),
+        }
+    }
+
+    /// `--since`, `--until` and `--bucket` as parameter values.
+    pub fn given(&self) -> crate::query::params::Given {
+        let mut g = crate::query::params::Given::default();
+        for (k, v) in [
+            ("since", &self.since),
+            ("until", &self.until),
+            ("bucket", &self.bucket),
+        ] {
+            if let Some(v) = v {
+                g.set(k, v.clone());
+            }
+        }
+        g
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct ReportArgs {
     /// Dataset directory [default: $DNSQ_DATA or ./dnsq-data]
@@ -126,26 +179,8 @@ pub struct ReportArgs {
     /// The HTML file to write
     #[arg(short = 'o', long = "output")]
     pub output: PathBuf,
-    /// Start of the time range: RFC 3339, a date, or back from the data's end (-1h)
-    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
-    pub since: Option<String>,
-    /// End of the time range, exclusive
-    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
-    pub until: Option<String>,
-    /// Width of a time bucket (10s, 1m, 1h) [default: auto, about 100 buckets]
-    #[arg(long, value_name = "WIDTH")]
-    pub bucket: Option<String>,
-    /// A resolver's address and port, as for `dnsq sql --resolver`
-    #[arg(long = "resolver", value_name = "ADDR[:PORT]", env = "DNSQ_RESOLVER", value_delimiter = ',',
-          value_parser = crate::query::legs::parse_endpoint)]
-    pub resolvers: Vec<(String, u16)>,
-    /// Only transactions with this value (repeatable): domain, tld, qname, client, server
-    /// (an address, ADDR:PORT or a CIDR), rcode, qtype, leg, status, transport
-    #[arg(long = "filter", value_name = "KEY=VALUE", value_parser = crate::query::parse_filter)]
-    pub filters: Vec<(String, String)>,
-    /// Memory for sorts and aggregations before they spill to disk (e.g. 2G)
-    #[arg(long, value_name = "SIZE", value_parser = crate::query::engine::parse_size)]
-    pub memory_limit: Option<usize>,
+    #[command(flatten)]
+    pub scope: Scope,
     /// Overwrite the -o file if it exists
     #[arg(long)]
     pub force: bool,
@@ -177,30 +212,14 @@ pub struct SqlArgs {
     /// A query parameter: `$NAME` in the SQL takes VALUE (bound, never pasted into the text)
     #[arg(long = "param", value_name = "NAME=VALUE")]
     pub params: Vec<String>,
-    /// Start of the time range ($since): RFC 3339, a date, or back from the data's end (-1h)
-    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
-    pub since: Option<String>,
-    /// End of the time range, exclusive ($until): same forms as --since
-    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
-    pub until: Option<String>,
-    /// Width of a time bucket ($bucket): 10s, 1m, 1h, 1d, or auto (about 100 buckets)
-    #[arg(long, value_name = "WIDTH")]
-    pub bucket: Option<String>,
+    #[command(flatten)]
+    pub scope: Scope,
     /// Which leg ($leg): downstream (what clients saw), upstream (the resolver's own queries) or all
     #[arg(long, value_parser = ["downstream", "upstream", "all"])]
     pub leg: Option<String>,
     /// Rows before the `other` row ($top)
     #[arg(long, value_name = "N")]
     pub top: Option<u32>,
-    /// A resolver's address and port (port 53 if not given; IPv6 as [ADDR]:PORT), repeatable;
-    /// without it, resolvers are found in the data
-    #[arg(long = "resolver", value_name = "ADDR[:PORT]", env = "DNSQ_RESOLVER", value_delimiter = ',',
-          value_parser = crate::query::legs::parse_endpoint)]
-    pub resolvers: Vec<(String, u16)>,
-    /// Only transactions with this value (repeatable): domain, tld, qname, client, server
-    /// (an address, ADDR:PORT or a CIDR), rcode, qtype, leg, status, transport
-    #[arg(long = "filter", value_name = "KEY=VALUE", value_parser = crate::query::parse_filter)]
-    pub filters: Vec<(String, String)>,
     /// Allow statements that write (COPY, INSERT, CREATE TABLE, CREATE EXTERNAL TABLE);
     /// never inside the dataset directory
     #[arg(long)]
@@ -208,10 +227,6 @@ pub struct SqlArgs {
     /// Overwrite the -o file if it exists
     #[arg(long)]
     pub force: bool,
-    /// Memory for sorts, aggregations and joins before they spill to disk
-    /// (e.g. 2G, 512M) [default: half of this machine's memory]
-    #[arg(long, value_name = "SIZE", value_parser = crate::query::engine::parse_size)]
-    pub memory_limit: Option<usize>,
     /// Rows the table format shows; the rest are counted
     #[arg(long, value_name = "N", default_value_t = crate::query::output::TABLE_ROWS)]
     pub max_rows: usize,

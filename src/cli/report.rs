@@ -14,7 +14,6 @@ use anyhow::Context;
 use crate::cli::sql::OutputFile;
 use crate::cli::{runtime, ReportArgs};
 use crate::ingest;
-use crate::query::engine::EngineOptions;
 use crate::query::output::{write_stream, Format};
 use crate::query::params::{Binder, Given, Header};
 use crate::query::policy::Guard;
@@ -165,20 +164,8 @@ async fn rows(
 
 pub fn run(a: ReportArgs) -> anyhow::Result<ExitCode> {
     let dir = ingest::dataset_dir(a.data.as_deref());
-    let mut given = Given::default();
-    if let Some(s) = &a.since {
-        given.set("since", s.clone());
-    }
-    if let Some(u) = &a.until {
-        given.set("until", u.clone());
-    }
-    if let Some(b) = &a.bucket {
-        given.set("bucket", b.clone());
-    }
-    let options = EngineOptions {
-        memory_limit: a.memory_limit,
-        resolvers: a.resolvers.clone(),
-    };
+    let given = a.scope.given();
+    let options = a.scope.engine_options();
     let mut file = match OutputFile::create(&a.output, &dir, a.force)? {
         Ok(f) => f,
         Err(refusal) => {
@@ -190,7 +177,7 @@ pub fn run(a: ReportArgs) -> anyhow::Result<ExitCode> {
     let page = rt.block_on(async {
         let session = Session::open_with(&dir, &options).await?;
         let guard = Guard::new(&session.ctx, &dir, false).await?;
-        session.filter(&a.filters).await?;
+        session.filter(&a.scope.filters).await?;
         let mut notes = Vec::new();
         let (_, summary) = rows(&session, &guard, SUMMARY, &given, &mut notes).await?;
         let mut panels = Vec::new();
@@ -220,8 +207,8 @@ pub fn run(a: ReportArgs) -> anyhow::Result<ExitCode> {
             "dataset": dir.display().to_string(),
             "generated": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             "version": env!("CARGO_PKG_VERSION"),
-            "range": {"since": a.since, "until": a.until},
-            "filters": a.filters.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
+            "range": {"since": a.scope.since, "until": a.scope.until},
+            "filters": a.scope.filters.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
             "resolvers": session.legs.get().map(|r| r.describe()),
             "summary": summary.get(0).cloned().unwrap_or_default(),
             "panels": panels,

@@ -39,10 +39,7 @@ pub fn run(a: SqlArgs) -> anyhow::Result<ExitCode> {
     }
     let given = given(&a)?;
     let dir = ingest::dataset_dir(a.data.as_deref());
-    let options = EngineOptions {
-        memory_limit: a.memory_limit,
-        resolvers: a.resolvers.clone(),
-    };
+    let options = a.scope.engine_options();
     if a.file.is_none() && a.query.is_none() && std::io::stdin().is_terminal() {
         return crate::cli::shell::run(&dir, options, given, a.allow_write, a.max_rows);
     }
@@ -113,7 +110,7 @@ pub fn run(a: SqlArgs) -> anyhow::Result<ExitCode> {
     let result = rt.block_on(async {
         let session = Session::open_with(&dir, &options).await?;
         let guard = Guard::new(&session.ctx, &dir, a.allow_write).await?;
-        session.filter(&a.filters).await?;
+        session.filter(&a.scope.filters).await?;
         let binder = Binder {
             header: &header,
             given: &given,
@@ -160,14 +157,12 @@ pub fn given(a: &SqlArgs) -> anyhow::Result<Given> {
     for p in &a.params {
         g.set_pair(p).map_err(anyhow::Error::msg)?;
     }
-    let named = [
-        ("since", a.since.clone()),
-        ("until", a.until.clone()),
-        ("bucket", a.bucket.clone()),
+    // the named flags win over --param of the same name
+    g.values.extend(a.scope.given().values);
+    for (k, v) in [
         ("leg", a.leg.clone()),
         ("top", a.top.map(|n| n.to_string())),
-    ];
-    for (k, v) in named {
+    ] {
         if let Some(v) = v {
             g.set(k, v);
         }
