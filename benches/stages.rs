@@ -52,7 +52,7 @@ fn stages(c: &mut Criterion) {
         c.finish()
     };
     let txs = pair(msgs.clone());
-    let names = vec![path.display().to_string()];
+    let names = batch::Rows::plain(vec![path.display().to_string()]);
     let rows = batch::build(txs.clone(), &names).unwrap();
 
     let mut g = c.benchmark_group("stages");

@@ -25,6 +25,7 @@
 //! free and that the log does not know (a killed ingest) are removed by the
 //! next ingest or by `dnsq vacuum`, and never counted before that.
 
+pub mod anonymize;
 pub mod remote;
 
 use std::collections::{HashMap, HashSet};
@@ -205,6 +206,9 @@ pub struct Writer {
     pub notes: Vec<String>,
     /// Files of killed ingests removed on opening.
     pub removed: usize,
+    /// How this ingest pseudonymises addresses (`None` inside: not at all),
+    /// once `require_anonymization` has checked it against the dataset.
+    anonymization: Option<Option<String>>,
 }
 
 impl Writer {
@@ -242,6 +246,7 @@ impl Writer {
             lock: Some((lock_path, lock)),
             notes,
             removed: 0,
+            anonymization: None,
         };
         w.removed = w.clean_up()?;
         Ok(w)
@@ -273,6 +278,7 @@ impl Writer {
             lock: None,
             notes,
             removed: 0,
+            anonymization: None,
         };
         w.removed = w.clean_up_remote(age)?;
         Ok(w)
@@ -281,6 +287,69 @@ impl Writer {
     /// The local directory this writer writes its files to.
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// The dataset as the user named it: a directory or an object store URL.
+    fn dataset(&self) -> PathBuf {
+        match &self.remote {
+            Some(r) => PathBuf::from(r.url.as_str()),
+            None => self.root.clone(),
+        }
+    }
+
+    /// Refuses to add rows whose addresses are pseudonymised otherwise than
+    /// the rows the dataset holds (`method` as `Anonymizer::describe` gives
+    /// it, `None` for addresses as captured): one dataset never mixes real
+    /// and pseudonymised addresses, or two keys. Checked again before a
+    /// commit that follows another writer's.
+    pub fn require_anonymization(&mut self, method: Option<String>) -> Result<()> {
+        self.anonymization = Some(method);
+        self.check_anonymization()
+    }
+
+    /// The `anonymization` values of the committed captures (null before the
+    /// column existed).
+    pub fn anonymizations(&self) -> Result<HashSet<Option<String>>> {
+        let dir = self.dataset();
+        let batches = self.rt.block_on(committed_captures(&dir, &self.table))?;
+        let mut out = HashSet::new();
+        for b in &batches {
+            match b.column_by_name("anonymization") {
+                Some(col) => {
+                    let col = arrow::compute::cast(col, &arrow::datatypes::DataType::Utf8)?;
+                    let col = col.as_string::<i32>();
+                    out.extend(
+                        (0..col.len()).map(|i| col.is_valid(i).then(|| col.value(i).to_string())),
+                    );
+                }
+                None if b.num_rows() > 0 => {
+                    out.insert(None);
+                }
+                None => {}
+            }
+        }
+        Ok(out)
+    }
+
+    fn check_anonymization(&self) -> Result<()> {
+        let Some(want) = &self.anonymization else {
+            return Ok(());
+        };
+        let describe = |m: &Option<String>| match m {
+            Some(m) => format!("pseudonymised ({m})"),
+            None => "as captured (not anonymized)".to_string(),
+        };
+        let held = self.anonymizations()?;
+        if let Some(other) = held.iter().find(|h| *h != want) {
+            return Err(Error::Refused(format!(
+                "the dataset holds addresses {}, and this ingest's would be {}: one dataset \
+                 never mixes them. Write to another dataset (-o), or rewrite this one with \
+                 `dnsq anonymize`",
+                describe(other),
+                describe(want)
+            )));
+        }
+        Ok(())
     }
 
     fn committed_names(&self) -> Result<HashSet<String>> {
@@ -475,6 +544,7 @@ impl Writer {
                     self.rt
                         .block_on(self.table.update_incremental(None))
                         .map_err(|e| delta_err(&root, e))?;
+                    self.check_anonymization()?;
                 }
                 Err(e) => return Err(delta_err(&self.root, e)),
             }
@@ -717,7 +787,7 @@ async fn open_or_create(
         _ => remote::table_at(&url).await?,
     };
     if table.version().is_some() {
-        return Ok(table);
+        return add_missing_columns(table, tx_dir, notes).await;
     }
     let legacy = match legacy_root {
         Some(root) => legacy_contents(root)?,
@@ -769,6 +839,51 @@ async fn open_or_create(
             Ok(t)
         }
     }
+}
+
+/// Adds to the table's schema the columns this dnsq writes that a dataset
+/// made by an earlier one lacks; the files it holds read them as null.
+async fn add_missing_columns(
+    mut table: DeltaTable,
+    tx_dir: &Path,
+    notes: &mut Vec<String>,
+) -> Result<DeltaTable> {
+    for _ in 0..100 {
+        let have: HashSet<String> = table
+            .snapshot()
+            .map_err(|e| delta_err(tx_dir, e))?
+            .schema()
+            .fields()
+            .map(|f| f.name().to_string())
+            .collect();
+        let missing: Vec<StructField> = delta_columns()?
+            .into_iter()
+            .filter(|f| !have.contains(f.name()))
+            .collect();
+        if missing.is_empty() {
+            return Ok(table);
+        }
+        let names: Vec<String> = missing.iter().map(|f| f.name().to_string()).collect();
+        match table.clone().add_columns().with_fields(missing).await {
+            Ok(t) => {
+                notes.push(format!(
+                    "added {} column(s) to the dataset's schema ({}); rows already there read them as null",
+                    names.len(),
+                    names.join(", ")
+                ));
+                return Ok(t);
+            }
+            // another writer changed the table meanwhile: look again
+            Err(_) => table
+                .update_incremental(None)
+                .await
+                .map_err(|e| delta_err(tx_dir, e))?,
+        }
+    }
+    Err(delta_err(
+        tx_dir,
+        DeltaTableError::Generic("could not add the new columns to the schema".into()),
+    ))
 }
 
 type Legacy = (Vec<DataFile>, Vec<String>, Vec<String>);
@@ -906,7 +1021,9 @@ pub async fn committed_captures(dir: &Path, table: &DeltaTable) -> Result<Vec<Re
             None => out.extend(read_parquet(&dir.join(CAPTURES_DIR).join(&name))?),
         }
     }
-    Ok(out)
+    out.iter()
+        .map(|b| Ok(crate::ingest::schema::conform(b, &CAPTURES)?))
+        .collect()
 }
 
 /// Of the captures file names `names`, those whose ingest the log has committed.

@@ -5,10 +5,14 @@
 #![deny(unsafe_code)]
 
 #[cfg(feature = "engine")]
+pub mod anonymize;
+#[cfg(feature = "engine")]
 pub mod cli;
 pub mod codes;
 #[cfg(feature = "engine")]
 pub mod dataset;
+#[cfg(feature = "engine")]
+pub mod enrich;
 pub mod error;
 pub mod ingest;
 #[cfg(feature = "engine")]

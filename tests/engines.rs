@@ -346,6 +346,46 @@ fn every_engine_answers_every_saved_query_as_dnsq_does() {
 }
 
 #[test]
+fn engines_group_enriched_rows_as_dnsq_does() {
+    // countries, continents and networks that are not all `unknown`: real
+    // public traffic and the sample moved into public ranges, enriched with
+    // MaxMind's test City database and the test ASN database
+    let tmp = tempfile::tempdir().unwrap();
+    let geoip = format!(
+        "--geoip={}",
+        common::mmdb("GeoIP2-City-Test.mmdb").display()
+    );
+    let asn = format!("--asn={}", common::mmdb("GeoLite2-ASN-Test.mmdb").display());
+    let public = common::public_sample(tmp.path());
+    let dir = tmp.path().join("d");
+    ingest(&dir, &[&public, &common::zeek_ecs()], &[&geoip, &asn]);
+    let runs = json!([
+        {"leg": "all", "bucket": "1m", "top": 3, "threshold_ms": 1},
+        {"leg": "downstream", "bucket": "1m", "top": 2, "threshold_ms": 1},
+    ]);
+    let out = engines_py(&dir, "duckdb,pandas,polars", &runs);
+    let (problems, compared) = compare_with_dnsq(&dir, &out, &runs);
+    assert!(
+        problems.is_empty(),
+        "{} differences:\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
+    assert!(compared > 0);
+    for query in ["top_countries", "top_networks"] {
+        let rows = rows_of(&out, 0, "duckdb", query);
+        let known = rows
+            .iter()
+            .filter(|r| {
+                !["unknown", "other"]
+                    .contains(&r[usize::from(query == "top_countries")].as_str().unwrap())
+            })
+            .count();
+        assert!(known >= 2, "{query}: {rows:?}");
+    }
+}
+
+#[test]
 fn engines_tell_a_resolver_from_an_authority_on_one_address() {
     // unbound on 127.0.0.20:53 asks knot on 127.0.0.20:5300
     let tmp = tempfile::tempdir().unwrap();

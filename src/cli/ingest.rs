@@ -6,7 +6,7 @@ use anyhow::Context;
 
 use clap::CommandFactory;
 
-use crate::cli::{thousands, Cli, IngestArgs, MAX_THREADS};
+use crate::cli::{thousands, AnonymizeArgs, Cli, IngestArgs, MAX_THREADS};
 use crate::ingest::dns::DecodeError;
 use crate::ingest::{self, describe_problem, IngestConfig};
 
@@ -19,6 +19,16 @@ pub fn run(a: IngestArgs) -> anyhow::Result<ExitCode> {
     cfg.spool_rows = a.spool_rows.max(1);
     cfg.progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
     cfg.match_timeout = a.match_timeout;
+    if a.geoip.is_some() || a.asn.is_some() {
+        let open = |p: &Option<std::path::PathBuf>| {
+            p.as_deref().map(crate::enrich::Database::open).transpose()
+        };
+        cfg.enrich = Some(std::sync::Arc::new(crate::enrich::Enricher {
+            geoip: open(&a.geoip)?,
+            asn: open(&a.asn)?,
+        }));
+    }
+    cfg.anonymize = a.privacy.anonymizer()?.map(std::sync::Arc::new);
     for p in a.ports {
         if !cfg.ports.contains(&p) {
             cfg.ports.push(p);
@@ -98,6 +108,41 @@ pub fn run(a: IngestArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// `dnsq anonymize SRC DST --anonymize METHOD`.
+pub fn anonymize(a: AnonymizeArgs) -> anyhow::Result<ExitCode> {
+    let Some(anon) = a.privacy.anonymizer()? else {
+        anyhow::bail!(
+            "dnsq anonymize needs --anonymize METHOD ({})",
+            crate::anonymize::METHODS
+        );
+    };
+    watch_signals()?;
+    let started = std::time::Instant::now();
+    let done = crate::dataset::anonymize::rewrite(&a.src, &a.dst, &anon)
+        .with_context(|| format!("rewriting {} into {}", a.src.display(), a.dst.display()))?;
+    for note in &done.notes {
+        eprintln!("dnsq: {note}");
+    }
+    match done.version {
+        Some(v) => eprintln!(
+            "dnsq: {} captures, {} transactions in {} files pseudonymised ({}) in {:.2} s; \
+             committed as version {v} of {}",
+            thousands(done.captures as u64),
+            thousands(done.rows),
+            thousands(done.files as u64),
+            anon.describe(),
+            started.elapsed().as_secs_f64(),
+            a.dst.join(crate::dataset::TRANSACTIONS_DIR).display()
+        ),
+        None => eprintln!(
+            "dnsq: {} already holds every capture of {}; nothing written",
+            a.dst.display(),
+            a.src.display()
+        ),
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// SIGINT and SIGTERM ask the ingest to stop at its next safe point (it

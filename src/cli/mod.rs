@@ -68,6 +68,15 @@ committing them (every ingest does this first, too). Files of ingests still runn
 alone, and committed files are never touched.\n\nExample: dnsq vacuum -d dnsq-data"
     )]
     Vacuum(VacuumArgs),
+    /// Rewrite a dataset into a new one with its addresses pseudonymised.
+    #[command(
+        long_about = "Rewrite the dataset SRC into DST with client addresses and ECS subnets \
+(and server addresses with --anonymize-servers) pseudonymised as `dnsq ingest --anonymize` \
+would have written them. SRC is only read. DST gets one commit; it may be new or hold \
+captures pseudonymised the same way (the same method, parameters and key).\n\n\
+Example: dnsq anonymize dnsq-data shared-data --anonymize cryptopan:key.bin"
+    )]
+    Anonymize(AnonymizeArgs),
     /// Write a synthetic capture (deterministic, for scale tests and benchmarks).
     #[command(hide = true)]
     Synth(SynthArgs),
@@ -113,9 +122,54 @@ pub struct IngestArgs {
     #[arg(long, hide = true, default_value_t = crate::ingest::SPOOL_ROWS,
           value_parser = ranged(1, 1 << 24))]
     pub spool_rows: usize,
+    /// MaxMind DB file (GeoIP2/GeoLite2 City or Country, DB-IP, ip-location-db) that gives the
+    /// continent and country of client, server and ECS addresses
+    #[arg(long, value_name = "MMDB", env = "DNSQ_GEOIP")]
+    pub geoip: Option<PathBuf>,
+    /// MaxMind DB file of autonomous systems (GeoLite2-ASN, DB-IP ASN) that gives their AS
+    /// number and organisation
+    #[arg(long, value_name = "MMDB", env = "DNSQ_ASN")]
+    pub asn: Option<PathBuf>,
+    #[command(flatten)]
+    pub privacy: Privacy,
     /// Capture files, directories of captures, or `-` for standard input
     #[arg(required = true)]
     pub captures: Vec<PathBuf>,
+}
+
+/// How addresses are pseudonymised before anything is written.
+#[derive(Debug, Args)]
+pub struct Privacy {
+    /// Pseudonymise client addresses and ECS subnets before anything is written (after
+    /// --geoip/--asn, so countries stay true): cryptopan:KEYFILE (prefix-preserving, 32-byte
+    /// key), truncate[:V4BITS,V6BITS] (default 24,48) or hmac:KEYFILE
+    #[arg(long, value_name = "METHOD")]
+    pub anonymize: Option<String>,
+    /// With --anonymize: server addresses too
+    #[arg(long, requires = "anonymize")]
+    pub anonymize_servers: bool,
+}
+
+impl Privacy {
+    pub fn anonymizer(&self) -> anyhow::Result<Option<crate::anonymize::Anonymizer>> {
+        Ok(match &self.anonymize {
+            Some(m) => Some(crate::anonymize::Anonymizer::parse(
+                m,
+                self.anonymize_servers,
+            )?),
+            None => None,
+        })
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct AnonymizeArgs {
+    /// The dataset to read (left untouched)
+    pub src: PathBuf,
+    /// The dataset to write: a new directory, or one pseudonymised the same way
+    pub dst: PathBuf,
+    #[command(flatten)]
+    pub privacy: Privacy,
 }
 
 /// What `dnsq sql` and `dnsq report` read: the time range, the resolvers,
@@ -293,6 +347,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Info(a) => info::run(a),
+        Command::Anonymize(a) => ingest::anonymize(a),
         Command::Vacuum(a) => {
             let dir = crate::ingest::dataset_dir(a.data.as_deref());
             let (removed, notes) = crate::dataset::vacuum(&dir, a.older_than)?;

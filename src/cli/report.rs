@@ -116,6 +116,20 @@ const PANELS: &[Panel] = &[
         &[],
         "table",
     ),
+    (
+        "top_countries",
+        "Client countries and continents, downstream (ingest with --geoip)",
+        "top_countries",
+        &[],
+        "table",
+    ),
+    (
+        "top_networks",
+        "Client networks (autonomous systems), downstream (ingest with --asn)",
+        "top_networks",
+        &[],
+        "table",
+    ),
 ];
 
 /// The header's figures.

@@ -38,6 +38,10 @@ pub struct IngestConfig {
     pub spool_rows: usize,
     /// Draw a progress bar on stderr.
     pub progress: bool,
+    /// GeoIP and ASN databases (`--geoip`, `--asn`).
+    pub enrich: Option<Arc<crate::enrich::Enricher>>,
+    /// Pseudonymisation of addresses (`--anonymize`).
+    pub anonymize: Option<Arc<crate::anonymize::Anonymizer>>,
 }
 
 /// The longest `--match-timeout`: one day. Longer ones are refused on the
@@ -57,6 +61,8 @@ impl IngestConfig {
             shards: 0,
             spool_rows: SPOOL_ROWS,
             progress: false,
+            enrich: None,
+            anonymize: None,
         }
     }
 }
@@ -823,6 +829,10 @@ fn run_in_pool(cfg: &IngestConfig, threads: usize, report: &mut IngestReport) ->
     let opened = open_inputs(&cfg.inputs, cfg.chunk_bytes, &mut report.not_captures)?;
     let mut writer = dataset::Writer::open(&cfg.out)?;
     report.notes = std::mem::take(&mut writer.notes);
+    if let Err(e) = writer.require_anonymization(cfg.anonymize.as_ref().map(|a| a.describe())) {
+        writer.abandon();
+        return Err(e);
+    }
     if writer.removed > 0 {
         report.notes.push(format!(
             "removed {} file(s) interrupted ingests left uncommitted",
@@ -918,7 +928,11 @@ fn ingest_opened(
     if inputs.is_empty() {
         return Ok(());
     }
-    let names: Arc<Vec<String>> = Arc::new(inputs.iter().map(|i| i.name.clone()).collect());
+    let rows = Arc::new(super::batch::Rows {
+        captures: inputs.iter().map(|i| i.name.clone()).collect(),
+        enrich: cfg.enrich.clone(),
+        anonymize: cfg.anonymize.clone(),
+    });
 
     let shards = match cfg.shards {
         0 if total_bytes >= SHARD_INPUT_BYTES => SHARDS,
@@ -935,7 +949,7 @@ fn ingest_opened(
                 writer.root(),
                 format!("{}-{s}", writer.file_prefix()),
                 cfg.spool_rows / shards,
-                names.clone(),
+                rows.clone(),
             ),
             by_status: Vec::new(),
         })
@@ -1028,7 +1042,7 @@ fn ingest_opened(
         });
     }
     let hashes: Vec<String> = report.captures.iter().map(|c| c.sha256.clone()).collect();
-    let files = captures_batch(&report.captures)
+    let files = captures_batch(&report.captures, cfg)
         .and_then(|b| writer.write_captures(&b))
         .and_then(|()| {
             dataset::crash_point("before-place");
@@ -1235,7 +1249,7 @@ fn finish(mut router: Router, mut shards: Vec<Shard>) -> Result<Finished> {
     Ok((router.counts, by_status, staged))
 }
 
-fn captures_batch(caps: &[CaptureReport]) -> Result<RecordBatch> {
+fn captures_batch(caps: &[CaptureReport], cfg: &IngestConfig) -> Result<RecordBatch> {
     let now = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_micros() as i64);
@@ -1255,7 +1269,7 @@ fn captures_batch(caps: &[CaptureReport]) -> Result<RecordBatch> {
             .with_timezone("UTC"),
         )
     };
-    let columns = vec![
+    let mut columns = vec![
         s(&|c| c.path.clone()),
         s(&|c| c.sha256.clone()),
         s(&|c| c.format.clone()),
@@ -1285,6 +1299,17 @@ fn captures_batch(caps: &[CaptureReport]) -> Result<RecordBatch> {
                 .with_timezone("UTC"),
         ),
     ];
+    let same = |v: Option<String>| -> ArrayRef {
+        Arc::new(StringArray::from_iter(caps.iter().map(|_| v.clone())))
+    };
+    let enrich = cfg.enrich.as_deref();
+    columns.push(same(
+        enrich.and_then(|e| e.geoip.as_ref()).map(|d| d.describe()),
+    ));
+    columns.push(same(
+        enrich.and_then(|e| e.asn.as_ref()).map(|d| d.describe()),
+    ));
+    columns.push(same(cfg.anonymize.as_deref().map(|a| a.describe())));
     Ok(RecordBatch::try_new(schema::CAPTURES.clone(), columns)?)
 }
 

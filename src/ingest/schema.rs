@@ -105,6 +105,18 @@ pub fn transaction_columns() -> Vec<(&'static str, DataType, bool, &'static str)
         (CAPTURE, DataType::Utf8, false, "file the query (or lone response) came from"),
         (QUERY_FRAME, DataType::Int64, true, "1-based frame number of the query in that file, as Wireshark numbers them"),
         (RESPONSE_FRAME, DataType::Int64, true, "1-based frame number of the response in the file it came from"),
+        ("client_continent", DataType::Utf8, true, "continent code (AF, AN, AS, EU, NA, OC, SA) of the client address by --geoip; null without a database or for private, loopback and documentation ranges"),
+        ("client_country", DataType::Utf8, true, "ISO 3166-1 country code of the client address by --geoip (the address before --anonymize)"),
+        ("client_asn", DataType::Int64, true, "autonomous system number of the client address by --asn"),
+        ("client_as_org", DataType::Utf8, true, "organisation of the client's autonomous system by --asn"),
+        ("server_continent", DataType::Utf8, true, "continent code of the server address by --geoip"),
+        ("server_country", DataType::Utf8, true, "ISO 3166-1 country code of the server address by --geoip"),
+        ("server_asn", DataType::Int64, true, "autonomous system number of the server address by --asn"),
+        ("server_as_org", DataType::Utf8, true, "organisation of the server's autonomous system by --asn"),
+        ("ecs_continent", DataType::Utf8, true, "continent code of the EDNS Client Subnet's network by --geoip"),
+        ("ecs_country", DataType::Utf8, true, "ISO 3166-1 country code of the EDNS Client Subnet's network by --geoip"),
+        ("ecs_asn", DataType::Int64, true, "autonomous system number of the EDNS Client Subnet's network by --asn"),
+        ("ecs_as_org", DataType::Utf8, true, "organisation of the EDNS Client Subnet's autonomous system by --asn"),
     ]
 }
 
@@ -141,6 +153,9 @@ pub fn capture_columns() -> Vec<(&'static str, DataType, bool, &'static str)> {
         ("response_only", DataType::Int64, false, "transactions with status response_only"),
         ("problem", DataType::Utf8, true, "why reading stopped early (cut off, corrupt record), with the byte offset"),
         ("ingested_at", ts_type(), false, "when the ingest ran"),
+        ("geoip_db", DataType::Utf8, true, "the --geoip database that enriched this capture's rows: file name, type and build date"),
+        ("asn_db", DataType::Utf8, true, "the --asn database that enriched this capture's rows: file name, type and build date"),
+        ("anonymization", DataType::Utf8, true, "the --anonymize method, its parameters, key id (never the key) and what it applied to; null when addresses are as captured"),
     ]
 }
 
@@ -151,3 +166,28 @@ pub static CAPTURES: LazyLock<SchemaRef> = LazyLock::new(|| {
         .collect();
     Arc::new(Schema::new(fields))
 });
+
+/// `batch` with the columns of `schema`, in its order: a column the batch
+/// lacks (a file written before the column existed) is all null.
+pub fn conform(
+    batch: &arrow::array::RecordBatch,
+    schema: &SchemaRef,
+) -> Result<arrow::array::RecordBatch, arrow::error::ArrowError> {
+    let columns = schema
+        .fields()
+        .iter()
+        .map(|f| match batch.column_by_name(f.name()) {
+            Some(c) if c.data_type() == f.data_type() => Ok(c.clone()),
+            Some(c) => arrow::compute::cast(c, f.data_type()),
+            None => Ok(arrow::array::new_null_array(
+                f.data_type(),
+                batch.num_rows(),
+            )),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    arrow::array::RecordBatch::try_new_with_options(
+        schema.clone(),
+        columns,
+        &arrow::array::RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
+    )
+}

@@ -113,7 +113,9 @@ impl Staged {
         self.files.extend(other.files);
     }
 
-    fn write(
+    /// Writes `batches` as the file `name` of the day partition `day`,
+    /// under a temporary name until `place`.
+    pub fn write(
         &mut self,
         root: &Path,
         day: &str,
@@ -187,7 +189,7 @@ pub struct Spool {
     /// `part-<writer id>-<shard>`: file names are `<prefix>-<n>.parquet`.
     prefix: String,
     file_rows: usize,
-    captures: Arc<Vec<String>>,
+    rows: Arc<batch::Rows>,
     pending: Vec<Transaction>,
     days: BTreeMap<String, DaySpool>,
     spooled: usize,
@@ -196,12 +198,12 @@ pub struct Spool {
 }
 
 impl Spool {
-    pub fn new(root: &Path, prefix: String, file_rows: usize, captures: Arc<Vec<String>>) -> Self {
+    pub fn new(root: &Path, prefix: String, file_rows: usize, rows: Arc<batch::Rows>) -> Self {
         Spool {
             root: root.to_path_buf(),
             prefix,
             file_rows: file_rows.max(1),
-            captures,
+            rows,
             pending: Vec::new(),
             days: BTreeMap::new(),
             spooled: 0,
@@ -242,7 +244,7 @@ impl Spool {
             );
             spool
                 .batches
-                .push(batch::build(self.pending.drain(..len), &self.captures)?);
+                .push(batch::build(self.pending.drain(..len), &self.rows)?);
             self.spooled += len;
         }
         Ok(())

@@ -31,6 +31,14 @@ pub const SAVED: &[(&str, &str)] = &[
     ("unanswered", include_str!("../../queries/unanswered.sql")),
     ("top_clients", include_str!("../../queries/top_clients.sql")),
     ("top_servers", include_str!("../../queries/top_servers.sql")),
+    (
+        "top_countries",
+        include_str!("../../queries/top_countries.sql"),
+    ),
+    (
+        "top_networks",
+        include_str!("../../queries/top_networks.sql"),
+    ),
 ];
 
 /// A saved query by name (`top_domains`, `top_domains.sql` or `queries/top_domains.sql`).

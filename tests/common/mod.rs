@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests: run the real `dnsq` binary.
 #![allow(dead_code, clippy::unwrap_used)]
 
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -178,4 +180,122 @@ impl TsharkRow {
         let frac = format!("{frac:0<9}");
         s.parse::<i64>().unwrap() * 1_000_000_000 + frac[..9].parse::<i64>().unwrap()
     }
+}
+
+/// A database `.ci/mmdb` fetched.
+pub fn mmdb(name: &str) -> PathBuf {
+    let dir = std::env::var_os("DNSQ_MMDB_DIR").map_or_else(
+        || PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/dnsq-mmdb"),
+        PathBuf::from,
+    );
+    let p = dir.join(name);
+    assert!(
+        p.is_file(),
+        "{} is missing: run .ci/mmdb (or .ci/run), which fetches the test databases",
+        p.display()
+    );
+    p
+}
+
+/// Zeek's capture of a resolver with EDNS Client Subnet: real public
+/// addresses, IPv4 and IPv6, and ECS subnets (BSD-3-Clause, tests/corpus).
+pub fn zeek_ecs() -> PathBuf {
+    repo().join("tests/corpus/zeek/dns-edns-ecs.pcap")
+}
+
+/// The sample with its loopback IPv4 addresses moved into public ranges that
+/// MaxMind's test databases cover (one client stays private, `::1` stays
+/// loopback), so that countries, continents and AS numbers are not all null.
+pub const PUBLIC: [(&str, &str); 6] = [
+    ("127.0.0.101", "89.160.20.115"), // client: SE, EU, AS29518
+    ("127.0.0.100", "149.101.100.5"), // client: US, NA, AS6167
+    ("127.0.0.102", "192.168.7.102"), // client: private, no country
+    ("127.0.0.10", "214.78.120.10"),  // resolver: US, AS721
+    ("127.0.0.2", "81.2.69.160"),     // authority: GB
+    ("127.0.0.3", "175.16.199.3"),    // silent server: CN, AS
+];
+
+/// Rewrites the IPv4 addresses of an Ethernet pcap (little-endian, µs) by
+/// `map`, recomputing the IPv4, UDP and TCP checksums.
+pub fn rewrite_addresses(src: &Path, dst: &Path, map: &[(&str, &str)]) {
+    let map: HashMap<[u8; 4], [u8; 4]> = map
+        .iter()
+        .map(|(a, b)| {
+            (
+                a.parse::<Ipv4Addr>().unwrap().octets(),
+                b.parse::<Ipv4Addr>().unwrap().octets(),
+            )
+        })
+        .collect();
+    let mut data = std::fs::read(src).unwrap();
+    assert_eq!(
+        &data[..4],
+        &[0xd4, 0xc3, 0xb2, 0xa1],
+        "little-endian µs pcap"
+    );
+    assert_eq!(
+        u32::from_le_bytes(data[20..24].try_into().unwrap()),
+        1,
+        "Ethernet"
+    );
+    let sum = |bytes: &[u8], mut acc: u32| {
+        for c in bytes.chunks(2) {
+            acc += u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
+        }
+        while acc > 0xffff {
+            acc = (acc & 0xffff) + (acc >> 16);
+        }
+        acc
+    };
+    let mut at = 24;
+    while at + 16 <= data.len() {
+        let caplen = u32::from_le_bytes(data[at + 8..at + 12].try_into().unwrap()) as usize;
+        let frame = at + 16;
+        at = frame + caplen;
+        let f = &mut data[frame..at];
+        if f.len() < 34 || f[12..14] != [0x08, 0x00] {
+            continue;
+        }
+        let ip = 14;
+        let ihl = usize::from(f[ip] & 0x0f) * 4;
+        for off in [ip + 12, ip + 16] {
+            let old: [u8; 4] = f[off..off + 4].try_into().unwrap();
+            if let Some(new) = map.get(&old) {
+                f[off..off + 4].copy_from_slice(new);
+            }
+        }
+        f[ip + 10..ip + 12].copy_from_slice(&[0, 0]);
+        let c = !(sum(&f[ip..ip + ihl], 0) as u16);
+        f[ip + 10..ip + 12].copy_from_slice(&c.to_be_bytes());
+        let total = usize::from(u16::from_be_bytes([f[ip + 2], f[ip + 3]]));
+        let proto = f[ip + 9];
+        let l4 = ip + ihl;
+        let end = (ip + total).min(f.len());
+        let at_sum = match proto {
+            17 => 6,
+            6 => 16,
+            _ => continue,
+        };
+        // fragments and cut segments keep their checksum field
+        if end < ip + total || f[ip + 6] & 0x3f != 0 || f[ip + 7] != 0 || l4 + at_sum + 2 > end {
+            continue;
+        }
+        f[l4 + at_sum..l4 + at_sum + 2].copy_from_slice(&[0, 0]);
+        let mut pseudo = Vec::with_capacity(12);
+        pseudo.extend_from_slice(&f[ip + 12..ip + 20]);
+        pseudo.extend_from_slice(&[0, proto]);
+        pseudo.extend_from_slice(&((end - l4) as u16).to_be_bytes());
+        let mut c = !(sum(&f[l4..end], sum(&pseudo, 0)) as u16);
+        if proto == 17 && c == 0 {
+            c = 0xffff;
+        }
+        f[l4 + at_sum..l4 + at_sum + 2].copy_from_slice(&c.to_be_bytes());
+    }
+    std::fs::write(dst, data).unwrap();
+}
+
+pub fn public_sample(dir: &Path) -> PathBuf {
+    let p = dir.join("public-sample.pcap");
+    rewrite_addresses(&sample(), &p, &PUBLIC);
+    p
 }
