@@ -53,7 +53,7 @@ fn stages(c: &mut Criterion) {
     };
     let txs = pair(msgs.clone());
     let names = batch::Rows::plain(vec![path.display().to_string()]);
-    let rows = batch::build(txs.clone(), &names).unwrap();
+    let rows = batch::build(txs.clone(), &names, &mut batch::Memo::default()).unwrap();
 
     let mut g = c.benchmark_group("stages");
     g.throughput(Throughput::Elements(frames.len() as u64));
@@ -83,7 +83,7 @@ fn stages(c: &mut Criterion) {
     g.bench_function("batch_build", |b| {
         b.iter_batched(
             || txs.clone(),
-            |t| black_box(batch::build(t, &names).unwrap()),
+            |t| black_box(batch::build(t, &names, &mut batch::Memo::default()).unwrap()),
             BatchSize::LargeInput,
         )
     });

@@ -114,15 +114,7 @@ fn usage(msg: String) -> Error {
 /// A key file's bytes: 32 raw bytes, or 64 hexadecimal digits (a line of
 /// `openssl rand -hex 32`). Its content is never printed.
 fn read_key(path: &Path, raw_len: Option<usize>) -> Result<Vec<u8>> {
-    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
-    if meta.len() > 4096 {
-        return Err(usage(format!(
-            "{}: {} bytes is not a key file (a key is 32 bytes)",
-            path.display(),
-            meta.len()
-        )));
-    }
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bytes = crate::enrich::read_bounded(path, 4096, "a key file (a key is 32 bytes)")?;
     let text = std::str::from_utf8(&bytes).ok().map(str::trim);
     let key = match text {
         Some(t) if t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()) => {

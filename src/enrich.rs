@@ -9,7 +9,6 @@
 //! (private, loopback, link-local, documentation, shared, multicast) get no
 //! answer at all rather than whatever a database says of them.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -31,16 +30,7 @@ pub struct Database {
 
 impl Database {
     pub fn open(path: &Path) -> Result<Database> {
-        let len = std::fs::metadata(path)
-            .map_err(|e| Error::io(path, e))?
-            .len();
-        if len > MAX_DB_BYTES {
-            return Err(Error::Usage(format!(
-                "{}: {len} bytes is too large for a MaxMind DB file",
-                path.display()
-            )));
-        }
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let bytes = read_bounded(path, MAX_DB_BYTES, "a MaxMind DB file")?;
         let reader = Reader::from_source(bytes)
             .map_err(|e| Error::Usage(format!("{}: not a MaxMind DB file: {e}", path.display())))?;
         Ok(Database {
@@ -78,6 +68,39 @@ impl Database {
             })?;
         Ok(found.map(|r| r.into_record()))
     }
+}
+
+/// A regular file's bytes, refused (not read) when it is something else
+/// (a device, a FIFO) or larger than `max`.
+pub fn read_bounded(path: &Path, max: u64, what: &str) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let meta = file.metadata().map_err(|e| Error::io(path, e))?;
+    if !meta.is_file() {
+        return Err(Error::Usage(format!(
+            "{}: not a regular file, so not {what}",
+            path.display()
+        )));
+    }
+    if meta.len() > max {
+        return Err(Error::Usage(format!(
+            "{}: {} bytes is too large for {what}",
+            path.display(),
+            meta.len()
+        )));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    // a file that grows while it is read stops at the bound all the same
+    file.take(max + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::io(path, e))?;
+    if bytes.len() as u64 > max {
+        return Err(Error::Usage(format!(
+            "{}: too large for {what}",
+            path.display()
+        )));
+    }
+    Ok(bytes)
 }
 
 #[derive(Deserialize)]
@@ -173,40 +196,6 @@ impl Enricher {
             }
         }
         Ok(rec)
-    }
-}
-
-/// Per-batch memo of lookups: a capture holds few distinct addresses.
-pub struct Cache<'a> {
-    enricher: &'a Enricher,
-    seen: HashMap<IpAddr, Record>,
-}
-
-impl<'a> Cache<'a> {
-    pub fn new(enricher: &'a Enricher) -> Self {
-        Cache {
-            enricher,
-            seen: HashMap::new(),
-        }
-    }
-
-    pub fn get(&mut self, ip: IpAddr) -> Result<&Record> {
-        if !self.seen.contains_key(&ip) {
-            let rec = self.enricher.lookup(ip)?;
-            self.seen.insert(ip, rec);
-        }
-        Ok(&self.seen[&ip])
-    }
-
-    /// The record of an ECS subnet's network address (`198.51.100.0/24`).
-    pub fn subnet(&mut self, subnet: &str) -> Result<Option<&Record>> {
-        let Some(ip) = subnet
-            .split_once('/')
-            .and_then(|(a, _)| a.parse::<IpAddr>().ok())
-        else {
-            return Ok(None);
-        };
-        self.get(ip).map(Some)
     }
 }
 

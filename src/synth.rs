@@ -192,6 +192,7 @@ struct Upstream<'a> {
     resolver: Ip,
     /// Order of packets written at the same time: after the client's answer's.
     key: u64,
+    public: bool,
 }
 
 impl Upstream<'_> {
@@ -207,10 +208,14 @@ impl Upstream<'_> {
         k: u64,
     ) {
         let n = 1 + self.rng.below(200) as u8;
-        let authority = match self.resolver {
-            Ip::V4(_) => Ip::V4([192, 0, 2, n]),
-            Ip::V6(_) => Ip::V6([
+        let authority = match (self.resolver, self.public) {
+            (Ip::V4(_), false) => Ip::V4([192, 0, 2, n]),
+            (Ip::V6(_), false) => Ip::V6([
                 0x20, 0x01, 0x0d, 0xb8, 0, 0x53, 0, 0, 0, 0, 0, 0, 0, 0, 0, n,
+            ]),
+            (Ip::V4(_), true) => Ip::V4([81, 2, 69, n]),
+            (Ip::V6(_), true) => Ip::V6([
+                0x20, 0x01, 0x02, 0x50, 0, 0x53, 0, 0, 0, 0, 0, 0, 0, 0, 0, n,
             ]),
         };
         let id = self.rng.next() as u16;
@@ -247,6 +252,31 @@ pub fn generate(
     target: u64,
     seed: u64,
 ) -> std::io::Result<BTreeMap<&'static str, u64>> {
+    generate_with(path, target, seed, false)
+}
+
+/// Public IPv4 networks the clients of `generate_with(.., public: true)`
+/// come from: eight countries on five continents (GeoLite2).
+const PUBLIC_V4: [[u8; 2]; 8] = [
+    [1, 128],   // AU
+    [12, 81],   // US
+    [31, 224],  // DE
+    [39, 32],   // PK
+    [59, 0],    // KR
+    [89, 160],  // SE
+    [149, 101], // US
+    [177, 0],   // BR
+];
+
+/// As `generate`; with `public`, the addresses are in public ranges (for
+/// benchmarks of GeoIP enrichment) instead of private and documentation ones.
+/// The traffic is otherwise the same, packet for packet.
+pub fn generate_with(
+    path: &Path,
+    target: u64,
+    seed: u64,
+    public: bool,
+) -> std::io::Result<BTreeMap<&'static str, u64>> {
     let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
     let file = std::fs::File::create(path)?;
     let mut w = Writer {
@@ -254,10 +284,21 @@ pub fn generate(
         packets: 0,
     };
     w.header()?;
-    let resolver4 = Ip::V4([10, 0, 0, 53]);
-    let resolver6 = Ip::V6([
-        0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x53,
-    ]);
+    let (resolver4, resolver6) = if public {
+        (
+            Ip::V4([214, 78, 120, 53]),
+            Ip::V6([
+                0x20, 0x01, 0x02, 0x18, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x53,
+            ]),
+        )
+    } else {
+        (
+            Ip::V4([10, 0, 0, 53]),
+            Ip::V6([
+                0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x53,
+            ]),
+        )
+    };
     // responses wait in a queue ordered by time so the capture stays in time order
     let mut pending: BTreeMap<(i64, u64), Vec<u8>> = BTreeMap::new();
     let mut truth: BTreeMap<&'static str, u64> = BTreeMap::new();
@@ -277,8 +318,15 @@ pub fn generate(
         let c = rng.below(5000) as u32;
         let (client, server) = if v6 {
             let mut a = [0x20, 0x01, 0x0d, 0xb8, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+            if public {
+                a[..4].copy_from_slice(&[0x2a, 0x00, 0x14, (c % 7) as u8 * 16]);
+            }
             a[12..].copy_from_slice(&c.to_be_bytes());
             (Ip::V6(a), resolver6)
+        } else if public {
+            let [a, b] = PUBLIC_V4[c as usize % PUBLIC_V4.len()];
+            let h = c / PUBLIC_V4.len() as u32;
+            (Ip::V4([a, b, (h >> 8) as u8, h as u8]), resolver4)
         } else {
             (Ip::V4([10, 1, (c >> 8) as u8, c as u8]), resolver4)
         };
@@ -336,6 +384,7 @@ pub fn generate(
                 truth: &mut truth,
                 resolver: server,
                 key: n * 8,
+                public,
             };
             let mut start = now + 30;
             if up.rng.unit() < 0.2 {

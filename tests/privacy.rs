@@ -678,3 +678,95 @@ fn anonymize_rewrites_a_dataset_as_ingest_would_have() {
     let none = run(dnsq().arg("anonymize").arg(&src).arg(tmp.path().join("y")));
     assert!(!none.status.success());
 }
+
+#[test]
+fn bad_databases_and_keys_are_clear_errors_and_write_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("d");
+    let short = tmp.path().join("short.key");
+    std::fs::write(&short, b"0123456789").unwrap();
+    // a capture whose busiest client sits where the database's data is corrupt
+    let corrupt = tmp.path().join("corrupt.pcap");
+    common::rewrite_addresses(&sample(), &corrupt, &[("127.0.0.101", "1.1.1.16")]);
+    let broken = mmdb("MaxMind-DB-test-broken-pointers-24.mmdb");
+    let cases: Vec<(Vec<String>, PathBuf, &str, &str)> = vec![
+        (
+            vec![format!("--geoip={}", sample().display())],
+            sample(),
+            "not a MaxMind DB file",
+            "sample.pcap",
+        ),
+        (
+            vec!["--asn=/dev/zero".into()],
+            sample(),
+            "not a regular file",
+            "/dev/zero",
+        ),
+        (
+            vec!["--anonymize=cryptopan:/dev/zero".into()],
+            sample(),
+            "not a regular file",
+            "/dev/zero",
+        ),
+        (
+            vec![format!("--anonymize=cryptopan:{}", short.display())],
+            sample(),
+            "exactly 32 bytes",
+            "short.key",
+        ),
+        (
+            vec![format!("--anonymize=hmac:{}", short.display())],
+            sample(),
+            "at least 16",
+            "short.key",
+        ),
+        (
+            vec!["--anonymize=rot13".into()],
+            sample(),
+            "not a method",
+            "cryptopan:KEYFILE",
+        ),
+        (
+            vec![
+                format!("--geoip={}", broken.display()),
+                format!(
+                    "--anonymize=cryptopan:{}",
+                    key_file(tmp.path(), "k", 1).display()
+                ),
+            ],
+            corrupt.clone(),
+            "corrupt MaxMind DB record",
+            "MaxMind-DB-test-broken-pointers-24.mmdb",
+        ),
+    ];
+    for (flags, capture, says, names) in cases {
+        let out = run(dnsq()
+            .args(["ingest", "-o"])
+            .arg(&dir)
+            .args(&flags)
+            .arg(&capture));
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(!out.status.success(), "{flags:?} was accepted");
+        assert!(
+            err.contains(says) && err.contains(names),
+            "{flags:?}: {err}"
+        );
+        assert!(
+            !err.contains("panicked") && !err.contains("0123456789"),
+            "{err}"
+        );
+        // the address behind the corrupt record is not named while anonymizing
+        assert!(!err.contains("1.1.1.16"), "{err}");
+        // nothing was committed
+        let rows = run(dnsq().args(["sql", "-d"]).arg(&dir).args([
+            "--format",
+            "csv",
+            "select count(*) from transactions",
+        ]));
+        let text = String::from_utf8_lossy(&rows.stdout).into_owned();
+        assert!(
+            !rows.status.success() || text.ends_with("0\n"),
+            "{flags:?}: {text}"
+        );
+    }
+}

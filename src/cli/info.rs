@@ -16,6 +16,11 @@ const CAPTURES: &str =
     "select path, format, packets, dns_messages, malformed, answered, unanswered, response_only, \
  first_ts, last_ts, problem from captures order by first_ts, path";
 
+/// How the addresses of the captures were enriched and pseudonymised.
+const PRIVACY: &str = "select coalesce(anonymization, 'as captured') as addresses, \
+ coalesce(geoip_db, '') as geoip, coalesce(asn_db, '') as asn, count(*) as captures \
+ from captures group by all order by captures desc";
+
 pub fn run(a: InfoArgs) -> anyhow::Result<ExitCode> {
     let dir = ingest::dataset_dir(a.data.as_deref());
     let rt = runtime()?;
@@ -41,6 +46,7 @@ pub fn run(a: InfoArgs) -> anyhow::Result<ExitCode> {
             let mut r = s.run(SUMMARY).await?;
             if s.ctx.table_exist("captures")? {
                 r.extend(s.run(CAPTURES).await?);
+                r.extend(s.run(PRIVACY).await?);
             }
             Ok::<_, crate::error::Error>(r)
         };

@@ -92,6 +92,9 @@ pub struct SynthArgs {
     /// Random seed: the same seed gives the same capture
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Addresses in public ranges (for GeoIP benchmarks), not private and documentation ones
+    #[arg(long)]
+    pub public: bool,
 }
 
 #[derive(Debug, Args)]
@@ -361,7 +364,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Synth(a) => {
-            let truth = crate::synth::generate(&a.out, a.packets, a.seed)?;
+            let truth = crate::synth::generate_with(&a.out, a.packets, a.seed, a.public)?;
             let body: Vec<String> = truth.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
             write_stdout(format!("{{{}}}\n", body.join(",")).as_bytes())?;
             Ok(ExitCode::SUCCESS)

@@ -1,5 +1,6 @@
 //! Ingest stage 5: `Transaction`s → Arrow `RecordBatch` in the schema of `schema.rs`.
 
+use std::collections::hash_map::{Entry, HashMap};
 use std::fmt::{self, Write as _};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -97,6 +98,45 @@ impl Rows {
     }
 }
 
+/// The most addresses a [`Memo`] keeps before it starts over: about 20 MiB.
+const MEMO_MAX: usize = 1 << 17;
+
+/// Lookups and pseudonyms already made, kept across the batches of one
+/// spool: a capture holds far fewer distinct addresses than rows. Cleared
+/// when it reaches `MEMO_MAX` addresses, so memory stays bounded.
+#[derive(Default)]
+pub struct Memo {
+    places: HashMap<IpAddr, enrich::Record>,
+    pseudonyms: HashMap<IpAddr, IpAddr>,
+}
+
+impl Memo {
+    fn place(&mut self, e: &Enricher, ip: IpAddr) -> Result<&enrich::Record> {
+        if self.places.len() >= MEMO_MAX && !self.places.contains_key(&ip) {
+            self.places.clear();
+        }
+        Ok(match self.places.entry(ip) {
+            Entry::Occupied(o) => o.into_mut(),
+            Entry::Vacant(v) => v.insert(e.lookup(ip)?),
+        })
+    }
+
+    /// The record of an ECS subnet's network address (`198.51.100.0/24`).
+    fn subnet_place(&mut self, e: &Enricher, subnet: &str) -> Result<Option<&enrich::Record>> {
+        match subnet.split_once('/').and_then(|(a, _)| a.parse().ok()) {
+            Some(ip) => self.place(e, ip).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn pseudonym(&mut self, a: &Anonymizer, ip: IpAddr) -> IpAddr {
+        if self.pseudonyms.len() >= MEMO_MAX {
+            self.pseudonyms.clear();
+        }
+        *self.pseudonyms.entry(ip).or_insert_with(|| a.map(ip))
+    }
+}
+
 /// Continent, country, AS number and organisation of one address role.
 struct Place {
     continent: StringBuilder,
@@ -138,7 +178,7 @@ impl Place {
 /// Builds one batch from transactions.
 /// Each transaction is dropped as soon as its row is appended, while its
 /// memory is still in cache (dropping them all afterwards cost 5% of an ingest).
-pub fn build<I>(txs: I, rows: &Rows) -> Result<RecordBatch>
+pub fn build<I>(txs: I, rows: &Rows, memo: &mut Memo) -> Result<RecordBatch>
 where
     I: IntoIterator<Item = Transaction>,
     I::IntoIter: ExactSizeIterator,
@@ -146,13 +186,8 @@ where
     let txs = txs.into_iter();
     let n = txs.len();
     let captures = &rows.captures;
-    let mut places = rows.enrich.as_deref().map(enrich::Cache::new);
+    let places = rows.enrich.as_deref();
     let anon = rows.anonymize.as_deref();
-    let mut mapped: std::collections::HashMap<IpAddr, IpAddr> = Default::default();
-    let mut pseudonym = |ip: IpAddr| match anon {
-        Some(a) => *mapped.entry(ip).or_insert_with(|| a.map(ip)),
-        None => ip,
-    };
     let anon_servers = anon.is_some_and(|a| a.servers);
     let [mut client_place, mut server_place, mut ecs_place] = [0; 3].map(|_| Place::new(n));
     let mut ts = ts_builder(n);
@@ -216,18 +251,28 @@ where
             Some(q) => (q.src, q.sport, q.dst, q.dport),
             None => (first.dst, first.dport, first.src, first.sport),
         };
-        if let Some(cache) = places.as_mut() {
-            client_place.append(Some(cache.get(cip)?));
-            server_place.append(Some(cache.get(sip)?));
+        if let Some(e) = places {
+            client_place.append(Some(memo.place(e, cip)?));
+            server_place.append(Some(memo.place(e, sip)?));
         } else {
             client_place.append(None);
             server_place.append(None);
         }
-        append_ip(&mut client_ip, pseudonym(cip));
-        append_ip(
-            &mut server_ip,
-            if anon_servers { pseudonym(sip) } else { sip },
-        );
+        match anon {
+            Some(a) => {
+                append_ip(&mut client_ip, memo.pseudonym(a, cip));
+                let sip = if anon_servers {
+                    memo.pseudonym(a, sip)
+                } else {
+                    sip
+                };
+                append_ip(&mut server_ip, sip);
+            }
+            None => {
+                append_ip(&mut client_ip, cip);
+                append_ip(&mut server_ip, sip);
+            }
+        }
         client_port.append_value(cport as i32);
         server_port.append_value(sport as i32);
         transport.append_value(first.transport.as_str());
@@ -274,8 +319,8 @@ where
         let redns = r.and_then(|r| r.msg.edns.as_ref());
         edns_version.append_option(qedns.or(redns).map(|e| e.version as i32));
         let subnet = qedns.and_then(|e| e.ecs.as_deref());
-        match (places.as_mut(), subnet) {
-            (Some(cache), Some(s)) => ecs_place.append(cache.subnet(s)?),
+        match (places, subnet) {
+            (Some(e), Some(s)) => ecs_place.append(memo.subnet_place(e, s)?),
             _ => ecs_place.append(None),
         }
         match (anon, subnet) {

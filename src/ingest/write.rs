@@ -190,6 +190,7 @@ pub struct Spool {
     prefix: String,
     file_rows: usize,
     rows: Arc<batch::Rows>,
+    memo: batch::Memo,
     pending: Vec<Transaction>,
     days: BTreeMap<String, DaySpool>,
     spooled: usize,
@@ -204,6 +205,7 @@ impl Spool {
             prefix,
             file_rows: file_rows.max(1),
             rows,
+            memo: batch::Memo::default(),
             pending: Vec::new(),
             days: BTreeMap::new(),
             spooled: 0,
@@ -242,9 +244,11 @@ impl Spool {
                     .enumerate()
                     .map(|(i, t)| (order_key(t), b, i as u32)),
             );
-            spool
-                .batches
-                .push(batch::build(self.pending.drain(..len), &self.rows)?);
+            spool.batches.push(batch::build(
+                self.pending.drain(..len),
+                &self.rows,
+                &mut self.memo,
+            )?);
             self.spooled += len;
         }
         Ok(())
