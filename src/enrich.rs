@@ -19,18 +19,32 @@ use serde::Deserialize;
 use crate::error::{Error, Result};
 
 /// A database larger than this is not a GeoIP database (the largest city
-/// databases are a few hundred MiB); it is refused rather than read whole.
+/// databases are a few hundred MiB); it is refused.
 const MAX_DB_BYTES: u64 = 2 << 30;
 
-/// One MaxMind DB file.
+/// One MaxMind DB file, mapped: its pages stay in the page cache, shared by
+/// every ingest, rather than copied into each.
 pub struct Database {
     path: PathBuf,
-    reader: Reader<Vec<u8>>,
+    reader: Reader<memmap2::Mmap>,
 }
 
 impl Database {
     pub fn open(path: &Path) -> Result<Database> {
-        let bytes = read_bounded(path, MAX_DB_BYTES, "a MaxMind DB file")?;
+        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        let meta = file.metadata().map_err(|e| Error::io(path, e))?;
+        if !meta.is_file() || meta.len() > MAX_DB_BYTES {
+            return Err(Error::Usage(format!(
+                "{}: {}",
+                path.display(),
+                if meta.is_file() {
+                    format!("{} bytes is too large for a MaxMind DB file", meta.len())
+                } else {
+                    "not a regular file, so not a MaxMind DB file".to_string()
+                }
+            )));
+        }
+        let bytes = crate::ingest::capture::map(&file).map_err(|e| Error::io(path, e))?;
         let reader = Reader::from_source(bytes)
             .map_err(|e| Error::Usage(format!("{}: not a MaxMind DB file: {e}", path.display())))?;
         Ok(Database {

@@ -353,9 +353,10 @@ impl Capture {
 }
 
 #[allow(unsafe_code)]
-fn map(file: &File) -> std::io::Result<memmap2::Mmap> {
-    // SAFETY: the map is read-only and dnsq never writes to a capture; a capture
-    // truncated by another process while mapped is outside what we can guard.
+pub(crate) fn map(file: &File) -> std::io::Result<memmap2::Mmap> {
+    // SAFETY: the map is read-only and dnsq never writes to a capture (or a
+    // GeoIP database, `enrich.rs`); a file truncated by another process while
+    // mapped is outside what we can guard.
     unsafe { memmap2::Mmap::map(file) }
 }
 
