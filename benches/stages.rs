@@ -41,6 +41,7 @@ fn stages(c: &mut Criterion) {
             sport: s.sport,
             dport: s.dport,
             transport: Transport::Udp,
+            tunnels: Default::default(),
             msg: Box::new(dns::decode(s.payload, true).unwrap()),
         })
         .collect();

@@ -42,6 +42,7 @@ fn segment(frame: u64, seq: u32, payload: Vec<u8>) -> TcpSegment {
         fin: false,
         rst: false,
         payload,
+        tunnels: Default::default(),
     }
 }
 

@@ -31,9 +31,9 @@ fuzz_target!(|data: &[u8]| {
             Ok(Packet::Fragment(f)) => {
                 let owned = OwnedFragment::new(&f, frame.ts_ns, 0, frame.number);
                 if let Some(d) = defrag.push(owned) {
-                    if let Ok(seg) =
-                        link::decode_transport(d.src, d.dst, d.proto, &d.payload, false, &[53])
-                    {
+                    if let Ok(Packet::Whole(seg)) = link::decode_datagram(
+                        d.src, d.dst, d.proto, &d.payload, false, &[53], d.tunnels,
+                    ) {
                         let _ = dns::decode(seg.payload, true);
                     }
                 }

@@ -44,6 +44,7 @@ fuzz_target!(|data: &[u8]| {
                 fin: flags & 2 != 0,
                 rst: flags & 4 != 0,
                 payload,
+                tunnels: Default::default(),
             },
             &mut out,
         );

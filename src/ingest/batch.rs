@@ -106,8 +106,8 @@ const MEMO_MAX: usize = 1 << 17;
 /// when it reaches `MEMO_MAX` addresses, so memory stays bounded.
 #[derive(Default)]
 pub struct Memo {
-    places: HashMap<IpAddr, enrich::Record>,
-    pseudonyms: HashMap<IpAddr, IpAddr>,
+    places: HashMap<IpAddr, enrich::Record, foldhash::fast::RandomState>,
+    pseudonyms: HashMap<IpAddr, IpAddr, foldhash::fast::RandomState>,
 }
 
 impl Memo {
@@ -146,12 +146,14 @@ struct Place {
 }
 
 impl Place {
-    fn new(n: usize) -> Place {
+    /// Builders for `n` rows; with room for the text when there is enrichment.
+    fn new(n: usize, enriched: bool) -> Place {
+        let k = usize::from(enriched);
         Place {
-            continent: StringBuilder::with_capacity(n, 0),
-            country: StringBuilder::with_capacity(n, 0),
+            continent: StringBuilder::with_capacity(n, 2 * n * k),
+            country: StringBuilder::with_capacity(n, 2 * n * k),
             asn: Int64Builder::with_capacity(n),
-            as_org: StringBuilder::with_capacity(n, 0),
+            as_org: StringBuilder::with_capacity(n, 24 * n * k),
         }
     }
 
@@ -189,7 +191,9 @@ where
     let places = rows.enrich.as_deref();
     let anon = rows.anonymize.as_deref();
     let anon_servers = anon.is_some_and(|a| a.servers);
-    let [mut client_place, mut server_place, mut ecs_place] = [0; 3].map(|_| Place::new(n));
+    let [mut client_place, mut server_place, mut ecs_place] =
+        [0; 3].map(|_| Place::new(n, places.is_some()));
+    let mut tunnel = StringBuilder::new();
     let mut ts = ts_builder(n);
     let mut response_ts = ts_builder(n);
     let mut rtt = Float64Builder::with_capacity(n);
@@ -345,6 +349,11 @@ where
         malformed
             .append_value(q.is_some_and(|q| q.msg.malformed) || r.is_some_and(|r| r.msg.malformed));
         capture.append_value(&captures[first.capture as usize]);
+        if first.tunnels.is_empty() {
+            tunnel.append_null();
+        } else {
+            append_display(&mut tunnel, first.tunnels);
+        }
         qframe.append_option(q.map(|q| q.frame as i64));
         rframe.append_option(r.map(|r| r.frame as i64));
     }
@@ -406,6 +415,7 @@ where
     for place in [client_place, server_place, ecs_place] {
         columns.extend(place.finish());
     }
+    columns.push(Arc::new(tunnel.finish()));
     Ok(RecordBatch::try_new(TRANSACTIONS.clone(), columns)?)
 }
 

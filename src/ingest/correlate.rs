@@ -31,6 +31,8 @@ pub struct Observed {
     pub sport: u16,
     pub dport: u16,
     pub transport: Transport,
+    /// What was peeled off to reach it (none for most captures).
+    pub tunnels: crate::ingest::tunnel::Tunnels,
     /// Boxed: an `Observed` moves through half a dozen queues between decoding
     /// and the spool, and the message (264 bytes) is most of its size.
     pub msg: Box<DnsMessage>,
@@ -375,6 +377,7 @@ mod tests {
             sport,
             dport,
             transport: Transport::Udp,
+            tunnels: Default::default(),
             msg: Box::new(DnsMessage {
                 id,
                 flags: Flags(if qr { 0x8180 } else { 0x0100 }),

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 use crate::ingest::link::Fragment;
+use crate::ingest::tunnel::Tunnels;
 
 const MAX_PARTIAL: usize = 10_000;
 const MAX_DATAGRAM: usize = 65_535 + 1500;
@@ -27,6 +28,7 @@ pub struct OwnedFragment {
     pub offset: usize,
     pub more: bool,
     pub data: Vec<u8>,
+    pub tunnels: Tunnels,
 }
 
 impl OwnedFragment {
@@ -43,6 +45,7 @@ impl OwnedFragment {
             offset: f.offset,
             more: f.more,
             data: f.data.to_vec(),
+            tunnels: f.tunnels,
         }
     }
 }
@@ -57,6 +60,8 @@ pub struct Datagram {
     pub dst: IpAddr,
     pub proto: u8,
     pub payload: Vec<u8>,
+    /// What was peeled off the fragment that completed it.
+    pub tunnels: Tunnels,
 }
 
 type Key = (IpAddr, IpAddr, u32, u8);
@@ -153,6 +158,7 @@ impl Defragmenter {
             dst: f.dst,
             proto: f.proto,
             payload,
+            tunnels: f.tunnels,
         })
     }
 
@@ -179,6 +185,7 @@ mod tests {
             offset,
             more,
             data: data.to_vec(),
+            tunnels: Tunnels::default(),
         }
     }
 

@@ -3,7 +3,9 @@
 //! In: a frame and its link type. Out: a `Segment` (addresses, ports,
 //! transport, payload) or the reason the frame carries no DNS.
 //! Link types: Ethernet with 802.1Q/QinQ tags, Linux SLL and SLL2, raw
-//! IPv4/IPv6, BSD null/loopback (either byte order).
+//! IPv4/IPv6, BSD null/loopback (either byte order). Tunnels (VXLAN, Geneve,
+//! GTP-U, GRE, ERSPAN, MPLS, PPPoE, IP in IP) are peeled by `tunnel.rs`'s
+//! readers, outermost first, and named in the segment.
 
 use std::net::IpAddr;
 
@@ -12,6 +14,7 @@ use pcap_parser::data::{get_packetdata, PacketData};
 use pcap_parser::Linktype;
 
 use crate::ingest::capture::Frame;
+use crate::ingest::tunnel::{self, Inner, Tunnel, Tunnels};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Transport {
@@ -41,6 +44,8 @@ pub struct Segment<'a> {
     pub cut: bool,
     /// TCP only: sequence number and control flags.
     pub tcp: Option<TcpHeader>,
+    /// What was peeled off to reach it.
+    pub tunnels: Tunnels,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +68,8 @@ pub struct Fragment<'a> {
     pub offset: usize,
     pub more: bool,
     pub data: &'a [u8],
+    /// What was peeled off to reach it.
+    pub tunnels: Tunnels,
 }
 
 /// What a frame carries: a whole transport segment, or a fragment to reassemble.
@@ -145,6 +152,16 @@ pub fn decode_frame<'a>(frame: &Frame<'a>, ports: &[u16]) -> Result<Packet<'a>, 
         },
         other => return Err(Skip::UnknownLink(other)),
     };
+    decode_sliced(&sliced, ports, Tunnels::default())
+}
+
+/// The IP packet of a sliced frame (or of a tunnel's inner frame), down to
+/// its DNS segment, a fragment of one, or the next tunnel inside.
+fn decode_sliced<'a>(
+    sliced: &LaxSlicedPacket<'a>,
+    ports: &[u16],
+    tunnels: Tunnels,
+) -> Result<Packet<'a>, Skip> {
     let (src, dst, payload, frag) = match &sliced.net {
         Some(LaxNetSlice::Ipv4(ip)) => {
             let h = ip.header();
@@ -174,7 +191,16 @@ pub fn decode_frame<'a>(frame: &Frame<'a>, ports: &[u16]) -> Result<Packet<'a>, 
                 frag,
             )
         }
-        _ => return Err(Skip::NotIp),
+        // EtherTypes etherparse leaves alone: MPLS and PPPoE sessions
+        _ => {
+            let ep = sliced.ether_payload().ok_or(Skip::NotIp)?;
+            let (inner, t) = match ep.ether_type.0 {
+                0x8847 | 0x8848 => (tunnel::mpls(ep.payload), Tunnel::Mpls),
+                0x8864 => (tunnel::pppoe(ep.payload), Tunnel::Pppoe),
+                _ => return Err(Skip::NotIp),
+            };
+            return peel(inner.ok_or(Skip::Malformed)?, t, ports, tunnels);
+        }
     };
     if payload.fragmented {
         let (id, offset, more) = frag;
@@ -186,17 +212,84 @@ pub fn decode_frame<'a>(frame: &Frame<'a>, ports: &[u16]) -> Result<Packet<'a>, 
             offset,
             more,
             data: payload.payload,
+            tunnels,
         }));
     }
-    decode_transport(
+    decode_datagram(
         src,
         dst,
         payload.ip_number.0,
         payload.payload,
         payload.incomplete,
         ports,
+        tunnels,
     )
-    .map(Packet::Whole)
+}
+
+/// An IP payload (of a frame, or reassembled from fragments): a tunnel to
+/// peel, or a UDP/TCP segment on a DNS port.
+pub fn decode_datagram<'a>(
+    src: IpAddr,
+    dst: IpAddr,
+    proto: u8,
+    p: &'a [u8],
+    ip_cut: bool,
+    ports: &[u16],
+    tunnels: Tunnels,
+) -> Result<Packet<'a>, Skip> {
+    match proto {
+        47 => {
+            let (inner, t) = tunnel::gre(p).ok_or(Skip::Malformed)?;
+            return peel(inner, t, ports, tunnels);
+        }
+        4 | 41 => return peel(Inner::Ip(p), Tunnel::IpInIp, ports, tunnels),
+        17 if p.len() >= 8 => {
+            let (sport, dport) = (
+                u16::from_be_bytes([p[0], p[1]]),
+                u16::from_be_bytes([p[2], p[3]]),
+            );
+            // DNS on a port a tunnel also uses is DNS (zeek's gtp3_false_gtp)
+            let dns = ports.contains(&sport) || ports.contains(&dport);
+            if let Some(t) = tunnel::udp_tunnel(sport, dport).filter(|_| !dns) {
+                let ulen = usize::from(u16::from_be_bytes([p[4], p[5]]));
+                let body = &p[8..ulen.clamp(8, p.len())];
+                let inner = match t {
+                    Tunnel::Vxlan => tunnel::vxlan(body),
+                    Tunnel::Geneve => tunnel::geneve(body),
+                    Tunnel::GtpU => tunnel::gtp_u(body),
+                    _ => tunnel::gre(body).map(|(inner, _)| inner),
+                };
+                // a header that does not read as its tunnel's is other traffic
+                return match inner {
+                    Some(inner) => peel(inner, t, ports, tunnels),
+                    None => Err(Skip::OtherPort),
+                };
+            }
+        }
+        _ => {}
+    }
+    decode_transport(src, dst, proto, p, ip_cut, ports).map(|mut s| {
+        s.tunnels = tunnels;
+        Packet::Whole(s)
+    })
+}
+
+/// Decodes what a tunnel carries, with the tunnel added to `tunnels`; a
+/// packet nested deeper than `Tunnels::MAX` is not decoded.
+fn peel<'a>(
+    inner: Inner<'a>,
+    t: Tunnel,
+    ports: &[u16],
+    tunnels: Tunnels,
+) -> Result<Packet<'a>, Skip> {
+    let tunnels = tunnels.push(t).ok_or(Skip::Malformed)?;
+    let sliced = match inner {
+        Inner::Ethernet(b) => LaxSlicedPacket::from_ethernet(b).map_err(|_| Skip::Malformed)?,
+        Inner::Ip(b) => LaxSlicedPacket::from_ip(b).map_err(|_| Skip::Malformed)?,
+        Inner::Ppp(b) => LaxSlicedPacket::from_ip(tunnel::ppp(b).ok_or(Skip::NotIp)?)
+            .map_err(|_| Skip::Malformed)?,
+    };
+    decode_sliced(&sliced, ports, tunnels)
 }
 
 /// Reads the UDP or TCP header of an IP payload (a whole datagram, or one
@@ -257,5 +350,6 @@ pub fn decode_transport<'a>(
         payload: body,
         cut,
         tcp,
+        tunnels: Tunnels::default(),
     })
 }

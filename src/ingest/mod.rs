@@ -17,6 +17,7 @@ pub mod rdata;
 #[cfg(feature = "engine")]
 pub mod schema;
 pub mod tcp_stream;
+pub mod tunnel;
 #[cfg(feature = "engine")]
 pub mod write;
 

@@ -332,6 +332,7 @@ fn route(
                 sport: seg.sport,
                 dport: seg.dport,
                 transport: Transport::Udp,
+                tunnels: seg.tunnels,
                 msg,
             })
         }),
@@ -350,6 +351,7 @@ fn route(
             fin: t.fin,
             rst: t.rst,
             payload: seg.payload.to_vec(),
+            tunnels: seg.tunnels,
         })),
     }
 }
@@ -621,20 +623,34 @@ impl Router {
         match it {
             Item::Msg(o) => self.held.push((pos, o)),
             Item::Seg(s) => self.segment(s, pos),
-            Item::Frag(f) => {
+            Item::Frag(mut f) => loop {
                 let Some(d) = self.defrag.push(f) else { return };
-                let Ok(seg) =
-                    link::decode_transport(d.src, d.dst, d.proto, &d.payload, false, &self.ports)
-                else {
-                    return;
-                };
-                let n = &mut self.counts[d.capture as usize];
-                match route(&seg, d.ts_ns, d.capture, d.frame, n) {
-                    Some(Item::Msg(o)) => self.held.push((pos, o)),
-                    Some(Item::Seg(s)) => self.segment(s, pos),
-                    _ => {}
+                let decoded = link::decode_datagram(
+                    d.src,
+                    d.dst,
+                    d.proto,
+                    &d.payload,
+                    false,
+                    &self.ports,
+                    d.tunnels,
+                );
+                match decoded {
+                    Ok(Packet::Whole(seg)) => {
+                        let n = &mut self.counts[d.capture as usize];
+                        match route(&seg, d.ts_ns, d.capture, d.frame, n) {
+                            Some(Item::Msg(o)) => self.held.push((pos, o)),
+                            Some(Item::Seg(s)) => self.segment(s, pos),
+                            _ => {}
+                        }
+                        return;
+                    }
+                    // a tunnel reassembled from fragments whose inner packet is a fragment too
+                    Ok(Packet::Fragment(inner)) => {
+                        f = OwnedFragment::new(&inner, d.ts_ns, d.capture, d.frame);
+                    }
+                    Err(_) => return,
                 }
-            }
+            },
         }
     }
 
@@ -661,6 +677,7 @@ impl Router {
                         sport: m.sport,
                         dport: m.dport,
                         transport: Transport::Tcp,
+                        tunnels: m.tunnels,
                         msg,
                     },
                 ));

@@ -117,6 +117,7 @@ pub fn transaction_columns() -> Vec<(&'static str, DataType, bool, &'static str)
         ("ecs_country", DataType::Utf8, true, "ISO 3166-1 country code of the EDNS Client Subnet's network by --geoip"),
         ("ecs_asn", DataType::Int64, true, "autonomous system number of the EDNS Client Subnet's network by --asn"),
         ("ecs_as_org", DataType::Utf8, true, "organisation of the EDNS Client Subnet's autonomous system by --asn"),
+        ("tunnel", DataType::Utf8, true, "encapsulations peeled off to reach the query (the response when no query), outermost first: vxlan, geneve, gtp-u, gre, erspan, mpls, pppoe, ip-in-ip, joined by / (geneve/vxlan); null when none. client_ip and server_ip are the inner addresses"),
     ]
 }
 

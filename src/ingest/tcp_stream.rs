@@ -10,6 +10,8 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
+use crate::ingest::tunnel::Tunnels;
+
 /// One TCP segment, copied out of its frame (DNS over TCP is a small share of traffic).
 #[derive(Debug, Clone)]
 pub struct TcpSegment {
@@ -28,6 +30,8 @@ pub struct TcpSegment {
     pub fin: bool,
     pub rst: bool,
     pub payload: Vec<u8>,
+    /// What was peeled off to reach it.
+    pub tunnels: Tunnels,
 }
 
 /// A whole DNS message taken from a stream.
@@ -43,6 +47,8 @@ pub struct StreamMessage {
     pub sport: u16,
     pub dport: u16,
     pub bytes: Vec<u8>,
+    /// What was peeled off the segment that completes it.
+    pub tunnels: Tunnels,
 }
 
 /// What reassembly could not use; counted per capture of the segment that showed it.
@@ -72,6 +78,7 @@ struct Seen {
     capture: u32,
     frame: u64,
     pos: u64,
+    tunnels: Tunnels,
 }
 
 #[derive(Default)]
@@ -117,6 +124,7 @@ impl TcpReassembler {
             capture: seg.capture,
             frame: seg.frame,
             pos: seg.pos,
+            tunnels: seg.tunnels,
         };
         let stream = self.streams.entry(key).or_default();
         stream.last_ts = seg.ts_ns;
@@ -189,6 +197,7 @@ impl TcpReassembler {
                     fin: false,
                     rst: false,
                     payload: Vec::new(),
+                    tunnels: seen.tunnels,
                 };
                 let mut emit = |st: &mut Stream, data: &[u8], seen: Seen| {
                     st.take_messages(data, seen, &seg, out)
@@ -352,6 +361,7 @@ impl Stream {
                 sport: seg.sport,
                 dport: seg.dport,
                 bytes: rest[2..2 + len].to_vec(),
+                tunnels: seen.tunnels,
             });
             pos += 2 + len;
         }
@@ -421,6 +431,7 @@ mod tests {
             fin: false,
             rst: false,
             payload: payload.to_vec(),
+            tunnels: Tunnels::default(),
         }
     }
 

@@ -109,13 +109,27 @@ pub fn read_tshark(path: &Path) -> Vec<TsharkRow> {
             let get = |i: usize| f.get(i).copied().unwrap_or("");
             let multi = get(11).contains(',');
             let first = |s: &str| s.split(',').next().unwrap_or("").to_string();
+            // inside a tunnel, tshark lists each header's field outermost first:
+            // the DNS endpoints are the last; with IPv4 and IPv6 both listed, which
+            // is inside cannot be told from these fields (None)
+            let last = |s: &str| s.rsplit(',').next().unwrap_or("").to_string();
+            let inner = |v4: &str, v6: &str| match (v4.is_empty(), v6.is_empty()) {
+                (false, true) => last(v4),
+                (true, false) => last(v6),
+                _ => String::new(),
+            };
             TsharkRow {
                 frame: get(0).parse().expect("frame number"),
                 epoch: get(1).to_string(),
-                src: format!("{}{}", get(2), get(3)),
-                dst: format!("{}{}", get(4), get(5)),
-                sport: format!("{}{}", get(6), get(7)).parse().unwrap_or(0),
-                dport: format!("{}{}", get(8), get(9)).parse().unwrap_or(0),
+                src: inner(get(2), get(3)),
+                dst: inner(get(4), get(5)),
+                // a tunnel's outer UDP is listed beside an inner TCP
+                sport: last(if get(7).is_empty() { get(6) } else { get(7) })
+                    .parse()
+                    .unwrap_or(0),
+                dport: last(if get(9).is_empty() { get(8) } else { get(9) })
+                    .parse()
+                    .unwrap_or(0),
                 response: first(get(11)) == "1",
                 qtype: first(get(14)).parse().ok(),
                 rcode: first(get(12)).parse().ok(),
