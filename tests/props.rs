@@ -60,8 +60,18 @@ proptest! {
 
     #[test]
     fn decode_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
-        if let Some(m) = dns::decode(&bytes, true) {
-            prop_assert!(m.size as usize == bytes.len());
+        match dns::decode(&bytes, true) {
+            None => prop_assert!(bytes.len() < 12, "a header's worth of bytes always decodes"),
+            Some(m) => {
+                // the header is read as it is on the wire
+                prop_assert_eq!(m.id, u16::from_be_bytes([bytes[0], bytes[1]]));
+                prop_assert_eq!(m.ancount, u16::from_be_bytes([bytes[6], bytes[7]]));
+                // never more records than the header counts; all of them unless malformed
+                prop_assert!(m.answers.len() <= usize::from(m.ancount));
+                if !m.malformed {
+                    prop_assert_eq!(m.answers.len(), usize::from(m.ancount));
+                }
+            }
         }
     }
 

@@ -4,10 +4,12 @@
 //! Out: header, first question, EDNS (RFC 6891) with client subnet (RFC 7871)
 //! and Extended DNS Errors (RFC 8914), and the rendered answer section.
 //!
-//! The read is zero-copy and lazy: names are decompressed into one `String`
-//! each, sections are walked only as far as needed (queries stop after the
-//! OPT record), and a message that can be read only in part keeps what was
-//! read and is flagged `malformed`.
+//! Every message is rendered whole when it is decoded: each name is
+//! decompressed into a `String` of its own and each record of the answer,
+//! authority and additional sections into an `Answer` (owned strings), so that
+//! pairing and the row builder need not go back to the wire bytes. A message
+//! that can be read only in part keeps what was read and is flagged
+//! `malformed`.
 
 use std::fmt::Write as _;
 
@@ -328,8 +330,9 @@ pub fn peek_id(msg: &[u8]) -> Option<(u16, bool)> {
 }
 
 /// Decodes a message. `None` when it is too short to hold a header.
-/// `render_answers` renders the answer section (responses only, to spare
-/// queries the work).
+/// `render_answers` renders the records of the answer, authority and
+/// additional sections into text; without it they are only walked (their
+/// counts and the OPT record are still read). The ingest always renders.
 pub fn decode(msg: &[u8], render_answers: bool) -> Option<DnsMessage> {
     if msg.len() < HEADER_LEN {
         return None;

@@ -67,6 +67,8 @@ pub struct Datagram {
 type Key = (IpAddr, IpAddr, u32, u8);
 
 struct Partial {
+    /// The capture of its first fragment, charged when it is given up.
+    capture: u32,
     first_ts: i64,
     pieces: Vec<(usize, Vec<u8>)>,
     total: Option<usize>,
@@ -89,35 +91,39 @@ impl Defragmenter {
     pub fn push(&mut self, f: OwnedFragment) -> Option<Datagram> {
         let now = f.ts_ns;
         if self.partial.len() >= MAX_PARTIAL {
-            let before = self.partial.len();
-            self.partial
-                .retain(|_, p| now.saturating_sub(p.first_ts) <= TIMEOUT_NS);
-            let dropped = (before - self.partial.len()).max(1) as u64;
+            let mut dropped = Vec::new();
+            self.partial.retain(|_, p| {
+                let keep = now.saturating_sub(p.first_ts) <= TIMEOUT_NS;
+                if !keep {
+                    dropped.push(p.capture);
+                }
+                keep
+            });
             if self.partial.len() >= MAX_PARTIAL {
-                self.partial.clear();
+                dropped.extend(self.partial.drain().map(|(_, p)| p.capture));
             }
-            *self.lost.entry(f.capture).or_default() += dropped;
+            for c in dropped {
+                *self.lost.entry(c).or_default() += 1;
+            }
         }
         let key = (f.src, f.dst, f.id, f.proto);
-        let p = self.partial.entry(key).or_insert(Partial {
+        let fresh = || Partial {
+            capture: f.capture,
             first_ts: now,
             pieces: Vec::new(),
             total: None,
             bytes: 0,
-        });
+        };
+        let p = self.partial.entry(key).or_insert_with(fresh);
         if now.saturating_sub(p.first_ts) > TIMEOUT_NS {
-            *p = Partial {
-                first_ts: now,
-                pieces: Vec::new(),
-                total: None,
-                bytes: 0,
-            };
-            *self.lost.entry(f.capture).or_default() += 1;
+            *self.lost.entry(p.capture).or_default() += 1;
+            *p = fresh();
         }
         let end = f.offset + f.data.len();
         if end > MAX_DATAGRAM || p.bytes + f.data.len() > 2 * MAX_DATAGRAM {
+            let capture = p.capture;
             self.partial.remove(&key);
-            *self.lost.entry(f.capture).or_default() += 1;
+            *self.lost.entry(capture).or_default() += 1;
             return None;
         }
         if !f.more {
@@ -164,7 +170,9 @@ impl Defragmenter {
 
     /// Ends the input: datagrams still incomplete are lost.
     pub fn finish(mut self) -> HashMap<u32, u64> {
-        *self.lost.entry(0).or_default() += self.partial.len() as u64;
+        for p in self.partial.values() {
+            *self.lost.entry(p.capture).or_default() += 1;
+        }
         self.lost
     }
 }
@@ -187,6 +195,22 @@ mod tests {
             data: data.to_vec(),
             tunnels: Tunnels::default(),
         }
+    }
+
+    #[test]
+    fn unfinished_datagrams_are_charged_to_their_own_capture() {
+        let mut d = Defragmenter::new();
+        let mut a = frag(1, 0, true, &[0; 8]);
+        a.capture = 2;
+        let mut b = frag(2, 0, true, &[0; 8]);
+        b.capture = 1;
+        b.id = 8;
+        assert!(d.push(a).is_none());
+        assert!(d.push(b).is_none());
+        let lost = d.finish();
+        assert_eq!(lost.get(&2), Some(&1));
+        assert_eq!(lost.get(&1), Some(&1));
+        assert_eq!(lost.get(&0), None);
     }
 
     #[test]

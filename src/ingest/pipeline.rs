@@ -1,8 +1,8 @@
-//! The ingest pipeline: wires the stages and holds no decoding logic.
-//!
-//! It opens the captures, decodes their chunks in parallel (rayon), merges the
-//! messages of all captures into one stream in time order, pairs them, and
-//! writes the dataset.
+//! The ingest pipeline: it opens the captures, decodes their chunks in
+//! parallel (rayon: `decode_chunk` and `route` turn frames into messages and
+//! TCP segments), merges the messages of all captures into one stream in time
+//! order (the `Router`: IP defragmentation, TCP reassembly, sharding), pairs
+//! them in shards, and writes the dataset.
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};

@@ -108,6 +108,9 @@ pub enum Inner<'a> {
 }
 
 pub const VXLAN_PORT: u16 = 4789;
+/// The port Linux used for VXLAN before IANA assigned 4789, still the default
+/// of flannel and of `ip link add type vxlan` without `dstport`.
+pub const VXLAN_LINUX_PORT: u16 = 8472;
 pub const GENEVE_PORT: u16 = 6081;
 pub const GTP_U_PORT: u16 = 2152;
 pub const GRE_IN_UDP_PORT: u16 = 4754;
@@ -117,7 +120,7 @@ pub const GRE_IN_UDP_PORT: u16 = 4754;
 /// destination counts; GTP-U uses 2152 on both sides.
 pub fn udp_tunnel(sport: u16, dport: u16) -> Option<Tunnel> {
     match dport {
-        VXLAN_PORT => Some(Tunnel::Vxlan),
+        VXLAN_PORT | VXLAN_LINUX_PORT => Some(Tunnel::Vxlan),
         GENEVE_PORT => Some(Tunnel::Geneve),
         GRE_IN_UDP_PORT => Some(Tunnel::Gre),
         GTP_U_PORT => Some(Tunnel::GtpU),
@@ -285,6 +288,15 @@ mod tests {
         }
         assert_eq!(deep.push(Tunnel::Gre), None);
         assert_eq!(deep.iter().count(), Tunnels::MAX);
+    }
+
+    #[test]
+    fn udp_tunnels_by_port() {
+        assert_eq!(udp_tunnel(51234, 4789), Some(Tunnel::Vxlan));
+        assert_eq!(udp_tunnel(51234, 8472), Some(Tunnel::Vxlan));
+        assert_eq!(udp_tunnel(51234, 6081), Some(Tunnel::Geneve));
+        assert_eq!(udp_tunnel(2152, 40000), Some(Tunnel::GtpU));
+        assert_eq!(udp_tunnel(4789, 40000), None);
     }
 
     #[test]
