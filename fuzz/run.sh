@@ -8,7 +8,7 @@ here="$(cd "$(dirname "$0")" && pwd)"
 seconds="${1:-600}"
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(decode_dns decode_frame tcp_stream)
+[ ${#targets[@]} -gt 0 ] || targets=(decode_dns decode_frame tcp_stream dnstap)
 export RUSTC_BOOTSTRAP=1
 fuzz_target_dir="${DNSQ_FUZZ_TARGET_DIR:-$HOME/.cache/dnsq-fuzz-target}"
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked --version 0.13.2
@@ -17,6 +17,9 @@ cd "$here"
 # the seeder is an ordinary build: it only reads captures
 CARGO_TARGET_DIR="$fuzz_target_dir/seed" cargo run -q --release --bin seed -- \
     $(find ../tests/corpus ../data -type f \( -name '*.pcap' -o -name '*.pcapng' -o -name '*.cap' -o -name '*.pcap.gz' \))
+# dnstap starts from the real Frame Streams files in data/
+mkdir -p corpus/dnstap
+cp ../data/*.fstrm corpus/dnstap/
 for t in "${targets[@]}"; do
     cargo fuzz build --target-dir "$fuzz_target_dir" "$t"
 done

@@ -9,6 +9,7 @@ pub mod batch;
 pub mod capture;
 pub mod correlate;
 pub mod dns;
+pub mod dnstap;
 pub mod ip;
 pub mod link;
 #[cfg(feature = "engine")]

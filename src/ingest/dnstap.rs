@@ -1,0 +1,480 @@
+//! dnstap (<https://dnstap.info>): the DNS messages a server logged itself, as
+//! protobuf `Dnstap` messages in a Frame Streams file.
+//!
+//! Frame Streams (farsightsec/fstrm, `fstrm/control.h`): big-endian 32-bit
+//! lengths throughout. A data frame is its length (not 0) and that many bytes.
+//! A control frame is the escape (a length of 0), the control frame's length
+//! (at most 512), its type (ACCEPT 1, START 2, STOP 3, READY 4, FINISH 5) and
+//! fields (type 1, CONTENT_TYPE, with a length and bytes). A file is START
+//! (content type `protobuf:dnstap.Dnstap`), data frames, STOP; a writer that
+//! was killed leaves no STOP. The reader takes every whole frame before a cut
+//! or a corrupt length and says where reading stopped.
+//!
+//! The protobuf messages below mirror `proto/dnstap.proto` (vendored from
+//! dnstap/dnstap.pb, CC0) field for field; enums are read as the integers
+//! they are on the wire.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use prost::Message as _;
+
+/// The Frame Streams content type of dnstap.
+pub const CONTENT_TYPE: &[u8] = b"protobuf:dnstap.Dnstap";
+/// The largest data frame read (fstrm's own reader stops at 1 MiB; a DNS
+/// message is at most 64 KiB).
+pub const MAX_FRAME: usize = 1 << 20;
+/// The largest control frame (fstrm's limit).
+const MAX_CONTROL: usize = 512;
+const CONTROL_START: u32 = 2;
+const CONTROL_STOP: u32 = 3;
+const FIELD_CONTENT_TYPE: u32 = 1;
+
+/// `dnstap.Dnstap`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Dnstap {
+    #[prost(bytes = "vec", optional, tag = "1")]
+    pub identity: Option<Vec<u8>>,
+    #[prost(bytes = "vec", optional, tag = "2")]
+    pub version: Option<Vec<u8>>,
+    #[prost(bytes = "vec", optional, tag = "3")]
+    pub extra: Option<Vec<u8>>,
+    /// `Dnstap.Type`: MESSAGE (1) is the only one.
+    #[prost(int32, required, tag = "15")]
+    pub r#type: i32,
+    #[prost(message, optional, tag = "14")]
+    pub message: Option<Message>,
+}
+
+/// `dnstap.Message`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Message {
+    /// `Message.Type`: see [`MessageType`].
+    #[prost(int32, required, tag = "1")]
+    pub r#type: i32,
+    /// `SocketFamily`: INET 1, INET6 2.
+    #[prost(int32, optional, tag = "2")]
+    pub socket_family: Option<i32>,
+    /// `SocketProtocol`: see [`protocol_name`].
+    #[prost(int32, optional, tag = "3")]
+    pub socket_protocol: Option<i32>,
+    #[prost(bytes = "vec", optional, tag = "4")]
+    pub query_address: Option<Vec<u8>>,
+    #[prost(bytes = "vec", optional, tag = "5")]
+    pub response_address: Option<Vec<u8>>,
+    #[prost(uint32, optional, tag = "6")]
+    pub query_port: Option<u32>,
+    #[prost(uint32, optional, tag = "7")]
+    pub response_port: Option<u32>,
+    #[prost(uint64, optional, tag = "8")]
+    pub query_time_sec: Option<u64>,
+    #[prost(fixed32, optional, tag = "9")]
+    pub query_time_nsec: Option<u32>,
+    #[prost(bytes = "vec", optional, tag = "10")]
+    pub query_message: Option<Vec<u8>>,
+    #[prost(bytes = "vec", optional, tag = "11")]
+    pub query_zone: Option<Vec<u8>>,
+    #[prost(uint64, optional, tag = "12")]
+    pub response_time_sec: Option<u64>,
+    #[prost(fixed32, optional, tag = "13")]
+    pub response_time_nsec: Option<u32>,
+    #[prost(bytes = "vec", optional, tag = "14")]
+    pub response_message: Option<Vec<u8>>,
+    /// `HttpProtocol` of DoH: HTTP1 1, HTTP2 2, HTTP3 3.
+    #[prost(int32, optional, tag = "16")]
+    pub http_protocol: Option<i32>,
+}
+
+/// `Message.Type`: who logged the message and at which end of an exchange.
+/// A response's value is its query's plus one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MessageType(pub i32);
+
+impl MessageType {
+    const NAMES: [&'static str; 7] = [
+        "AUTH",
+        "RESOLVER",
+        "CLIENT",
+        "FORWARDER",
+        "STUB",
+        "TOOL",
+        "UPDATE",
+    ];
+
+    pub fn is_response(self) -> bool {
+        self.0 % 2 == 0
+    }
+
+    /// `CLIENT_RESPONSE`, or `TYPE99` for a value this dnsq does not know.
+    pub fn name(self) -> String {
+        match usize::try_from(self.0 - 1)
+            .ok()
+            .and_then(|i| Self::NAMES.get(i / 2))
+        {
+            Some(role) => format!(
+                "{role}_{}",
+                if self.is_response() {
+                    "RESPONSE"
+                } else {
+                    "QUERY"
+                }
+            ),
+            None => format!("TYPE{}", self.0),
+        }
+    }
+}
+
+/// A `SocketProtocol`'s name as the `transport` column gives it.
+pub fn protocol_name(p: i32) -> Option<&'static str> {
+    match p {
+        1 => Some("udp"),
+        2 => Some("tcp"),
+        3 => Some("dot"),
+        4 => Some("doh"),
+        5 => Some("dnscrypt-udp"),
+        6 => Some("dnscrypt-tcp"),
+        7 => Some("doq"),
+        _ => None,
+    }
+}
+
+impl Message {
+    pub fn kind(&self) -> MessageType {
+        MessageType(self.r#type)
+    }
+
+    /// The query's time in nanoseconds since 1970, when the server logged it.
+    pub fn query_time_ns(&self) -> Option<i64> {
+        time_ns(self.query_time_sec, self.query_time_nsec)
+    }
+
+    pub fn response_time_ns(&self) -> Option<i64> {
+        time_ns(self.response_time_sec, self.response_time_nsec)
+    }
+
+    pub fn query_ip(&self) -> Option<IpAddr> {
+        address(self.query_address.as_deref())
+    }
+
+    pub fn response_ip(&self) -> Option<IpAddr> {
+        address(self.response_address.as_deref())
+    }
+}
+
+fn time_ns(sec: Option<u64>, nsec: Option<u32>) -> Option<i64> {
+    let sec = i64::try_from(sec?).ok()?;
+    sec.checked_mul(1_000_000_000)?
+        .checked_add(i64::from(nsec.unwrap_or(0).min(999_999_999)))
+}
+
+/// 4 bytes are IPv4, 16 IPv6; anything else is no address.
+fn address(b: Option<&[u8]>) -> Option<IpAddr> {
+    match b? {
+        [a, b, c, d] => Some(IpAddr::V4(Ipv4Addr::new(*a, *b, *c, *d))),
+        b if b.len() == 16 => {
+            let a: [u8; 16] = b.try_into().ok()?;
+            Some(IpAddr::V6(Ipv6Addr::from(a)))
+        }
+        _ => None,
+    }
+}
+
+/// Why reading a Frame Streams file stopped before its STOP frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stop {
+    /// The file ends inside a frame: the writer was killed, or the copy is short.
+    Cut { offset: u64 },
+    /// A length that no writer makes (a data frame over `MAX_FRAME`, a control
+    /// frame over 512 bytes or without its type).
+    Corrupt { offset: u64, what: String },
+}
+
+/// Not a dnstap file: no Frame Streams START frame, or another content type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotDnstap(pub String);
+
+fn be32(b: &[u8], at: usize) -> Option<u32> {
+    b.get(at..at + 4)
+        .map(|x| u32::from_be_bytes([x[0], x[1], x[2], x[3]]))
+}
+
+/// The data frames of a Frame Streams file held in memory.
+#[derive(Debug)]
+pub struct Frames<'a> {
+    data: &'a [u8],
+    pos: usize,
+    /// Why reading stopped early; `None` after a STOP frame or a clean end.
+    pub stop: Option<Stop>,
+    done: bool,
+}
+
+/// Whether `data` starts as a dnstap Frame Streams file does (for sniffing
+/// an input by its content, whatever its name).
+pub fn is_dnstap(data: &[u8]) -> bool {
+    frames(data).is_ok()
+}
+
+/// Reads the START frame and checks its content type.
+pub fn frames(data: &[u8]) -> Result<Frames<'_>, NotDnstap> {
+    let not = |why: &str| NotDnstap(why.to_string());
+    if be32(data, 0) != Some(0) {
+        return Err(not("no Frame Streams control frame at its start"));
+    }
+    let len = be32(data, 4).ok_or_else(|| not("cut inside its first frame"))? as usize;
+    if !(4..=MAX_CONTROL).contains(&len) {
+        return Err(not("a first control frame of impossible length"));
+    }
+    let control = data
+        .get(8..8 + len)
+        .ok_or_else(|| not("cut inside its first frame"))?;
+    if be32(control, 0) != Some(CONTROL_START) {
+        return Err(not("its first control frame is not START"));
+    }
+    // fields: type, length, bytes; a START without a content type names none
+    let mut at = 4;
+    let mut content = None;
+    while at + 8 <= control.len() {
+        let (ty, flen) = (be32(control, at), be32(control, at + 4));
+        let (Some(ty), Some(flen)) = (ty, flen) else {
+            break;
+        };
+        let value = control
+            .get(at + 8..at + 8 + flen as usize)
+            .ok_or_else(|| not("a START field longer than its frame"))?;
+        if ty == FIELD_CONTENT_TYPE {
+            content = Some(value);
+        }
+        at += 8 + flen as usize;
+    }
+    match content {
+        Some(CONTENT_TYPE) => Ok(Frames {
+            data,
+            pos: 8 + len,
+            stop: None,
+            done: false,
+        }),
+        Some(other) => Err(NotDnstap(format!(
+            "Frame Streams of content type {:?}, not dnstap",
+            String::from_utf8_lossy(other)
+        ))),
+        None => Err(not("Frame Streams without a content type")),
+    }
+}
+
+impl<'a> Frames<'a> {
+    /// Byte offset of the next frame.
+    pub fn offset(&self) -> u64 {
+        self.pos as u64
+    }
+
+    fn end(&mut self, stop: Option<Stop>) -> Option<&'a [u8]> {
+        self.stop = stop;
+        self.done = true;
+        None
+    }
+}
+
+impl<'a> Iterator for Frames<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        loop {
+            if self.done {
+                return None;
+            }
+            let at = self.pos;
+            if at == self.data.len() {
+                // no STOP: a writer killed between frames, kept whole
+                return self.end(None);
+            }
+            let offset = at as u64;
+            let Some(len) = be32(self.data, at) else {
+                return self.end(Some(Stop::Cut { offset }));
+            };
+            let len = len as usize;
+            if len == 0 {
+                let Some(clen) = be32(self.data, at + 4) else {
+                    return self.end(Some(Stop::Cut { offset }));
+                };
+                let clen = clen as usize;
+                if !(4..=MAX_CONTROL).contains(&clen) {
+                    return self.end(Some(Stop::Corrupt {
+                        offset,
+                        what: format!("a control frame of {clen} bytes"),
+                    }));
+                }
+                if self.data.len() < at + 8 + clen {
+                    return self.end(Some(Stop::Cut { offset }));
+                }
+                self.pos = at + 8 + clen;
+                if be32(self.data, at + 8) == Some(CONTROL_STOP) {
+                    return self.end(None);
+                }
+                // other control frames (a second START, READY...) carry no data
+                continue;
+            }
+            if len > MAX_FRAME {
+                return self.end(Some(Stop::Corrupt {
+                    offset,
+                    what: format!("a data frame of {len} bytes"),
+                }));
+            }
+            let Some(frame) = self.data.get(at + 4..at + 4 + len) else {
+                return self.end(Some(Stop::Cut { offset }));
+            };
+            self.pos = at + 4 + len;
+            return Some(frame);
+        }
+    }
+}
+
+/// Decodes one data frame; `None` for bytes that are not a `Dnstap` message.
+pub fn decode(frame: &[u8]) -> Option<Dnstap> {
+    Dnstap::decode(frame).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn control(ty: u32, content: Option<&[u8]>) -> Vec<u8> {
+        let mut body = ty.to_be_bytes().to_vec();
+        if let Some(c) = content {
+            body.extend_from_slice(&FIELD_CONTENT_TYPE.to_be_bytes());
+            body.extend_from_slice(&(c.len() as u32).to_be_bytes());
+            body.extend_from_slice(c);
+        }
+        let mut f = vec![0, 0, 0, 0];
+        f.extend_from_slice(&(body.len() as u32).to_be_bytes());
+        f.extend(body);
+        f
+    }
+
+    fn data(payload: &[u8]) -> Vec<u8> {
+        let mut f = (payload.len() as u32).to_be_bytes().to_vec();
+        f.extend_from_slice(payload);
+        f
+    }
+
+    fn message(t: i32) -> Vec<u8> {
+        Dnstap {
+            identity: Some(b"ns1".to_vec()),
+            version: None,
+            extra: None,
+            r#type: 1,
+            message: Some(Message {
+                r#type: t,
+                socket_family: Some(1),
+                socket_protocol: Some(1),
+                query_address: Some(vec![192, 0, 2, 1]),
+                response_address: Some(vec![192, 0, 2, 53]),
+                query_port: Some(40000),
+                response_port: Some(53),
+                query_time_sec: Some(1_700_000_000),
+                query_time_nsec: Some(5),
+                ..Message::default()
+            }),
+        }
+        .encode_to_vec()
+    }
+
+    #[test]
+    fn frames_between_start_and_stop() {
+        let mut f = control(CONTROL_START, Some(CONTENT_TYPE));
+        f.extend(data(&message(5)));
+        f.extend(data(&message(6)));
+        f.extend(control(CONTROL_STOP, None));
+        let mut r = frames(&f).unwrap();
+        let got: Vec<Dnstap> = r.by_ref().map(|b| decode(b).unwrap()).collect();
+        assert_eq!(got.len(), 2);
+        assert_eq!(r.stop, None);
+        let m = got[0].message.as_ref().unwrap();
+        assert_eq!(m.kind().name(), "CLIENT_QUERY");
+        assert_eq!(
+            got[1].message.as_ref().unwrap().kind().name(),
+            "CLIENT_RESPONSE"
+        );
+        assert_eq!(m.query_ip(), Some("192.0.2.1".parse().unwrap()));
+        assert_eq!(m.query_time_ns(), Some(1_700_000_000_000_000_005));
+        assert_eq!(m.response_time_ns(), None);
+    }
+
+    #[test]
+    fn a_cut_file_keeps_its_whole_frames() {
+        let mut f = control(CONTROL_START, Some(CONTENT_TYPE));
+        f.extend(data(&message(1)));
+        let whole = f.len();
+        f.extend(data(&message(2)));
+        f.truncate(f.len() - 3);
+        let mut r = frames(&f).unwrap();
+        assert_eq!(r.by_ref().count(), 1);
+        assert_eq!(
+            r.stop,
+            Some(Stop::Cut {
+                offset: whole as u64
+            })
+        );
+        // a length that lies is corrupt, not a reason to allocate
+        let mut g = control(CONTROL_START, Some(CONTENT_TYPE));
+        let at = g.len();
+        g.extend_from_slice(&u32::MAX.to_be_bytes());
+        let mut r = frames(&g).unwrap();
+        assert_eq!(r.next(), None);
+        assert!(matches!(r.stop, Some(Stop::Corrupt { offset, .. }) if offset == at as u64));
+    }
+
+    #[test]
+    fn other_content_is_not_dnstap() {
+        assert!(frames(b"\xd4\xc3\xb2\xa1rest of a pcap").is_err());
+        assert!(frames(&control(CONTROL_START, Some(b"protobuf:other.Thing"))).is_err());
+        assert!(frames(&control(CONTROL_START, None)).is_err());
+        assert!(frames(&control(CONTROL_STOP, Some(CONTENT_TYPE))).is_err());
+        assert!(is_dnstap(&control(CONTROL_START, Some(CONTENT_TYPE))));
+    }
+
+    #[test]
+    fn message_types_are_named_as_the_proto_names_them() {
+        let names: Vec<String> = (1..=14).map(|t| MessageType(t).name()).collect();
+        assert_eq!(names[0], "AUTH_QUERY");
+        assert_eq!(names[5], "CLIENT_RESPONSE");
+        assert_eq!(names[13], "UPDATE_RESPONSE");
+        assert_eq!(MessageType(15).name(), "TYPE15");
+        assert_eq!(MessageType(0).name(), "TYPE0");
+        // every name is in the vendored schema
+        let proto = include_str!("../../proto/dnstap.proto");
+        for (t, n) in names.iter().enumerate() {
+            assert!(proto.contains(&format!("{n} = {};", t + 1)), "{n}");
+        }
+    }
+
+    #[test]
+    fn fields_are_numbered_as_the_vendored_schema_numbers_them() {
+        let proto = include_str!("../../proto/dnstap.proto");
+        for (decl, tag) in [
+            ("bytes      identity", 1),
+            ("bytes      version", 2),
+            ("bytes      extra", 3),
+            ("Type       type", 15),
+            ("Message    message", 14),
+            ("Type               type", 1),
+            ("SocketFamily       socket_family", 2),
+            ("SocketProtocol     socket_protocol", 3),
+            ("bytes              query_address", 4),
+            ("bytes              response_address", 5),
+            ("uint32             query_port", 6),
+            ("uint32             response_port", 7),
+            ("uint64             query_time_sec", 8),
+            ("fixed32            query_time_nsec", 9),
+            ("bytes              query_message", 10),
+            ("bytes              query_zone", 11),
+            ("uint64             response_time_sec", 12),
+            ("fixed32            response_time_nsec", 13),
+            ("bytes              response_message", 14),
+            ("HttpProtocol       http_protocol", 16),
+        ] {
+            assert!(
+                proto.contains(&format!("{decl} = {tag};")),
+                "{decl} = {tag}"
+            );
+        }
+    }
+}
