@@ -408,12 +408,23 @@ impl Session {
 async fn create_view(ctx: &SessionContext) -> Result<()> {
     let raw = ctx.table(RAW).await?;
     let mut cols: Vec<String> = Vec::new();
+    let quote = |name: &str| format!("\"{}\"", name.replace('"', "\"\""));
     for f in raw.schema().fields() {
-        let q = format!("\"{}\"", f.name().replace('"', "\"\""));
+        let q = quote(f.name());
         if f.name() == DATE {
             cols.push(format!("CAST({q} AS DATE) AS {q}"));
         } else {
             cols.push(q);
+        }
+    }
+    // a dataset written before a column existed (and not ingested into since,
+    // which would add it to the table) reads it as null
+    for f in TRANSACTIONS.fields() {
+        if raw.schema().has_column_with_unqualified_name(f.name()) {
+            continue;
+        }
+        if let Some(t) = sql_type(f.data_type()) {
+            cols.push(format!("CAST(NULL AS {t}) AS {}", quote(f.name())));
         }
     }
     cols.push(format!(
@@ -426,6 +437,18 @@ async fn create_view(ctx: &SessionContext) -> Result<()> {
     );
     ctx.sql(&sql).await?;
     Ok(())
+}
+
+/// The SQL type of a scalar column of the schema.
+fn sql_type(t: &DataType) -> Option<&'static str> {
+    Some(match t {
+        DataType::Utf8 => "VARCHAR",
+        DataType::Int64 => "BIGINT",
+        DataType::Int32 => "INT",
+        DataType::Float64 => "DOUBLE",
+        DataType::Boolean => "BOOLEAN",
+        _ => return None,
+    })
 }
 
 /// DataFusion's views live only in the session, which is what `CREATE
@@ -488,4 +511,65 @@ pub fn parse_filter(s: &str) -> std::result::Result<(String, String), String> {
         ));
     }
     Ok((k.trim().to_string(), v.trim().to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::datatypes::{Field, Schema};
+    use datafusion::logical_expr::ScalarUDF;
+
+    #[tokio::test]
+    async fn columns_an_older_dataset_lacks_read_as_null() {
+        let ctx = SessionContext::new();
+        ctx.register_udf(ScalarUDF::new_from_impl(legs::LegFn::new(Arc::new(
+            legs::Legs::named(Vec::new()),
+        ))));
+        // the raw table of a dataset written before enrichment and tunnels
+        let old: Vec<Field> = TRANSACTIONS
+            .fields()
+            .iter()
+            .take_while(|f| f.name() != "client_continent")
+            .map(|f| f.as_ref().clone())
+            .collect();
+        let n = old.len();
+        let schema = Arc::new(Schema::new(old));
+        ctx.register_table(
+            RAW,
+            Arc::new(MemTable::try_new(schema, vec![vec![]]).unwrap()),
+        )
+        .unwrap();
+        create_view(&ctx).await.unwrap();
+        let df = ctx
+            .sql("select client_country, server_asn, tunnel from transactions")
+            .await
+            .unwrap();
+        let types: Vec<DataType> = df
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.data_type().clone())
+            .collect();
+        // strings as string views, as the Parquet files' own strings read
+        assert_eq!(
+            types,
+            [DataType::Utf8View, DataType::Int64, DataType::Utf8View]
+        );
+        assert!(df
+            .collect()
+            .await
+            .unwrap()
+            .iter()
+            .all(|b| b.num_rows() == 0));
+        // every column of today's schema is there, once
+        let view = ctx.table("transactions").await.unwrap();
+        for f in TRANSACTIONS.fields() {
+            assert!(
+                view.schema().has_column_with_unqualified_name(f.name()),
+                "{}",
+                f.name()
+            );
+        }
+        assert!(n < TRANSACTIONS.fields().len());
+    }
 }
