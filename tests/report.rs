@@ -103,3 +103,81 @@ fn a_report_is_one_self_contained_file_with_the_saved_queries_rows() {
     let o = run(dnsq().args(["report", "-d"]).arg(&dir).arg("-o").arg(&out));
     assert_eq!(o.status.code(), Some(2));
 }
+
+/// Chromium (headless, Debian's, installed by `.ci/run`), or the one `DNSQ_CHROMIUM` names.
+fn chromium() -> String {
+    std::env::var("DNSQ_CHROMIUM").unwrap_or_else(|_| "chromium".into())
+}
+
+#[test]
+fn a_browser_draws_every_panel_of_the_report() {
+    // a real browser runs the page's scripts: every panel with rows is a chart
+    // (a canvas ECharts drew) or a table with those rows, every panel without
+    // rows says so, and the console logs no error
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ds");
+    let public = public_sample(tmp.path());
+    let geoip = format!("--geoip={}", mmdb("GeoIP2-City-Test.mmdb").display());
+    let asn = format!("--asn={}", mmdb("GeoLite2-ASN-Test.mmdb").display());
+    ingest(&dir, &[&public], &[&geoip, &asn]);
+    let out = tmp.path().join("report.html");
+    let o = run(dnsq().args(["report", "-d"]).arg(&dir).arg("-o").arg(&out));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let data = data_of(&std::fs::read_to_string(&out).unwrap());
+    let browser = std::process::Command::new(chromium())
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--virtual-time-budget=10000",
+            "--dump-dom",
+        ])
+        .arg(format!("file://{}", out.display()))
+        .env("HOME", tmp.path())
+        .output()
+        .expect("chromium runs (.ci/run installs Debian's chromium)");
+    assert!(browser.status.success());
+    let dom = String::from_utf8_lossy(&browser.stdout).into_owned();
+    let console = String::from_utf8_lossy(&browser.stderr).into_owned();
+    for line in console.lines().filter(|l| l.contains("CONSOLE")) {
+        assert!(
+            !line.contains("Uncaught") && !line.to_lowercase().contains("error"),
+            "{line}"
+        );
+    }
+    let panels = data["panels"].as_array().unwrap();
+    let mut drawn = 0;
+    for p in panels {
+        let id = p["id"].as_str().unwrap();
+        let at = dom
+            .find(&format!("id=\"chart-{id}\""))
+            .unwrap_or_else(|| panic!("panel {id} is not on the page"));
+        let open = dom[..at].rfind('<').unwrap();
+        let next = dom[at + 1..]
+            .find("id=\"chart-")
+            .map_or(dom.len(), |n| at + 1 + n);
+        let body = &dom[open..next];
+        let rows = p["rows"].as_array().unwrap().len();
+        if rows == 0 {
+            assert!(body.contains("no rows in this range"), "{id}: {body:.300}");
+        } else if p["kind"] == "table" {
+            // a header row and one row per result row
+            assert_eq!(body.matches("<tr").count(), rows + 1, "{id}");
+            drawn += 1;
+        } else {
+            assert!(
+                body.contains("<canvas"),
+                "{id} has rows but no chart: {body:.300}"
+            );
+            drawn += 1;
+        }
+    }
+    assert!(drawn >= 12, "{drawn} panels drawn");
+    // the countries panel shows the enriched rows, not only `unknown`
+    assert!(
+        dom.contains(">SE<") && dom.contains(">US<"),
+        "countries missing"
+    );
+}
