@@ -20,9 +20,23 @@ fn a_report_is_one_self_contained_file_with_the_saved_queries_rows() {
     let dir = tmp.path().join("ds");
     ingest(&dir, &[&sample()], &[]);
     let out = tmp.path().join("report.html");
-    let o = run(dnsq().args(["report", "-d"]).arg(&dir).arg("-o").arg(&out));
+    let o = run(dnsq()
+        .args(["report", "--timings", "-d"])
+        .arg(&dir)
+        .arg("-o")
+        .arg(&out));
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let html = std::fs::read_to_string(&out).unwrap();
+    // --timings: a line per panel on stderr, and each panel's time in the page
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    for p in data_of(&html)["panels"].as_array().unwrap() {
+        let id = p["id"].as_str().unwrap();
+        assert!(
+            stderr.contains(&format!("dnsq: panel {id} (")),
+            "{id}: {stderr}"
+        );
+        assert!(p["ms"].is_u64(), "{id}");
+    }
     assert!(
         html.len() < 2 << 20,
         "small enough to mail: {} bytes",

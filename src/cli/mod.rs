@@ -241,6 +241,9 @@ pub struct ReportArgs {
     /// Overwrite the -o file if it exists
     #[arg(long)]
     pub force: bool,
+    /// Print how long each panel's query took, on stderr
+    #[arg(long)]
+    pub timings: bool,
 }
 
 #[derive(Debug, Args)]

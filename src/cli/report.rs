@@ -193,15 +193,24 @@ pub fn run(a: ReportArgs) -> anyhow::Result<ExitCode> {
         let guard = Guard::new(&session.ctx, &dir, false).await?;
         session.filter(&a.scope.filters).await?;
         let mut notes = Vec::new();
+        let started = std::time::Instant::now();
         let (_, summary) = rows(&session, &guard, SUMMARY, &given, &mut notes).await?;
+        if a.timings {
+            eprintln!("dnsq: summary: {} ms", started.elapsed().as_millis());
+        }
         let mut panels = Vec::new();
         for (id, title, query, params, kind) in PANELS {
+            let started = std::time::Instant::now();
             let sql = saved::find(query).context("a saved query")?;
             let mut g = given.clone();
             for (k, v) in *params {
                 g.set(k, *v);
             }
             let (columns, data) = rows(&session, &guard, sql, &g, &mut notes).await?;
+            let ms = started.elapsed().as_millis() as u64;
+            if a.timings {
+                eprintln!("dnsq: panel {id} ({query}): {ms} ms");
+            }
             let h = Header::parse(sql);
             let leg = g
                 .values
@@ -211,7 +220,7 @@ pub fn run(a: ReportArgs) -> anyhow::Result<ExitCode> {
                 .unwrap_or_else(|| "all".into());
             panels.push(serde_json::json!({
                 "id": id, "title": title, "query": query, "kind": kind, "leg": leg,
-                "params": g.values, "sql": sql, "columns": columns, "rows": data,
+                "params": g.values, "sql": sql, "columns": columns, "rows": data, "ms": ms,
             }));
         }
         for n in notes.iter().collect::<std::collections::BTreeSet<_>>() {
