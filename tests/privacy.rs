@@ -770,3 +770,64 @@ fn bad_databases_and_keys_are_clear_errors_and_write_nothing() {
         );
     }
 }
+
+/// A dataset written by dnsq before the enrichment and tunnel columns
+/// (tests/fixtures/before-geo: data/legs.pcap ingested by the build of
+/// 79a678f), copied so that the test may change it.
+fn dataset_before_geo(to: &Path) {
+    let from = repo().join("tests/fixtures/before-geo");
+    let mut stack = vec![from.clone()];
+    while let Some(p) = stack.pop() {
+        let dest = to.join(p.strip_prefix(&from).unwrap());
+        if p.is_dir() {
+            std::fs::create_dir_all(&dest).unwrap();
+            stack.extend(std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
+        } else {
+            std::fs::copy(&p, &dest).unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_dataset_from_before_the_new_columns_reads_and_upgrades() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("d");
+    dataset_before_geo(&dir);
+    // before any ingest: the new columns read as null, and their saved queries run
+    let q = "select count(*), count(client_country), count(tunnel) from transactions";
+    assert_eq!(sql(&dir, q)[1], ["37", "0", "0"]);
+    let out = run(dnsq().args(["sql", "-d"]).arg(&dir).args([
+        "--format",
+        "csv",
+        "-f",
+        "top_countries",
+        "--leg",
+        "all",
+    ]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("unknown"));
+    // an enriched ingest adds the columns to the table's schema and says so
+    let geoip = format!("--geoip={}", mmdb("GeoIP2-City-Test.mmdb").display());
+    let o = ingest(&dir, &[&public_sample(tmp.path())], &[&geoip]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("added") && err.contains("client_country"),
+        "{err}"
+    );
+    let by = sql(
+        &dir,
+        "select capture like '%legs.pcap', count(*), count(client_country) from transactions \
+         group by 1 order by 1",
+    );
+    // the old rows are there, null in the new columns; the new rows enriched
+    assert_eq!(by[1][0], "false");
+    assert_ne!(by[1][2], "0");
+    assert_eq!(by[2], ["true", "37", "0"]);
+    // and the captures table reads both generations of its files
+    let caps = sql(&dir, "select count(*), count(geoip_db) from captures");
+    assert_eq!(caps[1], ["2", "1"]);
+}
