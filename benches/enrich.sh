@@ -98,12 +98,5 @@ for i, n in sorted(counts.items()):
     print(f"| `{names[i]}` | {n:,} | {100 * (n / base - 1):+.1f}% |")
 PY
 )
-python3 - docs/BENCHMARKS.md "$section" <<'PY'
-import re, sys
-path, section = sys.argv[1], sys.argv[2].rstrip() + "\n"
-text = open(path).read()
-pattern = re.compile(r"^## Enrichment and anonymisation\n.*?(?=^## |\Z)", re.S | re.M)
-text = pattern.sub(lambda m: section + "\n", text) if pattern.search(text) else text.rstrip() + "\n\n" + section
-open(path, "w").write(text)
-PY
+python3 benches/section.py docs/BENCHMARKS.md "$section"
 echo "$section"

@@ -48,12 +48,5 @@ print()
 print(f"The whole report: {statistics.median(walls):.1f} s (median), peak RSS {rss / 1024:.0f} MiB.")
 PY
 )
-python3 - docs/BENCHMARKS.md "$section" <<'PY'
-import re, sys
-path, section = sys.argv[1], sys.argv[2].rstrip() + "\n"
-text = open(path).read()
-pattern = re.compile(r"^## Report panels\n.*?(?=^## |\Z)", re.S | re.M)
-text = pattern.sub(lambda m: section + "\n", text) if pattern.search(text) else text.rstrip() + "\n\n" + section
-open(path, "w").write(text)
-PY
+python3 benches/section.py docs/BENCHMARKS.md "$section"
 echo "$section"

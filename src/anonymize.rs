@@ -259,15 +259,20 @@ impl Anonymizer {
     /// network mapped like a client address, then cut back to its prefix
     /// length. `None` for text that is not a subnet, which then is not written.
     pub fn map_subnet(&self, subnet: &str) -> Option<String> {
-        let (addr, len) = subnet.split_once('/')?;
-        let len: u8 = len.parse().ok()?;
-        let ip: IpAddr = addr.parse().ok()?;
-        let mapped = match self.map(ip) {
-            IpAddr::V4(a) => IpAddr::V4(truncate_v4(a, len.min(32))),
-            IpAddr::V6(a) => IpAddr::V6(truncate_v6(a, len.min(128))),
-        };
-        Some(format!("{mapped}/{len}"))
+        map_subnet_with(subnet, |ip| self.map(ip))
     }
+}
+
+/// `map_subnet` with the network address mapped by `map` (a memo of `map`).
+pub fn map_subnet_with(subnet: &str, map: impl FnOnce(IpAddr) -> IpAddr) -> Option<String> {
+    let (addr, len) = subnet.split_once('/')?;
+    let len: u8 = len.parse().ok()?;
+    let ip: IpAddr = addr.parse().ok()?;
+    let mapped = match map(ip) {
+        IpAddr::V4(a) => IpAddr::V4(truncate_v4(a, len.min(32))),
+        IpAddr::V6(a) => IpAddr::V6(truncate_v6(a, len.min(128))),
+    };
+    Some(format!("{mapped}/{len}"))
 }
 
 pub fn truncate_v4(a: Ipv4Addr, bits: u8) -> Ipv4Addr {

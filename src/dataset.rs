@@ -308,27 +308,21 @@ impl Writer {
     }
 
     /// The `anonymization` values of the committed captures (null before the
-    /// column existed).
-    pub fn anonymizations(&self) -> Result<HashSet<Option<String>>> {
+    /// column existed: `committed_captures` conforms old files to the schema).
+    fn anonymizations(&self) -> Result<HashSet<Option<String>>> {
         let dir = self.dataset();
         let batches = self.rt.block_on(committed_captures(&dir, &self.table))?;
-        let mut out = HashSet::new();
-        for b in &batches {
-            match b.column_by_name("anonymization") {
-                Some(col) => {
-                    let col = arrow::compute::cast(col, &arrow::datatypes::DataType::Utf8)?;
-                    let col = col.as_string::<i32>();
-                    out.extend(
-                        (0..col.len()).map(|i| col.is_valid(i).then(|| col.value(i).to_string())),
-                    );
-                }
-                None if b.num_rows() > 0 => {
-                    out.insert(None);
-                }
-                None => {}
-            }
-        }
-        Ok(out)
+        Ok(batches
+            .iter()
+            .flat_map(|b| {
+                b.column_by_name("anonymization")
+                    .expect("conformed to the captures schema")
+                    .as_string::<i32>()
+                    .iter()
+                    .map(|v| v.map(str::to_string))
+                    .collect::<Vec<_>>()
+            })
+            .collect())
     }
 
     fn check_anonymization(&self) -> Result<()> {

@@ -31,19 +31,7 @@ pub struct Database {
 
 impl Database {
     pub fn open(path: &Path) -> Result<Database> {
-        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-        let meta = file.metadata().map_err(|e| Error::io(path, e))?;
-        if !meta.is_file() || meta.len() > MAX_DB_BYTES {
-            return Err(Error::Usage(format!(
-                "{}: {}",
-                path.display(),
-                if meta.is_file() {
-                    format!("{} bytes is too large for a MaxMind DB file", meta.len())
-                } else {
-                    "not a regular file, so not a MaxMind DB file".to_string()
-                }
-            )));
-        }
+        let file = open_bounded(path, MAX_DB_BYTES, "a MaxMind DB file")?;
         let bytes = crate::ingest::capture::map(&file).map_err(|e| Error::io(path, e))?;
         let reader = Reader::from_source(bytes)
             .map_err(|e| Error::Usage(format!("{}: not a MaxMind DB file: {e}", path.display())))?;
@@ -84,10 +72,9 @@ impl Database {
     }
 }
 
-/// A regular file's bytes, refused (not read) when it is something else
-/// (a device, a FIFO) or larger than `max`.
-pub fn read_bounded(path: &Path, max: u64, what: &str) -> Result<Vec<u8>> {
-    use std::io::Read;
+/// A regular file opened, refused when it is something else (a device, a
+/// FIFO) or larger than `max`.
+fn open_bounded(path: &Path, max: u64, what: &str) -> Result<std::fs::File> {
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let meta = file.metadata().map_err(|e| Error::io(path, e))?;
     if !meta.is_file() {
@@ -103,7 +90,16 @@ pub fn read_bounded(path: &Path, max: u64, what: &str) -> Result<Vec<u8>> {
             meta.len()
         )));
     }
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    Ok(file)
+}
+
+/// A regular file's bytes, refused (not read) when it is something else
+/// (a device, a FIFO) or larger than `max`.
+pub fn read_bounded(path: &Path, max: u64, what: &str) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let file = open_bounded(path, max, what)?;
+    let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    let mut bytes = Vec::with_capacity(len as usize);
     // a file that grows while it is read stops at the bound all the same
     file.take(max + 1)
         .read_to_end(&mut bytes)
@@ -271,24 +267,26 @@ fn is_global_v6(a: Ipv6Addr) -> bool {
         && !in6(0x2002 << 112, 16) // 6to4: the IPv4 address inside is what it is
 }
 
+/// Every country of each continent.
+const CONTINENTS: [(&str, &str); 7] = [
+    ("AF", "AO BF BI BJ BW CD CF CG CI CM CV DJ DZ EG EH ER ET GA GH GM GN GQ GW KE KM LR LS LY MA MG ML MR MU MW MZ NA NE NG RE RW SC SD SH SL SN SO SS ST SZ TD TG TN TZ UG YT ZA ZM ZW"),
+    ("AN", "AQ BV GS HM TF"),
+    ("AS", "AE AF AM AZ BD BH BN BT CC CN CX GE HK ID IL IN IO IQ IR JO JP KG KH KP KR KW KZ LA LB LK MM MN MO MV MY NP OM PH PK PS QA SA SG SY TH TJ TM TR TW UZ VN YE"),
+    ("EU", "AD AL AT AX BA BE BG BY CH CY CZ DE DK EE ES FI FO FR GB GG GI GR HR HU IE IM IS IT JE LI LT LU LV MC MD ME MK MT NL NO PL PT RO RS RU SE SI SJ SK SM UA VA XK"),
+    ("NA", "AG AI AW BB BL BM BQ BS BZ CA CR CU CW DM DO GD GL GP GT HN HT JM KN KY LC MF MQ MS MX NI PA PM PR SV SX TC TT US VC VG VI"),
+    ("OC", "AS AU CK FJ FM GU KI MH MP NC NF NR NU NZ PF PG PN PW SB TK TL TO TV UM VU WF WS"),
+    ("SA", "AR BO BR CL CO EC FK GF GY PE PY SR UY VE"),
+];
+
 /// The continent code (AF, AN, AS, EU, NA, OC, SA) of an ISO 3166-1 country
 /// code, for databases that give only the country. The table is MaxMind's own
 /// assignment: the continent of every country in GeoLite2-City (2018-07-03),
 /// where each country has exactly one.
 pub fn continent_of(country: &str) -> Option<&'static str> {
-    const TABLE: [(&str, &str); 7] = [
-        ("AF", "AO BF BI BJ BW CD CF CG CI CM CV DJ DZ EG EH ER ET GA GH GM GN GQ GW KE KM LR LS LY MA MG ML MR MU MW MZ NA NE NG RE RW SC SD SH SL SN SO SS ST SZ TD TG TN TZ UG YT ZA ZM ZW"),
-        ("AN", "AQ BV GS HM TF"),
-        ("AS", "AE AF AM AZ BD BH BN BT CC CN CX GE HK ID IL IN IO IQ IR JO JP KG KH KP KR KW KZ LA LB LK MM MN MO MV MY NP OM PH PK PS QA SA SG SY TH TJ TM TR TW UZ VN YE"),
-        ("EU", "AD AL AT AX BA BE BG BY CH CY CZ DE DK EE ES FI FO FR GB GG GI GR HR HU IE IM IS IT JE LI LT LU LV MC MD ME MK MT NL NO PL PT RO RS RU SE SI SJ SK SM UA VA XK"),
-        ("NA", "AG AI AW BB BL BM BQ BS BZ CA CR CU CW DM DO GD GL GP GT HN HT JM KN KY LC MF MQ MS MX NI PA PM PR SV SX TC TT US VC VG VI"),
-        ("OC", "AS AU CK FJ FM GU KI MH MP NC NF NR NU NZ PF PG PN PW SB TK TL TO TV UM VU WF WS"),
-        ("SA", "AR BO BR CL CO EC FK GF GY PE PY SR UY VE"),
-    ];
     if country.len() != 2 {
         return None;
     }
-    TABLE
+    CONTINENTS
         .iter()
         .find(|(_, cs)| cs.split(' ').any(|c| c.eq_ignore_ascii_case(country)))
         .map(|(k, _)| *k)
@@ -363,5 +361,7 @@ mod tests {
         }
         // 250 countries and territories, each found in exactly one list
         assert_eq!(seen.len(), 250);
+        let listed: usize = CONTINENTS.iter().map(|(_, cs)| cs.split(' ').count()).sum();
+        assert_eq!(listed, seen.len(), "a country is listed twice");
     }
 }

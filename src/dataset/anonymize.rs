@@ -9,7 +9,6 @@ use std::path::Path;
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray};
-use arrow::datatypes::DataType;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::{committed_captures, committed_paths, open_table, other, Committed, Writer};
@@ -48,8 +47,8 @@ impl Mapper<'_> {
         v
     }
 
+    /// `col`: a string column of a batch conformed to the schema.
     fn column(&mut self, col: &ArrayRef, subnet: bool) -> Result<ArrayRef> {
-        let col = arrow::compute::cast(col, &DataType::Utf8)?;
         let s = col.as_string::<i32>();
         let out: StringArray = (0..s.len())
             .map(|i| {
@@ -114,9 +113,11 @@ pub fn rewrite(src: &Path, dst: &Path, anon: &Anonymizer) -> Result<Rewritten> {
         }
     }
     let paths = committed_paths(src, &table)?;
-    if std::fs::canonicalize(dst).ok() == std::fs::canonicalize(src).ok()
-        && std::fs::canonicalize(src).is_ok()
-    {
+    let same = matches!(
+        (std::fs::canonicalize(dst), std::fs::canonicalize(src)),
+        (Ok(a), Ok(b)) if a == b
+    );
+    if same {
         return Err(Error::Usage(format!(
             "{}: the destination is the source; give a new directory",
             dst.display()
@@ -174,9 +175,9 @@ pub fn rewrite(src: &Path, dst: &Path, anon: &Anonymizer) -> Result<Rewritten> {
             columns[i] = Arc::new(StringArray::from(vec![described.as_str(); b.num_rows()]));
             let sha = b
                 .column_by_name("sha256")
-                .expect("the captures schema has sha256");
-            let sha = arrow::compute::cast(sha, &DataType::Utf8)?;
-            hashes.extend(sha.as_string::<i32>().iter().flatten().map(str::to_string));
+                .expect("the captures schema has sha256")
+                .as_string::<i32>();
+            hashes.extend(sha.iter().flatten().map(str::to_string));
             rows.push(RecordBatch::try_new(b.schema(), columns)?);
         }
         out.captures = hashes.len();
@@ -185,10 +186,7 @@ pub fn rewrite(src: &Path, dst: &Path, anon: &Anonymizer) -> Result<Rewritten> {
         let files = staged.place()?;
         match writer.commit(&files, &hashes)? {
             Committed::Version(v) => out.version = Some(v),
-            Committed::AlreadyThere(_) => {
-                out.version = None;
-                return Err(Error::AlreadyThere);
-            }
+            Committed::AlreadyThere(_) => return Err(Error::AlreadyThere),
         }
         Ok(())
     })();

@@ -98,8 +98,16 @@ impl Rows {
     }
 }
 
-/// The most addresses a [`Memo`] keeps before it starts over: about 20 MiB.
+/// The most addresses a [`Memo`] keeps in each of its maps before that map
+/// starts over.
 const MEMO_MAX: usize = 1 << 17;
+
+/// `map`, emptied first when it is full and `key` is not in it.
+fn bounded<V>(map: &mut HashMap<IpAddr, V, foldhash::fast::RandomState>, key: &IpAddr) {
+    if map.len() >= MEMO_MAX && !map.contains_key(key) {
+        map.clear();
+    }
+}
 
 /// Lookups and pseudonyms already made, kept across the batches of one
 /// spool: a capture holds far fewer distinct addresses than rows. Cleared
@@ -112,9 +120,7 @@ pub struct Memo {
 
 impl Memo {
     fn place(&mut self, e: &Enricher, ip: IpAddr) -> Result<&enrich::Record> {
-        if self.places.len() >= MEMO_MAX && !self.places.contains_key(&ip) {
-            self.places.clear();
-        }
+        bounded(&mut self.places, &ip);
         Ok(match self.places.entry(ip) {
             Entry::Occupied(o) => o.into_mut(),
             Entry::Vacant(v) => v.insert(e.lookup(ip)?),
@@ -130,9 +136,7 @@ impl Memo {
     }
 
     fn pseudonym(&mut self, a: &Anonymizer, ip: IpAddr) -> IpAddr {
-        if self.pseudonyms.len() >= MEMO_MAX {
-            self.pseudonyms.clear();
-        }
+        bounded(&mut self.pseudonyms, &ip);
         *self.pseudonyms.entry(ip).or_insert_with(|| a.map(ip))
     }
 }
@@ -328,7 +332,9 @@ where
             _ => ecs_place.append(None),
         }
         match (anon, subnet) {
-            (Some(a), Some(s)) => ecs.append_option(a.map_subnet(s)),
+            (Some(a), Some(s)) => ecs.append_option(crate::anonymize::map_subnet_with(s, |ip| {
+                memo.pseudonym(a, ip)
+            })),
             _ => ecs.append_option(subnet),
         }
         ecs_scope.append_option(redns.and_then(|e| e.ecs_scope.map(i32::from)));

@@ -248,9 +248,11 @@ pub fn decode_datagram<'a>(
                 u16::from_be_bytes([p[0], p[1]]),
                 u16::from_be_bytes([p[2], p[3]]),
             );
-            // DNS on a port a tunnel also uses is DNS (zeek's gtp3_false_gtp)
-            let dns = ports.contains(&sport) || ports.contains(&dport);
-            if let Some(t) = tunnel::udp_tunnel(sport, dport).filter(|_| !dns) {
+            // DNS on a port a tunnel also uses is DNS (zeek's gtp3_false_gtp);
+            // the ports are compared only for a datagram on a tunnel's port
+            let tunnelled = tunnel::udp_tunnel(sport, dport)
+                .filter(|_| !ports.contains(&sport) && !ports.contains(&dport));
+            if let Some(t) = tunnelled {
                 let ulen = usize::from(u16::from_be_bytes([p[4], p[5]]));
                 let body = &p[8..ulen.clamp(8, p.len())];
                 let inner = match t {

@@ -76,9 +76,10 @@ impl Tunnels {
     }
 
     pub fn iter(self) -> impl Iterator<Item = Tunnel> {
+        // codes are 1-based positions in `ALL`
         (0..self.len()).filter_map(move |i| {
             let code = (self.0 >> (4 * i)) & 0xf;
-            Tunnel::ALL.iter().copied().find(|t| *t as u32 == code)
+            Tunnel::ALL.get((code as usize).wrapping_sub(1)).copied()
         })
     }
 }
