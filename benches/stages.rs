@@ -43,6 +43,7 @@ fn stages(c: &mut Criterion) {
             transport: Transport::Udp,
             tunnels: Default::default(),
             msg: Box::new(dns::decode(s.payload, true).unwrap()),
+            logged: None,
         })
         .collect();
     let pair = |msgs: Vec<Observed>| {

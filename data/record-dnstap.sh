@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Records data/dnstap.fstrm and data/dnstap.pcap: the same DNS traffic logged by a real
-# resolver as dnstap (Frame Streams) and captured on the wire at the same time.
+# Records data/dnstap.fstrm, data/dnstap-knot.fstrm and data/dnstap.pcap: the same DNS
+# traffic logged by a real resolver and a real authority as dnstap (Frame Streams) and
+# captured on the wire at the same time.
 #
 #   knotd          authoritative on 127.0.0.31 for dnstap.test; broken.test configured
-#                  without a zone file (SERVFAIL)
+#                  without a zone file (SERVFAIL); its dnstap module writes every query
+#                  and response it handles (AUTH_QUERY, AUTH_RESPONSE) to a file,
+#                  OUT with .fstrm replaced by -knot.fstrm
 #   unbound        resolver on 127.0.0.30 (stub zones at 127.0.0.31), logging dnstap to a
 #                  Frame Streams socket: client and resolver queries and responses
 #   fstrm_capture  reads the socket into OUT (content type protobuf:dnstap.Dnstap)
@@ -12,14 +15,17 @@
 #   tcpdump        on lo, host 127.0.0.30 or 127.0.0.31, into OUT with .fstrm replaced by
 #                  .pcap
 #
-# Then writes OUT.ldns.txt, dnstap-ldns's YAML rendering of every message (the oracle).
-# Needs root and the Debian packages knot knot-dnsutils unbound fstrm-bin dnstap-ldns
-# tcpdump.  Usage: sudo data/record-dnstap.sh [OUT.fstrm]   (default data/dnstap.fstrm)
+# Then writes OUT.ldns.txt (and the same of the Knot file), dnstap-ldns's YAML rendering
+# of every message (the oracle).
+# Needs root and the Debian packages knot knot-module-dnstap knot-dnsutils unbound
+# fstrm-bin dnstap-ldns tcpdump.  Usage: sudo data/record-dnstap.sh [OUT.fstrm]   (default data/dnstap.fstrm)
 set -euo pipefail
 export LC_ALL=C
 here=$(cd "$(dirname "$0")" && pwd)
 out=${1:-$here/dnstap.fstrm}
 pcap=${out%.fstrm}.pcap
+knot_out=${out%.fstrm}-knot.fstrm
+rm -f "$knot_out"
 w=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$w"; }
@@ -48,9 +54,17 @@ server:
     listen: $A@53
 database:
     storage: "$w/db"
+mod-dnstap:
+  - id: tap
+    sink: "$knot_out"
+    identity: "auth-1"
+    version: "knot 3.2"
+    log-queries: on
+    log-responses: on
 template:
   - id: default
     storage: "$w/zones"
+    global-module: mod-dnstap/tap
 zone:
   - domain: dnstap.test
     file: dnstap.test.zone
@@ -117,5 +131,9 @@ sleep 1
 # unbound first: it sends STOP on its socket, then fstrm_capture closes the file
 kill "${pids[3]}"; sleep 1
 kill "${pids[0]}" "${pids[1]}"; sleep 1
+# knotd closes its dnstap file (writing its STOP) when it stops
+kill "${pids[2]}"; sleep 1
 echo "recorded $(stat -c %s "$out") bytes to $out and $(stat -c %s "$pcap") to $pcap"
 dnstap-ldns -r "$out" -y > "$out.ldns.txt"
+dnstap-ldns -r "$knot_out" -y > "$knot_out.ldns.txt"
+echo "recorded $(stat -c %s "$knot_out") bytes to $knot_out"

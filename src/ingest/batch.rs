@@ -198,6 +198,9 @@ where
     let [mut client_place, mut server_place, mut ecs_place] =
         [0; 3].map(|_| Place::new(n, places.is_some()));
     let mut tunnel = StringBuilder::new();
+    let mut source = StringBuilder::with_capacity(n, n * 6);
+    let mut dnstap_type = StringBuilder::new();
+    let mut identity = StringBuilder::new();
     let mut ts = ts_builder(n);
     let mut response_ts = ts_builder(n);
     let mut rtt = Float64Builder::with_capacity(n);
@@ -244,11 +247,12 @@ where
         let first = t.first();
         let q = t.query.as_ref();
         let r = t.response.as_ref();
-        ts.append_value(first.ts_ns.div_euclid(1000));
+        let query_ts = t.query_ts_ns();
+        ts.append_value(query_ts.unwrap_or(first.ts_ns).div_euclid(1000));
         response_ts.append_option(r.map(|r| r.ts_ns.div_euclid(1000)));
-        match (q, r) {
-            (Some(q), Some(r)) => {
-                rtt.append_value((r.ts_ns.saturating_sub(q.ts_ns).max(0)) as f64 / 1e6)
+        match (query_ts, r) {
+            (Some(qt), Some(r)) => {
+                rtt.append_value((r.ts_ns.saturating_sub(qt).max(0)) as f64 / 1e6)
             }
             _ => rtt.append_null(),
         }
@@ -362,6 +366,19 @@ where
         }
         qframe.append_option(q.map(|q| q.frame as i64));
         rframe.append_option(r.map(|r| r.frame as i64));
+        // the response's log entry says most (its type, and the query's time)
+        match r.or(q).and_then(|o| o.logged.as_deref()) {
+            Some(l) => {
+                source.append_value("dnstap");
+                dnstap_type.append_value(&*l.kind.name());
+                identity.append_option(l.identity.as_deref());
+            }
+            None => {
+                source.append_value("pcap");
+                dnstap_type.append_null();
+                identity.append_null();
+            }
+        }
     }
 
     let [mut rd, mut cd, mut aa, mut tc, mut ra, mut ad] =
@@ -422,6 +439,9 @@ where
         columns.extend(place.finish());
     }
     columns.push(Arc::new(tunnel.finish()));
+    columns.push(Arc::new(source.finish()));
+    columns.push(Arc::new(dnstap_type.finish()));
+    columns.push(Arc::new(identity.finish()));
     Ok(RecordBatch::try_new(TRANSACTIONS.clone(), columns)?)
 }
 

@@ -2,8 +2,9 @@
 //!
 //! In: a path (or standard input). The format is recognised by its magic
 //! bytes, never its name: pcap (both byte orders, micro- and nanosecond),
-//! pcapng (several sections and interfaces), each optionally compressed with
-//! gzip, zstd or xz. Plain files are memory-mapped; compressed ones are
+//! pcapng (several sections and interfaces), and dnstap (Frame Streams of
+//! content type `protobuf:dnstap.Dnstap`, see `dnstap.rs`), each optionally
+//! compressed with gzip, zstd or xz. Plain files are memory-mapped; compressed ones are
 //! decompressed into memory.
 //!
 //! Out: a `Walk`: the chunks (runs of whole records, cut on record boundaries
@@ -46,6 +47,11 @@ const PCAPNG_IDB: u32 = 1;
 const PCAPNG_OPB: u32 = 2;
 const PCAPNG_SPB: u32 = 3;
 const PCAPNG_EPB: u32 = 6;
+/// The link type a dnstap message is given as a `Frame` (one no capture uses).
+pub const LINKTYPE_DNSTAP: u32 = u32::MAX;
+/// Bytes a stream reads to recognise its format: a pcap header, or a Frame
+/// Streams START frame of the longest size fstrm allows.
+const HEAD_BYTES: u64 = 8 + 512;
 
 /// The bytes of one capture: a memory map, or a decompressed buffer.
 pub enum Bytes {
@@ -72,6 +78,8 @@ pub enum Format {
         snaplen: u32,
     },
     PcapNg,
+    /// A dnstap log: its records are logged DNS messages, not packets.
+    Dnstap,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -252,6 +260,7 @@ impl Capture {
                 self.release(s, e)
             }),
             Format::PcapNg => walk_pcapng(&self.bytes, chunk_bytes, &|s, e| self.release(s, e)),
+            Format::Dnstap => walk_dnstap(&self.bytes, chunk_bytes, &|s, e| self.release(s, e)),
         };
         self.release(0, self.bytes.len());
         walk
@@ -275,10 +284,41 @@ impl Capture {
         first
     }
 
+    /// Calls `f` with the number and bytes of every data frame of a dnstap
+    /// `chunk`, in file order.
+    pub fn dnstap_frames<'a>(&'a self, chunk: &Chunk, mut f: impl FnMut(u64, &'a [u8])) {
+        let data: &'a [u8] = &self.bytes[..chunk.end];
+        let frames = crate::ingest::dnstap::frames_at(data, chunk.start);
+        for (i, frame) in frames.enumerate() {
+            f(chunk.first_frame + i as u64, frame);
+        }
+    }
+
     /// Calls `f` for the packet records of `chunk` in file order, until it returns false.
+    /// A dnstap message is a frame of link type `LINKTYPE_DNSTAP` whose data
+    /// is the protobuf, at the time of its own side (messages without one are skipped).
     fn frames_while<'a>(&'a self, chunk: &Chunk, mut f: impl FnMut(Frame<'a>) -> bool) {
         let data: &'a [u8] = &self.bytes;
         match self.format {
+            Format::Dnstap => {
+                let frames = crate::ingest::dnstap::frames_at(&data[..chunk.end], chunk.start);
+                for (i, bytes) in frames.enumerate() {
+                    let Ok(e) = crate::ingest::dnstap::Entry::of(bytes) else {
+                        continue;
+                    };
+                    let (ts_ns, ts_out_of_range) = clamp_ts(e.time);
+                    let frame = Frame {
+                        ts_ns,
+                        ts_out_of_range,
+                        linktype: LINKTYPE_DNSTAP,
+                        number: chunk.first_frame + i as u64,
+                        data: bytes,
+                    };
+                    if !f(frame) {
+                        return;
+                    }
+                }
+            }
             Format::Pcap {
                 big_endian,
                 nanos,
@@ -447,8 +487,8 @@ impl StreamReader {
             Compression::None => Box::new(raw),
         };
         // enough of the start to recognise the format
-        let mut carry = Vec::with_capacity(64);
-        let damage = match (&mut reader).take(64).read_to_end(&mut carry) {
+        let mut carry = Vec::with_capacity(HEAD_BYTES as usize);
+        let damage = match (&mut reader).take(HEAD_BYTES).read_to_end(&mut carry) {
             Ok(_) => None,
             // damaged after the header: the records before the damage are kept
             Err(e) if compression != Compression::None && recognise(&carry).is_some() => Some(e),
@@ -567,6 +607,12 @@ impl StreamReader {
                     self.prefix = d[..24].to_vec();
                 }
             }
+            Format::Dnstap => {
+                // the START frame (its length checked when it was recognised)
+                if self.prefix.is_empty() {
+                    self.prefix = d[..8 + read_u32(d, 4, true) as usize].to_vec();
+                }
+            }
             Format::PcapNg => {
                 let mut pos = skip;
                 while pos + 12 <= end {
@@ -671,6 +717,9 @@ fn read_u32(d: &[u8], pos: usize, be: bool) -> u32 {
 }
 
 fn recognise(b: &[u8]) -> Option<Format> {
+    if crate::ingest::dnstap::is_dnstap(b) {
+        return Some(Format::Dnstap);
+    }
     let head: [u8; 4] = b.get(..4)?.try_into().ok()?;
     let (le, be) = (u32::from_le_bytes(head), u32::from_be_bytes(head));
     if le == PCAPNG_SHB {
@@ -698,7 +747,15 @@ fn recognise(b: &[u8]) -> Option<Format> {
 /// A hint at what a file that is not a capture looks like.
 fn describe(b: &[u8]) -> String {
     let hex: Vec<String> = b.iter().take(4).map(|x| format!("{x:02x}")).collect();
+    let frame_streams;
     let kind = match b {
+        [0, 0, 0, 0, ..] => match crate::ingest::dnstap::frames(b) {
+            Err(e) => {
+                frame_streams = format!(", {}", e.0);
+                &frame_streams
+            }
+            Ok(_) => "",
+        },
         [b'P', b'K', 3, 4, ..] => ", a zip archive?",
         [b'B', b'Z', b'h', ..] => ", bzip2 is not supported",
         [b'P', b'A', b'R', b'1', ..] => ", a Parquet file?",
@@ -787,6 +844,62 @@ fn walk_pcap(
             interfaces: empty,
         });
     }
+    walk
+}
+
+/// Cuts a dnstap file into chunks of whole data frames; the frames before a
+/// cut or corrupt frame are kept, and the walk says where it stopped.
+fn walk_dnstap(d: &[u8], chunk_bytes: usize, release: &dyn Fn(usize, usize)) -> Walk {
+    use crate::ingest::dnstap::{self, Stop};
+    let mut walk = Walk {
+        chunks: Vec::new(),
+        records: 0,
+        problem: None,
+    };
+    let mut frames = match dnstap::frames(d) {
+        Ok(f) => f,
+        Err(e) => {
+            walk.problem = Some(Problem::Corrupt {
+                offset: 0,
+                what: e.0,
+            });
+            return walk;
+        }
+    };
+    let empty = Arc::new(Vec::new());
+    let mut chunk_start = frames.offset() as usize;
+    let mut chunk_first = 1;
+    let mut end = chunk_start;
+    while frames.next().is_some() {
+        walk.records += 1;
+        end = frames.offset() as usize;
+        if end - chunk_start >= chunk_bytes {
+            release(chunk_start, end);
+            walk.chunks.push(Chunk {
+                start: chunk_start,
+                end,
+                first_frame: chunk_first,
+                big_endian: true,
+                interfaces: empty.clone(),
+            });
+            chunk_start = end;
+            chunk_first = walk.records + 1;
+        }
+    }
+    if end > chunk_start {
+        walk.chunks.push(Chunk {
+            start: chunk_start,
+            end,
+            first_frame: chunk_first,
+            big_endian: true,
+            interfaces: empty,
+        });
+    }
+    walk.problem = match frames.stop.take() {
+        Some(Stop::Cut { offset }) => Some(Problem::Truncated { offset }),
+        Some(Stop::Corrupt { offset, what }) => Some(Problem::Corrupt { offset, what }),
+        None => None,
+    };
     walk
 }
 

@@ -11,6 +11,7 @@
 
 use std::collections::VecDeque;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use foldhash::{HashMap, HashMapExt};
 use smallvec::SmallVec;
@@ -36,6 +37,19 @@ pub struct Observed {
     /// Boxed: an `Observed` moves through half a dozen queues between decoding
     /// and the spool, and the message (264 bytes) is most of its size.
     pub msg: Box<DnsMessage>,
+    /// What the server's own log said of it: set for a dnstap message, `None`
+    /// for a captured packet.
+    pub logged: Option<Box<Logged>>,
+}
+
+/// What a dnstap log tells of a message besides the message itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Logged {
+    pub kind: crate::ingest::dnstap::MessageType,
+    /// The logging server's `identity`.
+    pub identity: Option<Arc<str>>,
+    /// For a response: when its query came, as the server logged it.
+    pub query_ts_ns: Option<i64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -74,13 +88,31 @@ impl Transaction {
         }
     }
 
+    /// The query's time: its message's, or for a dnstap response paired
+    /// without its query, the query time the server logged with it.
+    pub fn query_ts_ns(&self) -> Option<i64> {
+        match (&self.query, &self.response) {
+            (Some(q), _) => Some(q.ts_ns),
+            (None, Some(r)) if self.status == Status::Answered => {
+                r.logged.as_ref().and_then(|l| l.query_ts_ns)
+            }
+            _ => None,
+        }
+    }
+
+    /// The transaction's time: its query's, or its lone response's.
     pub fn ts_ns(&self) -> i64 {
-        self.first().ts_ns
+        self.query_ts_ns().unwrap_or_else(|| self.first().ts_ns)
     }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct FlowKey {
+    /// Who saw the message: `None` on the wire; for a server's log, the
+    /// server (its identity) and its role (client side, resolver side...).
+    /// The same query logged by a resolver, by the authority it asked and
+    /// captured on the wire is three observations, never a retransmission.
+    vantage: Option<(i32, Option<Arc<str>>)>,
     transport: Transport,
     client: IpAddr,
     client_port: u16,
@@ -142,6 +174,7 @@ impl Correlator {
 
     fn push_query(&mut self, obs: Observed) {
         let key = FlowKey {
+            vantage: vantage(&obs),
             transport: obs.transport,
             client: obs.src,
             client_port: obs.sport,
@@ -173,6 +206,7 @@ impl Correlator {
 
     fn push_response(&mut self, obs: Observed) {
         let key = FlowKey {
+            vantage: vantage(&obs),
             transport: obs.transport,
             client: obs.dst,
             client_port: obs.dport,
@@ -196,7 +230,7 @@ impl Correlator {
         match matched {
             Some(p) => {
                 self.live -= 1;
-                let xfr = obs.transport == Transport::Tcp
+                let xfr = obs.transport.is_stream()
                     && p.query
                         .msg
                         .question
@@ -233,11 +267,18 @@ impl Correlator {
                         return;
                     }
                 }
+                // a server's log that gives the query's time with the
+                // response pairs it, its query message logged or not
+                let hinted = obs.logged.as_ref().is_some_and(|l| l.query_ts_ns.is_some());
                 self.out.push(Transaction {
-                    status: Status::ResponseOnly,
+                    status: if hinted {
+                        Status::Answered
+                    } else {
+                        Status::ResponseOnly
+                    },
                     query: None,
                     response: Some(obs),
-                    query_count: 0,
+                    query_count: u32::from(hinted),
                 })
             }
         }
@@ -348,6 +389,12 @@ pub fn merge_by_time<T>(streams: Vec<Vec<T>>, ts: impl Fn(&T) -> i64) -> Vec<T> 
     out
 }
 
+fn vantage(o: &Observed) -> Option<(i32, Option<Arc<str>>)> {
+    o.logged
+        .as_ref()
+        .map(|l| ((l.kind.0 - 1).div_euclid(2), l.identity.clone()))
+}
+
 /// Questions are equal when qname (compared case-insensitively; ours are
 /// already lower-cased), qtype and qclass are.
 fn same_question(a: &Option<Question>, b: &Option<Question>) -> bool {
@@ -399,7 +446,61 @@ mod tests {
                 malformed: false,
                 error: None,
             }),
+            logged: None,
         }
+    }
+
+    /// A query as a dnstap log gives it (CLIENT_QUERY).
+    fn logged_query(ts_ms: i64, id: u16) -> Observed {
+        let mut o = obs(ts_ms, false, id, "a.example");
+        o.logged = Some(Box::new(Logged {
+            kind: crate::ingest::dnstap::MessageType(5),
+            identity: None,
+            query_ts_ns: None,
+        }));
+        o
+    }
+
+    /// A response as a dnstap log gives it, with its query's time or not.
+    fn logged(ts_ms: i64, id: u16, query_ms: Option<i64>) -> Observed {
+        let mut o = obs(ts_ms, true, id, "a.example");
+        o.logged = Some(Box::new(Logged {
+            kind: crate::ingest::dnstap::MessageType(6),
+            identity: None,
+            query_ts_ns: query_ms.map(|q| q * 1_000_000),
+        }));
+        o
+    }
+
+    #[test]
+    fn a_message_seen_twice_is_two_observations() {
+        // the wire and a server's log each saw the query and its response
+        let r = run(vec![
+            obs(0, false, 7, "a.example"),
+            logged_query(0, 7),
+            obs(30, true, 7, "a.example"),
+            logged(40, 7, None),
+        ]);
+        assert_eq!(
+            r,
+            vec![
+                (Status::Answered, 1, Some(30)),
+                (Status::Answered, 1, Some(40))
+            ]
+        );
+    }
+
+    #[test]
+    fn a_logged_response_pairs_by_its_query_time() {
+        // its query logged too: paired with it, as a capture would be
+        let r = run(vec![logged_query(0, 7), logged(40, 7, Some(1))]);
+        assert_eq!(r, vec![(Status::Answered, 1, Some(40))]);
+        // logged alone: answered all the same, timed from the logged query time
+        let r = run(vec![logged(40, 7, Some(15))]);
+        assert_eq!(r, vec![(Status::Answered, 1, Some(25))]);
+        // without a query time (Unbound's CLIENT_RESPONSE) it stays alone
+        let r = run(vec![logged(40, 7, None)]);
+        assert_eq!(r, vec![(Status::ResponseOnly, 0, Some(0))]);
     }
 
     fn run(msgs: Vec<Observed>) -> Vec<(Status, u32, Option<i64>)> {

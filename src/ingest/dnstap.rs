@@ -54,7 +54,7 @@ pub struct Message {
     /// `SocketFamily`: INET 1, INET6 2.
     #[prost(int32, optional, tag = "2")]
     pub socket_family: Option<i32>,
-    /// `SocketProtocol`: see [`protocol_name`].
+    /// `SocketProtocol`: see `link::Transport::of_dnstap`.
     #[prost(int32, optional, tag = "3")]
     pub socket_protocol: Option<i32>,
     #[prost(bytes = "vec", optional, tag = "4")]
@@ -90,14 +90,21 @@ pub struct Message {
 pub struct MessageType(pub i32);
 
 impl MessageType {
-    const NAMES: [&'static str; 7] = [
-        "AUTH",
-        "RESOLVER",
-        "CLIENT",
-        "FORWARDER",
-        "STUB",
-        "TOOL",
-        "UPDATE",
+    const NAMES: [&'static str; 14] = [
+        "AUTH_QUERY",
+        "AUTH_RESPONSE",
+        "RESOLVER_QUERY",
+        "RESOLVER_RESPONSE",
+        "CLIENT_QUERY",
+        "CLIENT_RESPONSE",
+        "FORWARDER_QUERY",
+        "FORWARDER_RESPONSE",
+        "STUB_QUERY",
+        "STUB_RESPONSE",
+        "TOOL_QUERY",
+        "TOOL_RESPONSE",
+        "UPDATE_QUERY",
+        "UPDATE_RESPONSE",
     ];
 
     pub fn is_response(self) -> bool {
@@ -105,35 +112,14 @@ impl MessageType {
     }
 
     /// `CLIENT_RESPONSE`, or `TYPE99` for a value this dnsq does not know.
-    pub fn name(self) -> String {
+    pub fn name(self) -> std::borrow::Cow<'static, str> {
         match usize::try_from(self.0 - 1)
             .ok()
-            .and_then(|i| Self::NAMES.get(i / 2))
+            .and_then(|i| Self::NAMES.get(i))
         {
-            Some(role) => format!(
-                "{role}_{}",
-                if self.is_response() {
-                    "RESPONSE"
-                } else {
-                    "QUERY"
-                }
-            ),
-            None => format!("TYPE{}", self.0),
+            Some(name) => (*name).into(),
+            None => format!("TYPE{}", self.0).into(),
         }
-    }
-}
-
-/// A `SocketProtocol`'s name as the `transport` column gives it.
-pub fn protocol_name(p: i32) -> Option<&'static str> {
-    match p {
-        1 => Some("udp"),
-        2 => Some("tcp"),
-        3 => Some("dot"),
-        4 => Some("doh"),
-        5 => Some("dnscrypt-udp"),
-        6 => Some("dnscrypt-tcp"),
-        7 => Some("doq"),
-        _ => None,
     }
 }
 
@@ -260,6 +246,26 @@ pub fn frames(data: &[u8]) -> Result<Frames<'_>, NotDnstap> {
     }
 }
 
+/// The data frames of `data` from `pos`, a frame boundary after the START
+/// frame (the start of a chunk that [`frames`] found).
+pub fn frames_at(data: &[u8], pos: usize) -> Frames<'_> {
+    Frames {
+        data,
+        pos,
+        stop: None,
+        done: false,
+    }
+}
+
+/// Whether `data[at..]` starts with a START control frame (of any content),
+/// or with the first bytes of one (then the next read finds it cut).
+fn start_at(data: &[u8], at: usize) -> bool {
+    let rest = data.get(at..).unwrap_or_default();
+    !rest.is_empty()
+        && rest.iter().take(4).all(|&b| b == 0)
+        && (rest.len() < 12 || be32(rest, 8) == Some(CONTROL_START))
+}
+
 impl<'a> Frames<'a> {
     /// Byte offset of the next frame.
     pub fn offset(&self) -> u64 {
@@ -306,7 +312,9 @@ impl<'a> Iterator for Frames<'a> {
                     return self.end(Some(Stop::Cut { offset }));
                 }
                 self.pos = at + 8 + clen;
-                if be32(self.data, at + 8) == Some(CONTROL_STOP) {
+                // a STOP ends the file, unless another one follows it
+                // (`cat` of rotated files): then its START goes on
+                if be32(self.data, at + 8) == Some(CONTROL_STOP) && !start_at(self.data, self.pos) {
                     return self.end(None);
                 }
                 // other control frames (a second START, READY...) carry no data
@@ -330,6 +338,94 @@ impl<'a> Iterator for Frames<'a> {
 /// Decodes one data frame; `None` for bytes that are not a `Dnstap` message.
 pub fn decode(frame: &[u8]) -> Option<Dnstap> {
     Dnstap::decode(frame).ok()
+}
+
+/// What ingest takes from one logged message.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub kind: MessageType,
+    /// When the server logged it, ns since 1970 (unclamped): the response's
+    /// time for a response, the query's for a query.
+    pub time: i128,
+    /// For a response: its query's time, when the server logged that too.
+    pub query_time: Option<i128>,
+    /// Sender and receiver of this message: the initiator (`query_address`)
+    /// sends a query and receives the response.
+    pub src: (IpAddr, u16),
+    pub dst: (IpAddr, u16),
+    /// `SocketProtocol`, see `link::Transport::of_dnstap`.
+    pub protocol: Option<i32>,
+    /// The DNS message in wire format.
+    pub dns: Vec<u8>,
+    pub identity: Option<Vec<u8>>,
+}
+
+/// Why a message cannot become a row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unusable {
+    /// Not a `Dnstap` protobuf, or not of type MESSAGE.
+    NotMessage,
+    /// No DNS message of its own side (a response logged without its bytes).
+    NoDns,
+    /// No time of its own side.
+    NoTime,
+}
+
+fn time_wide(sec: Option<u64>, nsec: Option<u32>) -> Option<i128> {
+    Some(i128::from(sec?) * 1_000_000_000 + i128::from(nsec.unwrap_or(0).min(999_999_999)))
+}
+
+impl Entry {
+    /// The entry of a data frame.
+    pub fn of(frame: &[u8]) -> Result<Entry, Unusable> {
+        let tap = decode(frame).ok_or(Unusable::NotMessage)?;
+        let m = match tap.message {
+            Some(m) if tap.r#type == 1 => m,
+            _ => return Err(Unusable::NotMessage),
+        };
+        let kind = m.kind();
+        let response = kind.is_response();
+        let query_time = time_wide(m.query_time_sec, m.query_time_nsec);
+        let (time, dns) = if response {
+            (
+                time_wide(m.response_time_sec, m.response_time_nsec),
+                m.response_message,
+            )
+        } else {
+            (query_time, m.query_message)
+        };
+        let dns = dns.filter(|d| !d.is_empty()).ok_or(Unusable::NoDns)?;
+        let time = time.ok_or(Unusable::NoTime)?;
+        // a side without an address is the family's unspecified address
+        let none = match m.socket_family {
+            Some(2) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+            _ => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        };
+        let port = |p: Option<u32>| p.and_then(|p| u16::try_from(p).ok()).unwrap_or(0);
+        let initiator = (
+            address(m.query_address.as_deref()).unwrap_or(none),
+            port(m.query_port),
+        );
+        let responder = (
+            address(m.response_address.as_deref()).unwrap_or(none),
+            port(m.response_port),
+        );
+        let (src, dst) = if response {
+            (responder, initiator)
+        } else {
+            (initiator, responder)
+        };
+        Ok(Entry {
+            kind,
+            time,
+            query_time: if response { query_time } else { None },
+            src,
+            dst,
+            protocol: m.socket_protocol,
+            dns,
+            identity: tap.identity.filter(|i| !i.is_empty()),
+        })
+    }
 }
 
 #[cfg(test)]
@@ -433,7 +529,9 @@ mod tests {
 
     #[test]
     fn message_types_are_named_as_the_proto_names_them() {
-        let names: Vec<String> = (1..=14).map(|t| MessageType(t).name()).collect();
+        let names: Vec<String> = (1..=14)
+            .map(|t| MessageType(t).name().into_owned())
+            .collect();
         assert_eq!(names[0], "AUTH_QUERY");
         assert_eq!(names[5], "CLIENT_RESPONSE");
         assert_eq!(names[13], "UPDATE_RESPONSE");

@@ -20,6 +20,15 @@ use crate::ingest::tunnel::{self, Inner, Tunnel, Tunnels};
 pub enum Transport {
     Udp,
     Tcp,
+    /// The encrypted transports a server's own log (dnstap) names; a
+    /// capture sees them only as TLS, HTTPS or QUIC, which dnsq does not open.
+    Dot,
+    Doh,
+    Doq,
+    DnscryptUdp,
+    DnscryptTcp,
+    /// A dnstap message that names no transport dnsq knows.
+    Unknown,
 }
 
 impl Transport {
@@ -27,7 +36,36 @@ impl Transport {
         match self {
             Transport::Udp => "udp",
             Transport::Tcp => "tcp",
+            Transport::Dot => "dot",
+            Transport::Doh => "doh",
+            Transport::Doq => "doq",
+            Transport::DnscryptUdp => "dnscrypt-udp",
+            Transport::DnscryptTcp => "dnscrypt-tcp",
+            Transport::Unknown => "unknown",
         }
+    }
+
+    /// dnstap's `SocketProtocol`.
+    pub fn of_dnstap(protocol: Option<i32>) -> Transport {
+        match protocol {
+            Some(1) => Transport::Udp,
+            Some(2) => Transport::Tcp,
+            Some(3) => Transport::Dot,
+            Some(4) => Transport::Doh,
+            Some(5) => Transport::DnscryptUdp,
+            Some(6) => Transport::DnscryptTcp,
+            Some(7) => Transport::Doq,
+            _ => Transport::Unknown,
+        }
+    }
+
+    /// Whether messages go over a byte stream (a zone transfer's many
+    /// responses can only come this way).
+    pub fn is_stream(self) -> bool {
+        matches!(
+            self,
+            Transport::Tcp | Transport::Dot | Transport::Doh | Transport::DnscryptTcp
+        )
     }
 }
 

@@ -14,11 +14,11 @@ use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
 use super::capture::{Capture, Chunk, Problem, StreamPiece, StreamReader};
-use super::correlate::{Correlator, Observed, Status, Transaction};
+use super::correlate::{Correlator, Logged, Observed, Status, Transaction};
 use super::ip::{Defragmenter, OwnedFragment};
 use super::link::{Packet, Skip, Transport};
 use super::tcp_stream::{StreamMessage, TcpReassembler, TcpSegment};
-use super::{capture, dns, link, schema, write};
+use super::{capture, dns, dnstap, link, schema, write};
 use crate::dataset;
 use crate::error::{Error, Result};
 
@@ -259,6 +259,7 @@ fn describe_format(format: capture::Format, compression: capture::Compression) -
             if nanos { "ns" } else { "us" }
         ),
         capture::Format::PcapNg => "pcapng".to_string(),
+        capture::Format::Dnstap => "dnstap".to_string(),
     };
     match compression {
         capture::Compression::None => base,
@@ -334,6 +335,7 @@ fn route(
                 transport: Transport::Udp,
                 tunnels: seg.tunnels,
                 msg,
+                logged: None,
             })
         }),
         Some(t) => Some(Item::Seg(TcpSegment {
@@ -358,6 +360,9 @@ fn route(
 
 /// Decodes one chunk into its items, in frame order.
 fn decode_chunk(cap: &Capture, cap_idx: u32, chunk: &Chunk, ports: &[u16]) -> Decoded {
+    if cap.format == capture::Format::Dnstap {
+        return decode_dnstap_chunk(cap, cap_idx, chunk);
+    }
     let mut items = Vec::new();
     let mut n = Counts::default();
     cap.frames(chunk, |frame| {
@@ -383,6 +388,62 @@ fn decode_chunk(cap: &Capture, cap_idx: u32, chunk: &Chunk, ports: &[u16]) -> De
             Err(Skip::OtherPort | Skip::NotIp) => {}
             Err(Skip::UnknownLink(_) | Skip::Malformed) => n.not_decoded += 1,
         }
+    });
+    Decoded { items, counts: n }
+}
+
+/// Decodes one chunk of a dnstap log: each message its server logged is a
+/// message seen at the time logged for its side, between the addresses and
+/// ports logged, whatever its port (a log holds only DNS). A message without
+/// its DNS bytes or its time is counted as not decoded.
+fn decode_dnstap_chunk(cap: &Capture, cap_idx: u32, chunk: &Chunk) -> Decoded {
+    let mut items = Vec::new();
+    let mut n = Counts::default();
+    // nearly every message of a log carries the same identity: one copy
+    let mut identity: Option<(Vec<u8>, Arc<str>)> = None;
+    cap.dnstap_frames(chunk, |number, bytes| {
+        n.packets += 1;
+        let Ok(e) = dnstap::Entry::of(bytes) else {
+            n.not_decoded += 1;
+            return;
+        };
+        let (ts_ns, raw) = capture::clamp_ts(e.time);
+        if let Some(raw) = raw {
+            n.ts_out_of_range += 1;
+            if n.first_out_of_range.is_none() {
+                n.first_out_of_range = Some((number, raw));
+            }
+        }
+        n.first_ts = Some(n.first_ts.map_or(ts_ns, |t| t.min(ts_ns)));
+        n.last_ts = Some(n.last_ts.map_or(ts_ns, |t| t.max(ts_ns)));
+        let Some(msg) = observe(&e.dns, &mut n, false) else {
+            return;
+        };
+        let identity = e.identity.map(|id| match &identity {
+            Some((bytes, text)) if *bytes == id => text.clone(),
+            _ => {
+                let text: Arc<str> = String::from_utf8_lossy(&id).into();
+                identity = Some((id, text.clone()));
+                text
+            }
+        });
+        items.push(Item::Msg(Observed {
+            ts_ns,
+            capture: cap_idx,
+            frame: number,
+            src: e.src.0,
+            dst: e.dst.0,
+            sport: e.src.1,
+            dport: e.dst.1,
+            transport: Transport::of_dnstap(e.protocol),
+            tunnels: Default::default(),
+            msg,
+            logged: Some(Box::new(Logged {
+                kind: e.kind,
+                identity,
+                query_ts_ns: e.query_time.map(|t| capture::clamp_ts(t).0),
+            })),
+        }));
     });
     Decoded { items, counts: n }
 }
@@ -679,6 +740,7 @@ impl Router {
                         transport: Transport::Tcp,
                         tunnels: m.tunnels,
                         msg,
+                        logged: None,
                     },
                 ));
             }

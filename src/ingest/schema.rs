@@ -34,6 +34,9 @@ pub const CAPTURE: &str = "capture";
 pub const QUERY_FRAME: &str = "query_frame";
 pub const RESPONSE_FRAME: &str = "response_frame";
 pub const DATE: &str = "date";
+pub const SOURCE: &str = "source";
+pub const DNSTAP_TYPE: &str = "dnstap_type";
+pub const SERVER_IDENTITY: &str = "server_identity";
 
 fn ts_type() -> DataType {
     DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
@@ -57,16 +60,16 @@ pub fn transaction_columns() -> Vec<(&'static str, DataType, bool, &'static str)
         true,
     )));
     vec![
-        (TS, ts_type(), false, "first query's capture time; the response's when no query was seen"),
+        (TS, ts_type(), false, "first query's capture time (dnstap: the time logged for the query); the response's when no query was seen"),
         (RESPONSE_TS, ts_type(), true, "first response's capture time, null if none"),
         (RESPONSE_TIME_MS, DataType::Float64, true, "response_ts - ts in ms (µs precision or better); null unless answered; never negative"),
-        (STATUS, DataType::Utf8, false, "answered | unanswered (no response within the match timeout or before the input ended) | response_only (no matching query)"),
-        (QUERY_COUNT, DataType::Int32, false, "copies of the query seen before the response (1 = no retransmission, 0 = response_only)"),
+        (STATUS, DataType::Utf8, false, "answered | unanswered (no response within the match timeout or before the input ended) | response_only (no matching query; a dnstap response logged with its query's time is answered)"),
+        (QUERY_COUNT, DataType::Int32, false, "copies of the query seen before the response (1 = no retransmission, 0 = response_only; 1 for a dnstap response paired by its logged query time)"),
         (CLIENT_IP, DataType::Utf8, false, "address of the side that sent the query, presentation form"),
         (SERVER_IP, DataType::Utf8, false, "address of the side the query was sent to"),
         (CLIENT_PORT, DataType::Int32, false, "client's port"),
         (SERVER_PORT, DataType::Int32, false, "server's port"),
-        (TRANSPORT, DataType::Utf8, false, "udp or tcp"),
+        (TRANSPORT, DataType::Utf8, false, "udp or tcp; from dnstap also dot, doh, doq, dnscrypt-udp, dnscrypt-tcp (unknown when the log names none)"),
         (IP_VERSION, DataType::Int32, false, "4 or 6"),
         (ID, DataType::Int32, false, "DNS transaction id"),
         (QNAME, DataType::Utf8, true, "first question, lower-cased, no trailing dot (the root is '.'), odd bytes as \\DDD; null if unreadable"),
@@ -103,8 +106,8 @@ pub fn transaction_columns() -> Vec<(&'static str, DataType, bool, &'static str)
         (ADDITIONAL, rr_list, true, "the response's additional section without the OPT record, as answers"),
         ("malformed", DataType::Boolean, false, "a message of this transaction could be read only in part"),
         (CAPTURE, DataType::Utf8, false, "file the query (or lone response) came from"),
-        (QUERY_FRAME, DataType::Int64, true, "1-based frame number of the query in that file, as Wireshark numbers them"),
-        (RESPONSE_FRAME, DataType::Int64, true, "1-based frame number of the response in the file it came from"),
+        (QUERY_FRAME, DataType::Int64, true, "1-based frame number of the query in that file, as Wireshark numbers them (dnstap: the message's number in the log); null when no query message was seen"),
+        (RESPONSE_FRAME, DataType::Int64, true, "1-based frame number of the response in the file it came from (dnstap: message number)"),
         ("client_continent", DataType::Utf8, true, "continent code (AF, AN, AS, EU, NA, OC, SA) of the client address by --geoip; null without a database or for private, loopback and documentation ranges"),
         ("client_country", DataType::Utf8, true, "ISO 3166-1 country code of the client address by --geoip (the address before --anonymize)"),
         ("client_asn", DataType::Int64, true, "autonomous system number of the client address by --asn"),
@@ -118,6 +121,9 @@ pub fn transaction_columns() -> Vec<(&'static str, DataType, bool, &'static str)
         ("ecs_asn", DataType::Int64, true, "autonomous system number of the EDNS Client Subnet's network by --asn"),
         ("ecs_as_org", DataType::Utf8, true, "organisation of the EDNS Client Subnet's autonomous system by --asn"),
         ("tunnel", DataType::Utf8, true, "encapsulations peeled off to reach the query (the response when no query), outermost first: vxlan, geneve, gtp-u, gre, erspan, mpls, pppoe, ip-in-ip, joined by / (geneve/vxlan); null when none. client_ip and server_ip are the inner addresses"),
+        (SOURCE, DataType::Utf8, true, "pcap (a packet capture) or dnstap (a server's own log); null in files written before dnstap was read, which are all pcap"),
+        (DNSTAP_TYPE, DataType::Utf8, true, "dnstap message type of the response (of the query when no response): CLIENT_RESPONSE, RESOLVER_QUERY, AUTH_RESPONSE...; null for pcap rows"),
+        (SERVER_IDENTITY, DataType::Utf8, true, "the logging server's dnstap identity (e.g. its host name); null for pcap rows and servers that send none"),
     ]
 }
 
@@ -134,11 +140,11 @@ pub fn capture_columns() -> Vec<(&'static str, DataType, bool, &'static str)> {
     vec![
         ("path", DataType::Utf8, false, "capture file as given on the command line"),
         ("sha256", DataType::Utf8, false, "SHA-256 of the capture's (decompressed) content; a capture already in the dataset is not ingested again"),
-        ("format", DataType::Utf8, false, "pcap or pcapng, with compression"),
+        ("format", DataType::Utf8, false, "pcap, pcapng or dnstap, with compression"),
         ("file_size", DataType::Int64, false, "bytes on disk"),
         ("first_ts", ts_type(), true, "first packet's capture time"),
         ("last_ts", ts_type(), true, "last packet's capture time"),
-        ("packets", DataType::Int64, false, "packet records read"),
+        ("packets", DataType::Int64, false, "packet records read (dnstap: messages)"),
         ("dns_messages", DataType::Int64, false, "DNS messages decoded"),
         ("malformed", DataType::Int64, false, "DNS messages read only in part, or too short to read"),
         ("malformed_truncated", DataType::Int64, false, "malformed: a section ends past the message (counts larger than the message, truncated RDATA)"),
@@ -148,7 +154,7 @@ pub fn capture_columns() -> Vec<(&'static str, DataType, bool, &'static str)> {
         ("malformed_bad_rdata", DataType::Int64, false, "malformed: RDATA (or an EDNS option) that does not fit its type's format"),
         ("malformed_too_short", DataType::Int64, false, "malformed: a payload on a DNS port shorter than a DNS header, dropped"),
         ("malformed_cut", DataType::Int64, false, "malformed: a UDP payload shorter than its UDP length (snaplen cut, bad length)"),
-        ("not_decoded", DataType::Int64, false, "DNS-port packets not decoded: unknown link types, IP fragments, bad headers"),
+        ("not_decoded", DataType::Int64, false, "DNS-port packets not decoded: unknown link types, IP fragments, bad headers (dnstap: messages without their DNS bytes or time)"),
         ("answered", DataType::Int64, false, "transactions with status answered whose query came from this file"),
         ("unanswered", DataType::Int64, false, "transactions with status unanswered"),
         ("response_only", DataType::Int64, false, "transactions with status response_only"),
