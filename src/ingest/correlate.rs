@@ -46,8 +46,10 @@ pub struct Observed {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Logged {
     pub kind: crate::ingest::dnstap::MessageType,
-    /// The logging server's `identity`.
+    /// The logging server's `identity`, and its number in this process
+    /// (`dnstap::server_number`; 0 for none), which pairing compares.
     pub identity: Option<Arc<str>>,
+    pub server: u32,
     /// For a response: when its query came, as the server logged it.
     pub query_ts_ns: Option<i64>,
 }
@@ -112,7 +114,7 @@ struct FlowKey {
     /// server (its identity) and its role (client side, resolver side...).
     /// The same query logged by a resolver, by the authority it asked and
     /// captured on the wire is three observations, never a retransmission.
-    vantage: Option<(i32, Option<Arc<str>>)>,
+    vantage: Option<(i32, u32)>,
     transport: Transport,
     client: IpAddr,
     client_port: u16,
@@ -389,10 +391,10 @@ pub fn merge_by_time<T>(streams: Vec<Vec<T>>, ts: impl Fn(&T) -> i64) -> Vec<T> 
     out
 }
 
-fn vantage(o: &Observed) -> Option<(i32, Option<Arc<str>>)> {
+fn vantage(o: &Observed) -> Option<(i32, u32)> {
     o.logged
         .as_ref()
-        .map(|l| ((l.kind.0 - 1).div_euclid(2), l.identity.clone()))
+        .map(|l| ((l.kind.0 - 1).div_euclid(2), l.server))
 }
 
 /// Questions are equal when qname (compared case-insensitively; ours are
@@ -456,6 +458,7 @@ mod tests {
         o.logged = Some(Box::new(Logged {
             kind: crate::ingest::dnstap::MessageType(5),
             identity: None,
+            server: 0,
             query_ts_ns: None,
         }));
         o
@@ -467,6 +470,7 @@ mod tests {
         o.logged = Some(Box::new(Logged {
             kind: crate::ingest::dnstap::MessageType(6),
             identity: None,
+            server: 0,
             query_ts_ns: query_ms.map(|q| q * 1_000_000),
         }));
         o

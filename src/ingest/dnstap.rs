@@ -340,9 +340,242 @@ pub fn decode(frame: &[u8]) -> Option<Dnstap> {
     Dnstap::decode(frame).ok()
 }
 
-/// What ingest takes from one logged message.
-#[derive(Debug, Clone)]
-pub struct Entry {
+/// Identities of the servers whose logs this process read, in the order seen.
+static SERVERS: std::sync::Mutex<Vec<std::sync::Arc<str>>> = std::sync::Mutex::new(Vec::new());
+
+/// A logging server's identity as text, and its number in this process
+/// (from 1): the same identity in any file has the same number.
+pub fn server_number(identity: &[u8]) -> (u32, std::sync::Arc<str>) {
+    let text = String::from_utf8_lossy(identity);
+    let mut servers = SERVERS.lock().unwrap_or_else(|e| e.into_inner());
+    let i = match servers.iter().position(|s| **s == *text) {
+        Some(i) => i,
+        None => {
+            servers.push(text.into());
+            servers.len() - 1
+        }
+    };
+    (i as u32 + 1, servers[i].clone())
+}
+
+/// The fields of a `Dnstap` message that ingest reads, borrowed from the
+/// frame: what prost's [`Dnstap`] gives, without a copy.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Fields<'a> {
+    pub identity: Option<&'a [u8]>,
+    pub r#type: i32,
+    pub message: Option<MessageFields<'a>>,
+}
+
+/// The fields of a `Message` that ingest reads.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct MessageFields<'a> {
+    pub r#type: i32,
+    pub socket_family: Option<i32>,
+    pub socket_protocol: Option<i32>,
+    pub query_address: Option<&'a [u8]>,
+    pub response_address: Option<&'a [u8]>,
+    pub query_port: Option<u32>,
+    pub response_port: Option<u32>,
+    pub query_time_sec: Option<u64>,
+    pub query_time_nsec: Option<u32>,
+    pub query_message: Option<&'a [u8]>,
+    pub response_time_sec: Option<u64>,
+    pub response_time_nsec: Option<u32>,
+    pub response_message: Option<&'a [u8]>,
+}
+
+/// One field of the protobuf wire format.
+enum Value<'a> {
+    Varint(u64),
+    Fixed32(u32),
+    Bytes(&'a [u8]),
+    /// A 64-bit value or a group: no field read here has one.
+    Other,
+}
+
+/// prost's recursion limit (`RECURSION_LIMIT`), which bounds group nesting.
+const RECURSION_LIMIT: u32 = 100;
+
+/// A base-128 varint as prost reads one: at most ten bytes, the tenth 0 or 1.
+/// Keys and most values are one byte: that is read first.
+#[inline(always)]
+fn varint(b: &mut &[u8]) -> Option<u64> {
+    match b.split_first() {
+        Some((&x, rest)) if x < 0x80 => {
+            *b = rest;
+            Some(u64::from(x))
+        }
+        _ => varint_long(b),
+    }
+}
+
+fn varint_long(b: &mut &[u8]) -> Option<u64> {
+    let mut v = 0u64;
+    for i in 0..10 {
+        let (&byte, rest) = b.split_first()?;
+        *b = rest;
+        v |= u64::from(byte & 0x7f) << (7 * i);
+        if byte < 0x80 {
+            return (i < 9 || byte < 2).then_some(v);
+        }
+    }
+    None
+}
+
+#[inline(always)]
+fn take<'a>(b: &mut &'a [u8], n: u64) -> Option<&'a [u8]> {
+    let (x, rest) = b.split_at_checked(usize::try_from(n).ok()?)?;
+    *b = rest;
+    Some(x)
+}
+
+/// The next field: its tag and value. `None` where prost fails too (a bad
+/// key, a value past the end, an unmatched end of group, nesting too deep).
+#[inline(always)]
+fn field<'a>(b: &mut &'a [u8], depth: u32) -> Option<(u32, Value<'a>)> {
+    let key = varint(b)?;
+    let key = u32::try_from(key).ok()?;
+    let tag = key >> 3;
+    if tag == 0 {
+        return None;
+    }
+    let value = match key & 7 {
+        0 => Value::Varint(varint(b)?),
+        1 => {
+            take(b, 8)?;
+            Value::Other
+        }
+        2 => {
+            let n = varint(b)?;
+            Value::Bytes(take(b, n)?)
+        }
+        3 => {
+            skip_group(b, tag, depth)?;
+            Value::Other
+        }
+        5 => {
+            let x = take(b, 4)?;
+            Value::Fixed32(u32::from_le_bytes([x[0], x[1], x[2], x[3]]))
+        }
+        _ => return None,
+    };
+    Some((tag, value))
+}
+
+/// Skips a group up to its end tag, as prost's `skip_field` does.
+/// `depth` is what is left of prost's recursion limit where the group is:
+/// each field inside it is skipped one level down, and none at level 0.
+fn skip_group(b: &mut &[u8], tag: u32, depth: u32) -> Option<()> {
+    let depth = depth.checked_sub(1)?;
+    loop {
+        let key = u32::try_from(varint(b)?).ok()?;
+        let (inner, wire) = (key >> 3, key & 7);
+        if inner == 0 || wire > 5 {
+            return None;
+        }
+        match wire {
+            4 if inner == tag => return Some(()),
+            4 => return None,
+            _ if depth == 0 => return None,
+            0 => {
+                varint(b)?;
+            }
+            1 => {
+                take(b, 8)?;
+            }
+            2 => {
+                let n = varint(b)?;
+                take(b, n)?;
+            }
+            3 => skip_group(b, inner, depth)?,
+            5 => {
+                take(b, 4)?;
+            }
+            _ => return None,
+        }
+    }
+}
+
+impl<'a> Fields<'a> {
+    /// Reads a data frame in place, field by field as prost's decoder does
+    /// (the last value of a field wins; a repeated `message` merges), and
+    /// fails where it fails: a known field of the wrong wire type, a bad
+    /// varint or length. `tests` hold it to prost's own decoding.
+    pub fn read(frame: &'a [u8]) -> Option<Fields<'a>> {
+        let mut f = Fields::default();
+        let mut b = frame;
+        while !b.is_empty() {
+            match field(&mut b, RECURSION_LIMIT)? {
+                (1, Value::Bytes(x)) => f.identity = Some(x),
+                (2 | 3, Value::Bytes(_)) => {}
+                (14, Value::Bytes(x)) => {
+                    f.message
+                        .get_or_insert_with(MessageFields::default)
+                        .merge(x, RECURSION_LIMIT - 1)?;
+                }
+                (15, Value::Varint(v)) => f.r#type = v as i32,
+                (1 | 2 | 3 | 14 | 15, _) => return None,
+                _ => {}
+            }
+        }
+        Some(f)
+    }
+
+    /// The same fields of a message prost decoded: the reference that
+    /// [`Fields::read`] is tested against.
+    pub fn of_decoded(d: &'a Dnstap) -> Fields<'a> {
+        Fields {
+            identity: d.identity.as_deref(),
+            r#type: d.r#type,
+            message: d.message.as_ref().map(|m| MessageFields {
+                r#type: m.r#type,
+                socket_family: m.socket_family,
+                socket_protocol: m.socket_protocol,
+                query_address: m.query_address.as_deref(),
+                response_address: m.response_address.as_deref(),
+                query_port: m.query_port,
+                response_port: m.response_port,
+                query_time_sec: m.query_time_sec,
+                query_time_nsec: m.query_time_nsec,
+                query_message: m.query_message.as_deref(),
+                response_time_sec: m.response_time_sec,
+                response_time_nsec: m.response_time_nsec,
+                response_message: m.response_message.as_deref(),
+            }),
+        }
+    }
+}
+
+impl<'a> MessageFields<'a> {
+    fn merge(&mut self, mut b: &'a [u8], depth: u32) -> Option<()> {
+        while !b.is_empty() {
+            match field(&mut b, depth)? {
+                (1, Value::Varint(v)) => self.r#type = v as i32,
+                (2, Value::Varint(v)) => self.socket_family = Some(v as i32),
+                (3, Value::Varint(v)) => self.socket_protocol = Some(v as i32),
+                (4, Value::Bytes(x)) => self.query_address = Some(x),
+                (5, Value::Bytes(x)) => self.response_address = Some(x),
+                (6, Value::Varint(v)) => self.query_port = Some(v as u32),
+                (7, Value::Varint(v)) => self.response_port = Some(v as u32),
+                (8, Value::Varint(v)) => self.query_time_sec = Some(v),
+                (9, Value::Fixed32(v)) => self.query_time_nsec = Some(v),
+                (10, Value::Bytes(x)) => self.query_message = Some(x),
+                (11, Value::Bytes(_)) | (16, Value::Varint(_)) => {}
+                (12, Value::Varint(v)) => self.response_time_sec = Some(v),
+                (13, Value::Fixed32(v)) => self.response_time_nsec = Some(v),
+                (14, Value::Bytes(x)) => self.response_message = Some(x),
+                (1..=14 | 16, _) => return None,
+                _ => {}
+            }
+        }
+        Some(())
+    }
+}
+
+/// What ingest takes from one logged message, borrowed from its frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry<'a> {
     pub kind: MessageType,
     /// When the server logged it, ns since 1970 (unclamped): the response's
     /// time for a response, the query's for a query.
@@ -356,8 +589,8 @@ pub struct Entry {
     /// `SocketProtocol`, see `link::Transport::of_dnstap`.
     pub protocol: Option<i32>,
     /// The DNS message in wire format.
-    pub dns: Vec<u8>,
-    pub identity: Option<Vec<u8>>,
+    pub dns: &'a [u8],
+    pub identity: Option<&'a [u8]>,
 }
 
 /// Why a message cannot become a row.
@@ -375,15 +608,18 @@ fn time_wide(sec: Option<u64>, nsec: Option<u32>) -> Option<i128> {
     Some(i128::from(sec?) * 1_000_000_000 + i128::from(nsec.unwrap_or(0).min(999_999_999)))
 }
 
-impl Entry {
-    /// The entry of a data frame.
-    pub fn of(frame: &[u8]) -> Result<Entry, Unusable> {
-        let tap = decode(frame).ok_or(Unusable::NotMessage)?;
-        let m = match tap.message {
-            Some(m) if tap.r#type == 1 => m,
+impl<'a> Entry<'a> {
+    /// The entry of a data frame, read in place.
+    pub fn of(frame: &'a [u8]) -> Result<Entry<'a>, Unusable> {
+        Entry::of_fields(Fields::read(frame).ok_or(Unusable::NotMessage)?)
+    }
+
+    pub fn of_fields(f: Fields<'a>) -> Result<Entry<'a>, Unusable> {
+        let m = match f.message {
+            Some(m) if f.r#type == 1 => m,
             _ => return Err(Unusable::NotMessage),
         };
-        let kind = m.kind();
+        let kind = MessageType(m.r#type);
         let response = kind.is_response();
         let query_time = time_wide(m.query_time_sec, m.query_time_nsec);
         let (time, dns) = if response {
@@ -402,12 +638,9 @@ impl Entry {
             _ => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
         };
         let port = |p: Option<u32>| p.and_then(|p| u16::try_from(p).ok()).unwrap_or(0);
-        let initiator = (
-            address(m.query_address.as_deref()).unwrap_or(none),
-            port(m.query_port),
-        );
+        let initiator = (address(m.query_address).unwrap_or(none), port(m.query_port));
         let responder = (
-            address(m.response_address.as_deref()).unwrap_or(none),
+            address(m.response_address).unwrap_or(none),
             port(m.response_port),
         );
         let (src, dst) = if response {
@@ -423,7 +656,7 @@ impl Entry {
             dst,
             protocol: m.socket_protocol,
             dns,
-            identity: tap.identity.filter(|i| !i.is_empty()),
+            identity: f.identity.filter(|i| !i.is_empty()),
         })
     }
 }
@@ -516,6 +749,91 @@ mod tests {
         let mut r = frames(&g).unwrap();
         assert_eq!(r.next(), None);
         assert!(matches!(r.stop, Some(Stop::Corrupt { offset, .. }) if offset == at as u64));
+    }
+
+    /// `Fields::read` gives what prost's decoder gives, and fails where it fails.
+    fn same_as_prost(frame: &[u8]) {
+        let theirs = Dnstap::decode(frame).ok();
+        let ours = Fields::read(frame);
+        assert_eq!(
+            ours,
+            theirs.as_ref().map(Fields::of_decoded),
+            "{frame:02x?}"
+        );
+    }
+
+    #[test]
+    fn fields_are_read_in_place_as_prost_reads_them() {
+        let whole = message(6);
+        same_as_prost(&whole);
+        // every cut of a real message, and every byte changed
+        for cut in 0..whole.len() {
+            same_as_prost(&whole[..cut]);
+        }
+        for i in 0..whole.len() {
+            for x in [
+                0x00, 0x01, 0x02, 0x05, 0x07, 0x0a, 0x0b, 0x0c, 0x72, 0x7f, 0x80, 0xff,
+            ] {
+                let mut f = whole.clone();
+                f[i] = x;
+                same_as_prost(&f);
+            }
+        }
+        let mut twice = whole.clone();
+        // a second `message` merges into the first; a second identity replaces it
+        twice.extend_from_slice(&[0x72, 0x04, 0x30, 0x39, 0x38, 0x35]);
+        twice.extend_from_slice(&[0x0a, 0x02, b'n', b's']);
+        same_as_prost(&twice);
+        for odd in [
+            // unknown fields of every wire type, groups nested and not
+            &[0x78, 0x01, 0xa0, 0x01, 0x05][..],
+            &[0x89, 0x01, 1, 2, 3, 4, 5, 6, 7, 8],
+            &[0x8b, 0x01, 0x08, 0x01, 0x8c, 0x01],
+            &[0x8b, 0x01, 0x93, 0x01, 0x94, 0x01, 0x8c, 0x01],
+            &[0x8b, 0x01, 0x94, 0x01],
+            &[0x8c, 0x01],
+            // a known field of the wrong wire type
+            &[0x0d, 1, 2, 3, 4],
+            &[0x78, 0x01, 0x72, 0x02, 0x0d, 0x01],
+            // varints of ten bytes, the last too large, and of eleven
+            &[
+                0x78, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01,
+            ],
+            &[
+                0x78, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02,
+            ],
+            &[
+                0x78, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01,
+            ],
+            // tag 0, a key over 32 bits, wire types 6 and 7
+            &[0x00, 0x01],
+            &[0x80, 0x80, 0x80, 0x80, 0x10, 0x00],
+            &[0x0e],
+            &[0x0f],
+        ] {
+            same_as_prost(odd);
+        }
+        // groups nested to prost's recursion limit, and one deeper
+        for depth in [98, 99, 100, 101] {
+            let mut f = Vec::new();
+            for _ in 0..depth {
+                f.extend_from_slice(&[0x8b, 0x01]);
+            }
+            for _ in 0..depth {
+                f.extend_from_slice(&[0x8c, 0x01]);
+            }
+            same_as_prost(&f);
+            // the same inside `message`, one level down
+            let mut nested = vec![0x72];
+            let mut n = f.len();
+            while n >= 0x80 {
+                nested.push(n as u8 | 0x80);
+                n >>= 7;
+            }
+            nested.push(n as u8);
+            nested.extend_from_slice(&f);
+            same_as_prost(&nested);
+        }
     }
 
     #[test]

@@ -400,10 +400,10 @@ fn decode_dnstap_chunk(cap: &Capture, cap_idx: u32, chunk: &Chunk) -> Decoded {
     let mut items = Vec::new();
     let mut n = Counts::default();
     // nearly every message of a log carries the same identity: one copy
-    let mut identity: Option<(Vec<u8>, Arc<str>)> = None;
-    cap.dnstap_frames(chunk, |number, bytes| {
+    let mut identity: Option<(&[u8], u32, Arc<str>)> = None;
+    cap.dnstap_frames(chunk, |number, frame| {
         n.packets += 1;
-        let Ok(e) = dnstap::Entry::of(bytes) else {
+        let Ok(e) = dnstap::Entry::of(frame) else {
             n.not_decoded += 1;
             return;
         };
@@ -416,17 +416,20 @@ fn decode_dnstap_chunk(cap: &Capture, cap_idx: u32, chunk: &Chunk) -> Decoded {
         }
         n.first_ts = Some(n.first_ts.map_or(ts_ns, |t| t.min(ts_ns)));
         n.last_ts = Some(n.last_ts.map_or(ts_ns, |t| t.max(ts_ns)));
-        let Some(msg) = observe(&e.dns, &mut n, false) else {
+        let Some(msg) = observe(e.dns, &mut n, false) else {
             return;
         };
-        let identity = e.identity.map(|id| match &identity {
-            Some((bytes, text)) if *bytes == id => text.clone(),
-            _ => {
-                let text: Arc<str> = String::from_utf8_lossy(&id).into();
-                identity = Some((id, text.clone()));
-                text
+        let (server, identity) = match (e.identity, &identity) {
+            (None, _) => (0, None),
+            (Some(id), Some((bytes, number, text))) if *bytes == id => {
+                (*number, Some(text.clone()))
             }
-        });
+            (Some(id), _) => {
+                let (number, text) = dnstap::server_number(id);
+                identity = Some((id, number, text.clone()));
+                (number, Some(text))
+            }
+        };
         items.push(Item::Msg(Observed {
             ts_ns,
             capture: cap_idx,
@@ -441,6 +444,7 @@ fn decode_dnstap_chunk(cap: &Capture, cap_idx: u32, chunk: &Chunk) -> Decoded {
             logged: Some(Box::new(Logged {
                 kind: e.kind,
                 identity,
+                server,
                 query_ts_ns: e.query_time.map(|t| capture::clamp_ts(t).0),
             })),
         }));
