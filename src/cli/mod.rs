@@ -30,10 +30,11 @@ pub struct Cli {
 pub enum Command {
     /// Decode captures, pair queries with responses, add them to the dataset.
     #[command(
-        long_about = "Decode pcap/pcapng captures (optionally gzip, zstd or xz compressed), pair every \
-query with its response and add the transactions to a Parquet dataset.\n\n\
+        long_about = "Decode pcap/pcapng captures and dnstap logs (optionally gzip, zstd or xz \
+compressed; recognised by content, not name), pair every query with its response and add the \
+transactions to a Parquet dataset.\n\n\
 Several captures given together are one stream in time order.\n\n\
-Example: dnsq ingest -o dnsq-data data/sample.pcap"
+Example: dnsq ingest -o dnsq-data data/sample.pcap data/dnstap.fstrm"
     )]
     Ingest(IngestArgs),
     /// Run SQL over the dataset (tables `transactions` and `captures`).
@@ -135,7 +136,7 @@ pub struct IngestArgs {
     pub asn: Option<PathBuf>,
     #[command(flatten)]
     pub privacy: Privacy,
-    /// Capture files, directories of captures, or `-` for standard input
+    /// Capture files or dnstap logs, directories of them, or `-` for standard input
     #[arg(required = true)]
     pub captures: Vec<PathBuf>,
 }

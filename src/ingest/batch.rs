@@ -201,6 +201,8 @@ where
     let mut source = StringBuilder::with_capacity(n, n * 6);
     let mut dnstap_type = StringBuilder::new();
     let mut identity = StringBuilder::new();
+    // the name of the last server seen (a batch holds one or a few)
+    let mut server: (u32, Option<Arc<str>>) = (0, None);
     let mut ts = ts_builder(n);
     let mut response_ts = ts_builder(n);
     let mut rtt = Float64Builder::with_capacity(n);
@@ -371,7 +373,10 @@ where
             Some(l) => {
                 source.append_value("dnstap");
                 dnstap_type.append_value(&*l.kind.name());
-                identity.append_option(l.identity.as_deref());
+                if server.0 != l.server {
+                    server = (l.server, crate::ingest::dnstap::server_name(l.server));
+                }
+                identity.append_option(server.1.as_deref());
             }
             None => {
                 source.append_value("pcap");

@@ -11,7 +11,6 @@
 
 use std::collections::VecDeque;
 use std::net::IpAddr;
-use std::sync::Arc;
 
 use foldhash::{HashMap, HashMapExt};
 use smallvec::SmallVec;
@@ -46,9 +45,8 @@ pub struct Observed {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Logged {
     pub kind: crate::ingest::dnstap::MessageType,
-    /// The logging server's `identity`, and its number in this process
-    /// (`dnstap::server_number`; 0 for none), which pairing compares.
-    pub identity: Option<Arc<str>>,
+    /// The logging server: the number of its `identity` in this process
+    /// (`dnstap::server_number`, `dnstap::server_name`), 0 when it sent none.
     pub server: u32,
     /// For a response: when its query came, as the server logged it.
     pub query_ts_ns: Option<i64>,
@@ -457,7 +455,6 @@ mod tests {
         let mut o = obs(ts_ms, false, id, "a.example");
         o.logged = Some(Box::new(Logged {
             kind: crate::ingest::dnstap::MessageType(5),
-            identity: None,
             server: 0,
             query_ts_ns: None,
         }));
@@ -469,7 +466,6 @@ mod tests {
         let mut o = obs(ts_ms, true, id, "a.example");
         o.logged = Some(Box::new(Logged {
             kind: crate::ingest::dnstap::MessageType(6),
-            identity: None,
             server: 0,
             query_ts_ns: query_ms.map(|q| q * 1_000_000),
         }));

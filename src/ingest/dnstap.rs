@@ -343,9 +343,9 @@ pub fn decode(frame: &[u8]) -> Option<Dnstap> {
 /// Identities of the servers whose logs this process read, in the order seen.
 static SERVERS: std::sync::Mutex<Vec<std::sync::Arc<str>>> = std::sync::Mutex::new(Vec::new());
 
-/// A logging server's identity as text, and its number in this process
-/// (from 1): the same identity in any file has the same number.
-pub fn server_number(identity: &[u8]) -> (u32, std::sync::Arc<str>) {
+/// A logging server's number in this process (from 1): the same identity in
+/// any file has the same number.
+pub fn server_number(identity: &[u8]) -> u32 {
     let text = String::from_utf8_lossy(identity);
     let mut servers = SERVERS.lock().unwrap_or_else(|e| e.into_inner());
     let i = match servers.iter().position(|s| **s == *text) {
@@ -355,7 +355,13 @@ pub fn server_number(identity: &[u8]) -> (u32, std::sync::Arc<str>) {
             servers.len() - 1
         }
     };
-    (i as u32 + 1, servers[i].clone())
+    i as u32 + 1
+}
+
+/// The identity of server number `n` (`None` for 0, which is no identity).
+pub fn server_name(n: u32) -> Option<std::sync::Arc<str>> {
+    let servers = SERVERS.lock().unwrap_or_else(|e| e.into_inner());
+    servers.get((n as usize).checked_sub(1)?).cloned()
 }
 
 /// The fields of a `Dnstap` message that ingest reads, borrowed from the
@@ -421,6 +427,13 @@ fn varint_long(b: &mut &[u8]) -> Option<u64> {
         }
     }
     None
+}
+
+/// A length-delimited value.
+#[inline(always)]
+fn bytes<'a>(b: &mut &'a [u8]) -> Option<&'a [u8]> {
+    let n = varint(b)?;
+    take(b, n)
 }
 
 #[inline(always)]
@@ -505,7 +518,29 @@ impl<'a> Fields<'a> {
     pub fn read(frame: &'a [u8]) -> Option<Fields<'a>> {
         let mut f = Fields::default();
         let mut b = frame;
-        while !b.is_empty() {
+        while let Some((&key, rest)) = b.split_first() {
+            // the keys real messages hold are one byte: read those at once
+            match key {
+                0x0a => {
+                    b = rest;
+                    f.identity = Some(bytes(&mut b)?);
+                    continue;
+                }
+                0x72 => {
+                    b = rest;
+                    let x = bytes(&mut b)?;
+                    f.message
+                        .get_or_insert_with(MessageFields::default)
+                        .merge(x, RECURSION_LIMIT - 1)?;
+                    continue;
+                }
+                0x78 => {
+                    b = rest;
+                    f.r#type = varint(&mut b)? as i32;
+                    continue;
+                }
+                _ => {}
+            }
             match field(&mut b, RECURSION_LIMIT)? {
                 (1, Value::Bytes(x)) => f.identity = Some(x),
                 (2 | 3, Value::Bytes(_)) => {}
@@ -549,7 +584,50 @@ impl<'a> Fields<'a> {
 
 impl<'a> MessageFields<'a> {
     fn merge(&mut self, mut b: &'a [u8], depth: u32) -> Option<()> {
-        while !b.is_empty() {
+        while let Some((&key, rest)) = b.split_first() {
+            // a one-byte key of a field read here, with its own wire type
+            let known = match key {
+                0x08 | 0x10 | 0x18 | 0x30 | 0x38 | 0x40 | 0x60 => {
+                    b = rest;
+                    let v = varint(&mut b)?;
+                    match key {
+                        0x08 => self.r#type = v as i32,
+                        0x10 => self.socket_family = Some(v as i32),
+                        0x18 => self.socket_protocol = Some(v as i32),
+                        0x30 => self.query_port = Some(v as u32),
+                        0x38 => self.response_port = Some(v as u32),
+                        0x40 => self.query_time_sec = Some(v),
+                        _ => self.response_time_sec = Some(v),
+                    }
+                    true
+                }
+                0x22 | 0x2a | 0x52 | 0x72 => {
+                    b = rest;
+                    let x = Some(bytes(&mut b)?);
+                    match key {
+                        0x22 => self.query_address = x,
+                        0x2a => self.response_address = x,
+                        0x52 => self.query_message = x,
+                        _ => self.response_message = x,
+                    }
+                    true
+                }
+                0x4d | 0x6d => {
+                    b = rest;
+                    let x = take(&mut b, 4)?;
+                    let v = Some(u32::from_le_bytes([x[0], x[1], x[2], x[3]]));
+                    if key == 0x4d {
+                        self.query_time_nsec = v;
+                    } else {
+                        self.response_time_nsec = v;
+                    }
+                    true
+                }
+                _ => false,
+            };
+            if known {
+                continue;
+            }
             match field(&mut b, depth)? {
                 (1, Value::Varint(v)) => self.r#type = v as i32,
                 (2, Value::Varint(v)) => self.socket_family = Some(v as i32),

@@ -400,7 +400,7 @@ fn decode_dnstap_chunk(cap: &Capture, cap_idx: u32, chunk: &Chunk) -> Decoded {
     let mut items = Vec::new();
     let mut n = Counts::default();
     // nearly every message of a log carries the same identity: one copy
-    let mut identity: Option<(&[u8], u32, Arc<str>)> = None;
+    let mut identity: Option<(&[u8], u32)> = None;
     cap.dnstap_frames(chunk, |number, frame| {
         n.packets += 1;
         let Ok(e) = dnstap::Entry::of(frame) else {
@@ -419,15 +419,13 @@ fn decode_dnstap_chunk(cap: &Capture, cap_idx: u32, chunk: &Chunk) -> Decoded {
         let Some(msg) = observe(e.dns, &mut n, false) else {
             return;
         };
-        let (server, identity) = match (e.identity, &identity) {
-            (None, _) => (0, None),
-            (Some(id), Some((bytes, number, text))) if *bytes == id => {
-                (*number, Some(text.clone()))
-            }
+        let server = match (e.identity, identity) {
+            (None, _) => 0,
+            (Some(id), Some((bytes, number))) if bytes == id => number,
             (Some(id), _) => {
-                let (number, text) = dnstap::server_number(id);
-                identity = Some((id, number, text.clone()));
-                (number, Some(text))
+                let number = dnstap::server_number(id);
+                identity = Some((id, number));
+                number
             }
         };
         items.push(Item::Msg(Observed {
@@ -443,7 +441,6 @@ fn decode_dnstap_chunk(cap: &Capture, cap_idx: u32, chunk: &Chunk) -> Decoded {
             msg,
             logged: Some(Box::new(Logged {
                 kind: e.kind,
-                identity,
                 server,
                 query_ts_ns: e.query_time.map(|t| capture::clamp_ts(t).0),
             })),
