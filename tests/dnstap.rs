@@ -655,3 +655,61 @@ fn a_cut_or_corrupt_log_keeps_its_good_prefix_and_names_the_offset() {
     );
     assert_eq!(common::sql(&d, "select packets from captures")[1][0], "40");
 }
+
+#[test]
+fn every_message_type_pairs_within_its_own_role() {
+    // Unbound's client messages, logged again as each of the seven roles
+    // dnstap names (AUTH, RESOLVER, CLIENT, FORWARDER, STUB, TOOL, UPDATE)
+    use prost::Message as _;
+    let bytes = std::fs::read(data("dnstap.fstrm")).unwrap();
+    let mut frames = dnstap::frames(&bytes).unwrap();
+    let start = frames.offset() as usize;
+    let mut out = bytes[..start].to_vec();
+    let client: Vec<dnstap::Dnstap> = frames
+        .by_ref()
+        .map(|f| dnstap::decode(f).unwrap())
+        .filter(|d| {
+            d.message
+                .as_ref()
+                .unwrap()
+                .kind()
+                .name()
+                .starts_with("CLIENT_")
+        })
+        .collect();
+    assert!(client.len() >= 20);
+    for role in 0..7 {
+        for d in &client {
+            let mut d = d.clone();
+            let m = d.message.as_mut().unwrap();
+            m.r#type = role * 2 + 1 + i32::from(m.kind().is_response());
+            let f = d.encode_to_vec();
+            out.extend_from_slice(&(f.len() as u32).to_be_bytes());
+            out.extend_from_slice(&f);
+        }
+    }
+    let t = tempfile::tempdir().unwrap();
+    let file = t.path().join("roles.fstrm");
+    std::fs::write(&file, out).unwrap();
+    let dir = t.path().join("d");
+    common::ingest(&dir, &[&file], &[]);
+    let got = common::sql(
+        &dir,
+        "select dnstap_type, count(*), sum(case when status = 'answered' and query_count = 1 \
+         then 1 else 0 end) from transactions group by 1 order by 1",
+    );
+    let pairs = (client.len() / 2).to_string();
+    let want: Vec<Vec<String>> = [
+        "AUTH",
+        "CLIENT",
+        "FORWARDER",
+        "RESOLVER",
+        "STUB",
+        "TOOL",
+        "UPDATE",
+    ]
+    .iter()
+    .map(|r| vec![format!("{r}_RESPONSE"), pairs.clone(), pairs.clone()])
+    .collect();
+    assert_eq!(got[1..], want[..]);
+}

@@ -369,7 +369,7 @@ where
         qframe.append_option(q.map(|q| q.frame as i64));
         rframe.append_option(r.map(|r| r.frame as i64));
         // the response's log entry says most (its type, and the query's time)
-        match r.or(q).and_then(|o| o.logged.as_deref()) {
+        match r.or(q).and_then(|o| o.logged.as_ref()) {
             Some(l) => {
                 source.append_value("dnstap");
                 dnstap_type.append_value(&*l.kind.name());

@@ -38,7 +38,7 @@ pub struct Observed {
     pub msg: Box<DnsMessage>,
     /// What the server's own log said of it: set for a dnstap message, `None`
     /// for a captured packet.
-    pub logged: Option<Box<Logged>>,
+    pub logged: Option<Logged>,
 }
 
 /// What a dnstap log tells of a message besides the message itself.
@@ -453,22 +453,22 @@ mod tests {
     /// A query as a dnstap log gives it (CLIENT_QUERY).
     fn logged_query(ts_ms: i64, id: u16) -> Observed {
         let mut o = obs(ts_ms, false, id, "a.example");
-        o.logged = Some(Box::new(Logged {
+        o.logged = Some(Logged {
             kind: crate::ingest::dnstap::MessageType(5),
             server: 0,
             query_ts_ns: None,
-        }));
+        });
         o
     }
 
     /// A response as a dnstap log gives it, with its query's time or not.
     fn logged(ts_ms: i64, id: u16, query_ms: Option<i64>) -> Observed {
         let mut o = obs(ts_ms, true, id, "a.example");
-        o.logged = Some(Box::new(Logged {
+        o.logged = Some(Logged {
             kind: crate::ingest::dnstap::MessageType(6),
             server: 0,
             query_ts_ns: query_ms.map(|q| q * 1_000_000),
-        }));
+        });
         o
     }
 

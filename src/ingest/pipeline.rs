@@ -439,11 +439,11 @@ fn decode_dnstap_chunk(cap: &Capture, cap_idx: u32, chunk: &Chunk) -> Decoded {
             transport: Transport::of_dnstap(e.protocol),
             tunnels: Default::default(),
             msg,
-            logged: Some(Box::new(Logged {
+            logged: Some(Logged {
                 kind: e.kind,
                 server,
                 query_ts_ns: e.query_time.map(|t| capture::clamp_ts(t).0),
-            })),
+            }),
         }));
     });
     Decoded { items, counts: n }
