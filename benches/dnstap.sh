@@ -34,7 +34,7 @@ files=("$work/cap.pcap" "$work/cap.fstrm")
 for r in $(seq "$rounds"); do
     for i in 0 1; do
         rm -rf "$work/ds$i"
-        /usr/bin/time -f "%e %M" -o "$work/t" "$dnsq" ingest --threads 2 -o "$work/ds$i" "${files[$i]}" 2> "$work/err" \
+        /usr/bin/time -f "%e %M %U %S" -o "$work/t" "$dnsq" ingest --threads 2 -o "$work/ds$i" "${files[$i]}" 2> "$work/err" \
             || { cat "$work/err"; exit 1; }
         echo "$i $(cat "$work/t")" >> "$work/times"
     done
@@ -73,19 +73,20 @@ section=$(
     echo "give the same transactions (count, answered, unanswered): pcap $same_p, dnstap $same_d."
     echo "Sizes: pcap $(stat -c %s "$work/cap.pcap") bytes, dnstap $(stat -c %s "$work/cap.fstrm") bytes."
     echo
-    echo "| input | seconds | messages/s | µs per message | peak RSS |"
-    echo "|---|---|---|---|---|"
+    echo "| input | seconds | messages/s | µs per message | CPU seconds (user+sys) | CPU µs per message | peak RSS |"
+    echo "|---|---|---|---|---|---|---|"
     python3 - "$work/times" "$msgs" "${names[@]}" <<'PY'
 import statistics, sys
 path, msgs, names = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
 runs = {}
 for line in open(path):
-    i, t, rss = line.split()
-    runs.setdefault(int(i), []).append((float(t), int(rss)))
+    i, t, rss, user, sys_ = line.split()
+    runs.setdefault(int(i), []).append((float(t), int(rss), float(user) + float(sys_)))
 for i, name in enumerate(names):
-    t = statistics.median(t for t, _ in runs[i])
-    rss = max(r for _, r in runs[i]) / 1024
-    print(f"| {name} | {t:.2f} | {msgs / t:,.0f} | {1e6 * t / msgs:.2f} | {rss:.0f} MiB |")
+    t = statistics.median(r[0] for r in runs[i])
+    cpu = statistics.median(r[2] for r in runs[i])
+    rss = max(r[1] for r in runs[i]) / 1024
+    print(f"| {name} | {t:.2f} | {msgs / t:,.0f} | {1e6 * t / msgs:.2f} | {cpu:.2f} | {1e6 * cpu / msgs:.2f} | {rss:.0f} MiB |")
 PY
     echo
     echo "Instructions (callgrind, 1 thread, $small packets and the same as dnstap):"
