@@ -2,6 +2,7 @@
 
 mod info;
 mod ingest;
+mod limits;
 mod report;
 mod shell;
 mod sql;
@@ -81,6 +82,9 @@ Example: dnsq anonymize dnsq-data shared-data --anonymize cryptopan:key.bin"
     /// Write a synthetic capture (deterministic, for scale tests and benchmarks).
     #[command(hide = true)]
     Synth(SynthArgs),
+    /// Measure the ceilings of the ingest's stages, each alone on one core (benches/limits.sh).
+    #[command(hide = true)]
+    Limits(limits::LimitsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -367,6 +371,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::Limits(a) => limits::run(a),
         Command::Synth(a) => {
             let truth = crate::synth::generate_with(&a.out, a.packets, a.seed, a.public)?;
             let body: Vec<String> = truth.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
