@@ -153,15 +153,10 @@ impl DataFile {
 
 /// `2015-04-10T12:00:00.123Z`
 fn iso_millis(ms: i64) -> String {
-    let (y, m, d) = crate::ingest::rdata::civil_from_days(ms.div_euclid(86_400_000));
-    let rem = ms.rem_euclid(86_400_000);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3_600_000,
-        rem / 60_000 % 60,
-        rem / 1000 % 60,
-        rem % 1000
-    )
+    match chrono::DateTime::from_timestamp_millis(ms) {
+        Some(t) => t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+        None => format!("{ms} ms since 1970"),
+    }
 }
 
 /// Smallest and largest `ts` of a batch of transactions rows.

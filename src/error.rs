@@ -14,12 +14,6 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    #[error("{path}: corrupt capture at byte offset {offset}: {what}")]
-    Corrupt {
-        path: PathBuf,
-        offset: u64,
-        what: String,
-    },
     #[error("interrupted by {0}; nothing of this ingest was committed")]
     Interrupted(&'static str),
     #[error("every capture of this ingest was committed by another dnsq meanwhile")]

@@ -287,15 +287,10 @@ fn last_ts(dir: &Path) -> f64 {
 
 /// Seconds since the epoch → RFC 3339.
 fn chrono_like(secs: f64) -> String {
-    let s = secs as i64;
-    let (y, mo, d) = dnsq::ingest::rdata::civil_from_days(s.div_euclid(86_400));
-    let t = s.rem_euclid(86_400);
-    format!(
-        "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        t / 3600,
-        t / 60 % 60,
-        t % 60
-    )
+    chrono::DateTime::from_timestamp(secs as i64, 0)
+        .unwrap()
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
 }
 
 #[test]

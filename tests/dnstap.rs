@@ -83,25 +83,9 @@ fn ldns(file: &str) -> Vec<Printed> {
 /// prints a timestamp (microseconds).
 fn printed_time(ns: Option<i64>) -> String {
     let Some(ns) = ns else { return String::new() };
-    let secs = ns.div_euclid(1_000_000_000);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // civil date from days since 1970 (Howard Hinnant's algorithm)
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y}-{m:02}-{d:02} {:02}:{:02}:{:02}.{:06}",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60,
-        ns.rem_euclid(1_000_000_000) / 1000
-    )
+    chrono::DateTime::from_timestamp_nanos(ns)
+        .format("%Y-%m-%d %H:%M:%S%.6f")
+        .to_string()
 }
 
 fn question(msg: Option<&[u8]>) -> String {

@@ -361,34 +361,6 @@ impl Correlator {
     }
 }
 
-/// Merges streams (each in its own order, e.g. a capture's frame order) into
-/// one in time order: at each step the stream whose next item is earliest goes
-/// first, ties to the stream given first. A stream's own order is kept even
-/// where its clock steps back, as the capture tool recorded it.
-pub fn merge_by_time<T>(streams: Vec<Vec<T>>, ts: impl Fn(&T) -> i64) -> Vec<T> {
-    use std::cmp::Reverse;
-    use std::collections::BinaryHeap;
-    let total = streams.iter().map(Vec::len).sum();
-    let mut iters: Vec<std::vec::IntoIter<T>> = streams.into_iter().map(Vec::into_iter).collect();
-    let mut heads: Vec<Option<T>> = iters.iter_mut().map(Iterator::next).collect();
-    let mut heap: BinaryHeap<Reverse<(i64, usize)>> = heads
-        .iter()
-        .enumerate()
-        .filter_map(|(i, h)| h.as_ref().map(|o| Reverse((ts(o), i))))
-        .collect();
-    let mut out = Vec::with_capacity(total);
-    while let Some(Reverse((_, i))) = heap.pop() {
-        if let Some(o) = heads[i].take() {
-            out.push(o);
-        }
-        heads[i] = iters[i].next();
-        if let Some(o) = &heads[i] {
-            heap.push(Reverse((ts(o), i)));
-        }
-    }
-    out
-}
-
 fn vantage(o: &Observed) -> Option<(i32, u32)> {
     o.logged
         .as_ref()
@@ -577,25 +549,6 @@ mod tests {
         assert_eq!(t.len(), 1);
         assert_eq!(t[0].response.as_ref().unwrap().msg.ancount, 5);
         assert_eq!(t[0].response.as_ref().unwrap().msg.size, 60);
-    }
-
-    #[test]
-    fn merge_keeps_each_capture_in_frame_order() {
-        let mut a = vec![
-            obs(0, false, 1, "a"),
-            obs(5, false, 2, "b"),
-            obs(3, false, 3, "c"),
-        ];
-        let b = vec![obs(1, false, 4, "d"), obs(4, false, 5, "e")];
-        for o in &mut a {
-            o.capture = 0;
-        }
-        let merged: Vec<u16> = merge_by_time(vec![a, b], |o| o.ts_ns)
-            .iter()
-            .map(|o| o.msg.id)
-            .collect();
-        // capture 0 steps back from 5 to 3 and keeps that order
-        assert_eq!(merged, vec![1, 4, 5, 2, 3]);
     }
 
     #[test]

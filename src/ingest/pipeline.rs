@@ -872,7 +872,7 @@ fn content_hash(c: &Capture) -> String {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    data_encoding::HEXLOWER.encode(bytes)
 }
 
 /// Runs one ingest; see the module documentation.

@@ -411,29 +411,10 @@ fn quoted(s: &[u8], out: &mut String) {
 
 /// RRSIG times as YYYYMMDDHHmmSS (RFC 4034 §3.2), serial-number arithmetic ignored.
 fn sig_time(t: u32) -> String {
-    let days = (t / 86400) as i64;
-    let secs = t % 86400;
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}{m:02}{d:02}{:02}{:02}{:02}",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    )
-}
-
-/// Days since 1970-01-01 → (year, month, day), H. Hinnant's algorithm.
-pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
+    chrono::DateTime::from_timestamp(i64::from(t), 0)
+        .expect("every u32 of seconds is a time chrono holds")
+        .format("%Y%m%d%H%M%S")
+        .to_string()
 }
 
 #[cfg(test)]
@@ -505,8 +486,9 @@ mod tests {
     }
 
     #[test]
-    fn civil_dates() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(16535), (2015, 4, 10));
+    fn signature_times() {
+        assert_eq!(sig_time(0), "19700101000000");
+        assert_eq!(sig_time(1_428_667_200), "20150410120000");
+        assert_eq!(sig_time(u32::MAX), "21060207062815");
     }
 }

@@ -25,7 +25,6 @@ use crate::dataset::{self, DataFile};
 use crate::error::{Error, Result};
 use crate::ingest::batch;
 use crate::ingest::correlate::Transaction;
-use crate::ingest::rdata::civil_from_days;
 use crate::ingest::schema::{SCHEMA_VERSION, TRANSACTIONS};
 
 pub use crate::dataset::{CAPTURES_DIR, TRANSACTIONS_DIR};
@@ -79,8 +78,9 @@ pub fn properties() -> WriterProperties {
 
 /// `YYYY-MM-DD` (UTC) of a timestamp in nanoseconds.
 pub fn day_of(ts_ns: i64) -> String {
-    let (y, m, d) = civil_from_days(ts_ns.div_euclid(86_400 * 1_000_000_000));
-    format!("{y:04}-{m:02}-{d:02}")
+    chrono::DateTime::from_timestamp_nanos(ts_ns)
+        .format("%Y-%m-%d")
+        .to_string()
 }
 
 /// Files written under temporary names, waiting for `commit`.

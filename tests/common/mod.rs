@@ -156,13 +156,10 @@ pub fn read_tshark(path: &Path) -> Vec<TsharkRow> {
 pub fn minute_of(epoch: &str) -> String {
     let secs: i64 = epoch.split('.').next().unwrap().parse().unwrap();
     let m = secs - secs.rem_euclid(60);
-    let (y, mo, d) = dnsq::ingest::rdata::civil_from_days(m.div_euclid(86_400));
-    let s = m.rem_euclid(86_400);
-    format!(
-        "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:00Z",
-        s / 3600,
-        s / 60 % 60
-    )
+    chrono::DateTime::from_timestamp(m, 0)
+        .unwrap()
+        .format("%Y-%m-%dT%H:%M:00Z")
+        .to_string()
 }
 
 /// Runs a saved query by name from a directory that is not the repository.
