@@ -455,7 +455,12 @@ fn read_rr(
     }
     let (rtype, ttl, rd_start, rd_len) = rr_fixed(msg, name_end)?;
     let mut data = String::with_capacity(NAME_CAPACITY);
-    if rdata::render(msg, Qtype(rtype), rd_start, rd_len, &mut data).is_err() {
+    // DNS UPDATE (RFC 2136 §2.4, §2.5): class ANY or NONE with no RDATA says
+    // an RRset exists, does not, or is to be deleted; it has no RDATA to read
+    let class = u16_at(msg, name_end + 2)?;
+    if rd_len == 0 && matches!(class, 254 | 255) {
+        rdata::render_generic(&[], &mut data);
+    } else if rdata::render(msg, Qtype(rtype), rd_start, rd_len, &mut data).is_err() {
         data.clear();
         rdata::render_generic(&msg[rd_start..rd_start + rd_len], &mut data);
         *bad = true;
@@ -583,6 +588,25 @@ mod tests {
         assert_eq!(e.udp_size, 1232);
         assert!(e.do_bit);
         assert_eq!(e.ecs.as_deref(), Some("198.51.100.0/24"));
+    }
+
+    #[test]
+    fn an_update_without_rdata_is_whole() {
+        // UPDATE of example.org: prerequisite "www.example.org has no CNAME"
+        // (class NONE, RDLENGTH 0) and "delete its A RRset" (class ANY)
+        let mut m = vec![0xef, 0x07, 0x28, 0x00, 0, 1, 0, 1, 0, 1, 0, 0];
+        m.extend_from_slice(b"\x07example\x03org\x00\x00\x06\x00\x01");
+        m.extend_from_slice(b"\x03www\xc0\x0c\x00\x05\x00\xfe\0\0\0\0\0\0");
+        m.extend_from_slice(b"\x03www\xc0\x0c\x00\x01\x00\xff\0\0\0\0\0\0");
+        let d = decode(&m, true).expect("header present");
+        assert!(!d.malformed, "{:?}", d.error);
+        assert_eq!(d.answers[0].data, "\\# 0");
+        assert_eq!(d.authority[0].rtype, Qtype::A);
+        // the same record of class IN has an A's four bytes missing
+        let mut bad = m.clone();
+        let at = bad.len() - 7; // the class's low byte: ANY (255) becomes IN (1)
+        bad[at] = 1;
+        assert!(decode(&bad, true).unwrap().malformed);
     }
 
     #[test]
