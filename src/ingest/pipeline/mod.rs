@@ -1,0 +1,685 @@
+//! The ingest pipeline: it opens the captures (`input`), decodes their chunks
+//! in parallel (`decode`: frames to messages, TCP segments and fragments),
+//! merges the decoded items of all captures into one stream in time order
+//! (`merge`), reassembles and routes them to the pairing shards (`router`),
+//! pairs them in shards, and writes the dataset. This file wires the stages
+//! and builds the captures table.
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
+use rayon::prelude::*;
+use sha2::{Digest, Sha256};
+
+use super::capture::{Capture, Chunk, Problem, StreamPiece, StreamReader};
+use super::correlate::{Correlator, Logged, Observed, Status, Transaction};
+use super::ip::{Defragmenter, OwnedFragment};
+use super::link::{Packet, Skip, Transport};
+use super::tcp_stream::{StreamMessage, TcpReassembler, TcpSegment};
+use super::{capture, dns, dnstap, link, schema, write};
+use crate::dataset;
+use crate::error::{Error, Result};
+
+mod decode;
+mod input;
+mod merge;
+mod router;
+
+use decode::*;
+use input::*;
+use merge::*;
+use router::*;
+
+#[derive(Debug, Clone)]
+pub struct IngestConfig {
+    pub inputs: Vec<PathBuf>,
+    pub out: PathBuf,
+    /// Worker threads; 0 means one per core.
+    pub threads: usize,
+    pub match_timeout: Duration,
+    /// Ports that carry DNS (either side), 53 included.
+    pub ports: Vec<u16>,
+    pub chunk_bytes: usize,
+    /// Pairing shards; 0 chooses by input size (see `SHARD_INPUT_BYTES`).
+    pub shards: usize,
+    /// Rows held in memory, in all shards, before they are written as files.
+    pub spool_rows: usize,
+    /// Draw a progress bar on stderr.
+    pub progress: bool,
+    /// GeoIP and ASN databases (`--geoip`, `--asn`).
+    pub enrich: Option<Arc<crate::enrich::Enricher>>,
+    /// Pseudonymisation of addresses (`--anonymize`).
+    pub anonymize: Option<Arc<crate::anonymize::Anonymizer>>,
+}
+
+/// The longest `--match-timeout`: one day. Longer ones are refused on the
+/// command line and cut to this here, so that timeouts in nanoseconds never
+/// overflow.
+pub const MAX_MATCH_TIMEOUT: Duration = Duration::from_secs(86_400);
+
+impl IngestConfig {
+    pub fn new(inputs: Vec<PathBuf>, out: PathBuf) -> Self {
+        IngestConfig {
+            inputs,
+            out,
+            threads: 0,
+            match_timeout: Duration::from_secs(10),
+            ports: vec![53],
+            chunk_bytes: capture::CHUNK_BYTES,
+            shards: 0,
+            spool_rows: SPOOL_ROWS,
+            progress: false,
+            enrich: None,
+            anonymize: None,
+        }
+    }
+}
+
+/// What one capture held and what became of it.
+#[derive(Debug, Clone, Default)]
+pub struct CaptureReport {
+    pub path: String,
+    pub sha256: String,
+    pub format: String,
+    pub file_size: u64,
+    pub first_ts_ns: Option<i64>,
+    pub last_ts_ns: Option<i64>,
+    pub packets: u64,
+    pub dns_messages: u64,
+    pub malformed: u64,
+    /// Malformed messages by reason: the `DecodeError`s in `DecodeError::ALL`
+    /// order, then messages shorter than a header, then UDP payloads cut short.
+    pub malformed_by: [u64; 7],
+    pub not_decoded: u64,
+    pub answered: u64,
+    pub unanswered: u64,
+    pub response_only: u64,
+    pub problem: Option<Problem>,
+}
+
+#[derive(Debug, Default)]
+pub struct IngestReport {
+    /// Captures ingested by this run.
+    pub captures: Vec<CaptureReport>,
+    /// What was read but not as the capture gave it (times out of range).
+    pub warnings: Vec<String>,
+    /// Captures skipped because the dataset already holds their content.
+    pub already_ingested: Vec<PathBuf>,
+    /// Files in an input directory that are not captures.
+    pub not_captures: Vec<String>,
+    pub files_written: Vec<PathBuf>,
+    /// The Delta table version that holds this ingest (none when nothing was new).
+    pub version: Option<i64>,
+    /// What the dataset said on opening (an upgrade, an interrupted ingest's files removed).
+    pub notes: Vec<String>,
+    pub elapsed: Duration,
+}
+
+impl IngestReport {
+    pub fn total(&self, f: impl Fn(&CaptureReport) -> u64) -> u64 {
+        self.captures.iter().map(f).sum()
+    }
+}
+
+/// Captures of at least this many bytes in all are paired in `SHARDS` shards
+/// (and written as that many files per day); smaller ingests in one. The
+/// count depends on the input only, so rows and file names do not depend on
+/// the thread count.
+const SHARD_INPUT_BYTES: u64 = 64 << 20;
+const SHARDS: usize = 4;
+/// Rows spooled in memory, in all shards, before they are written out: a
+/// row takes about 350 bytes in Arrow form. With 384 Ki rows a 20 M-packet
+/// ingest peaked at 879 and 914 MiB in two runs (512 Ki: 998 and 1041 MiB),
+/// for 0.05% more output.
+pub const SPOOL_ROWS: usize = 384 << 10;
+
+/// SHA-256 of a capture's (decompressed) bytes, read a slice at a time so
+/// that a mapped file's pages do not stay in memory.
+fn content_hash(c: &Capture) -> String {
+    const SLICE: usize = 16 << 20;
+    let mut h = Sha256::new();
+    for start in (0..c.bytes.len()).step_by(SLICE) {
+        let end = (start + SLICE).min(c.bytes.len());
+        h.update(&c.bytes[start..end]);
+        c.release(start, end);
+    }
+    hex(&h.finalize())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    data_encoding::HEXLOWER.encode(bytes)
+}
+
+/// Runs one ingest; see the module documentation.
+pub fn run(cfg: &IngestConfig) -> Result<IngestReport> {
+    let started = Instant::now();
+    let mut report = IngestReport::default();
+    let threads = if cfg.threads == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        cfg.threads
+    };
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map_err(|e| Error::io(&cfg.out, std::io::Error::other(e)))?;
+    pool.install(|| run_in_pool(cfg, threads, &mut report))?;
+    report.elapsed = started.elapsed();
+    Ok(report)
+}
+
+/// What is known of a capture before it is read.
+struct Input {
+    name: String,
+    format: capture::Format,
+    compression: capture::Compression,
+    file_size: u64,
+    /// Known up front for a mapped file; a stream's comes at its end.
+    sha256: Option<String>,
+    problem: Option<Problem>,
+}
+
+fn run_in_pool(cfg: &IngestConfig, threads: usize, report: &mut IngestReport) -> Result<()> {
+    // the captures open first: input that is not a capture writes nothing
+    let opened = open_inputs(&cfg.inputs, cfg.chunk_bytes, &mut report.not_captures)?;
+    let mut writer = dataset::Writer::open(&cfg.out)?;
+    report.notes = std::mem::take(&mut writer.notes);
+    if let Err(e) = writer.require_anonymization(cfg.anonymize.as_ref().map(|a| a.describe())) {
+        writer.abandon();
+        return Err(e);
+    }
+    if writer.removed > 0 {
+        report.notes.push(format!(
+            "removed {} file(s) interrupted ingests left uncommitted",
+            writer.removed
+        ));
+    }
+    match ingest_opened(cfg, threads, opened, &mut writer, report) {
+        Ok(()) => {
+            writer.release();
+            Ok(())
+        }
+        // another dnsq committed every capture of this one meanwhile: nothing to add
+        Err(Error::AlreadyThere) => {
+            writer.abandon();
+            Ok(())
+        }
+        Err(e) => {
+            writer.abandon();
+            Err(e)
+        }
+    }
+}
+
+fn ingest_opened(
+    cfg: &IngestConfig,
+    threads: usize,
+    opened: Vec<Opened>,
+    writer: &mut dataset::Writer,
+    report: &mut IngestReport,
+) -> Result<()> {
+    let mapped: Vec<Option<&Capture>> = opened
+        .iter()
+        .map(|o| match o {
+            Opened::Mapped(c, _) => Some(c),
+            Opened::Stream(..) => None,
+        })
+        .collect();
+    let hashes: Vec<Option<String>> = mapped.par_iter().map(|c| c.map(content_hash)).collect();
+    let mut inputs = Vec::new();
+    let mut sources = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut total_bytes = 0;
+    let mut any_stream = false;
+    for (o, h) in opened.into_iter().zip(hashes) {
+        if let Some(h) = &h {
+            if writer.holds(h)? || !seen.insert(h.clone()) {
+                report.already_ingested.push(o.path().to_path_buf());
+                continue;
+            }
+        }
+        let name = o.path().display().to_string();
+        let (input, pieces) = match o {
+            Opened::Mapped(c, w) => {
+                total_bytes += c.bytes.len() as u64;
+                let input = Input {
+                    name,
+                    format: c.format,
+                    compression: c.compression,
+                    file_size: c.file_size,
+                    sha256: h,
+                    problem: w.problem,
+                };
+                let pieces = Pieces::Mapped {
+                    cap: Arc::new(c),
+                    chunks: w.chunks.into_iter(),
+                };
+                (input, pieces)
+            }
+            Opened::Stream(r, first) => {
+                // a stream's size is unknown until its end: count it as large
+                total_bytes += SHARD_INPUT_BYTES;
+                any_stream = true;
+                let file_size = std::fs::metadata(r.path()).map_or(0, |m| m.len());
+                let input = Input {
+                    name,
+                    format: r.format,
+                    compression: r.compression,
+                    file_size,
+                    sha256: None,
+                    problem: None,
+                };
+                let pieces = Pieces::Stream {
+                    rx: spawn_reader(r, first),
+                    end: None,
+                    failed: None,
+                };
+                (input, pieces)
+            }
+        };
+        inputs.push(input);
+        sources.push(Source::new(pieces));
+    }
+    if inputs.is_empty() {
+        return Ok(());
+    }
+    let rows = Arc::new(super::batch::Rows {
+        captures: inputs.iter().map(|i| i.name.clone()).collect(),
+        enrich: cfg.enrich.clone(),
+        anonymize: cfg.anonymize.clone(),
+    });
+
+    let shards = match cfg.shards {
+        0 if total_bytes >= SHARD_INPUT_BYTES => SHARDS,
+        0 => 1,
+        n => n,
+    };
+    let mut shard_state: Vec<Shard> = (0..shards)
+        .map(|s| Shard {
+            correlator: Correlator::shard(
+                cfg.match_timeout.min(MAX_MATCH_TIMEOUT).as_nanos() as i64,
+                shards,
+            ),
+            spool: write::Spool::new(
+                writer.root(),
+                format!("{}-{s}", writer.file_prefix()),
+                cfg.spool_rows / shards,
+                rows.clone(),
+            ),
+            by_status: Vec::new(),
+        })
+        .collect();
+    let mut router = Router {
+        ports: cfg.ports.clone(),
+        defrag: Defragmenter::new(),
+        tcp: TcpReassembler::new(),
+        stream_msgs: Vec::new(),
+        counts: vec![Counts::default(); inputs.len()],
+        pos: 0,
+        held: Vec::new(),
+        latest_ts: i64::MIN,
+        inputs: (0..shards).map(|_| Vec::new()).collect(),
+        gap_max: vec![i64::MIN; shards],
+    };
+
+    let progress = progress_bar(cfg.progress, (!any_stream).then_some(total_bytes));
+    let result = stream(
+        cfg,
+        threads,
+        &mut sources,
+        &mut router,
+        &mut shard_state,
+        &progress,
+    )
+    .and_then(|()| streams_ended(&mut sources, &mut inputs));
+    // every frame is decoded by now: the counts of times out of range are whole
+    for (input, n) in inputs.iter().zip(&router.counts) {
+        if let Some((frame, raw)) = n.first_out_of_range {
+            let w = out_of_range_warning(&input.name, frame, raw, n.ts_out_of_range);
+            report.warnings.push(w);
+        }
+    }
+    let staged = match result {
+        Ok(()) => finish(router, shard_state),
+        Err(e) => {
+            for s in shard_state {
+                s.spool.staged.abandon();
+            }
+            Err(e)
+        }
+    };
+    let (counts, by_status, staged) = staged?;
+
+    // a stream whose content turns out to be in the dataset already
+    let mut repeated = Vec::new();
+    for i in 0..inputs.len() {
+        let h = inputs[i].sha256.as_deref().unwrap_or_default();
+        if writer.holds(h)? || inputs[..i].iter().any(|o| o.sha256.as_deref() == Some(h)) {
+            repeated.push(i);
+        }
+    }
+    if !repeated.is_empty() {
+        staged.abandon();
+        if repeated.len() < inputs.len() {
+            return Err(Error::io(
+                &cfg.out,
+                std::io::Error::other(format!(
+                    "{} is already in the dataset; ingest the other captures without it",
+                    inputs[repeated[0]].name
+                )),
+            ));
+        }
+        for i in repeated {
+            report.already_ingested.push(PathBuf::from(&inputs[i].name));
+        }
+        return Ok(());
+    }
+
+    for (i, input) in inputs.into_iter().enumerate() {
+        let n = counts[i];
+        let st = by_status.get(i).copied().unwrap_or_default();
+        report.captures.push(CaptureReport {
+            path: input.name,
+            sha256: input.sha256.unwrap_or_default(),
+            format: describe_format(input.format, input.compression),
+            file_size: input.file_size,
+            first_ts_ns: n.first_ts,
+            last_ts_ns: n.last_ts,
+            packets: n.packets,
+            dns_messages: n.dns_messages,
+            malformed: n.malformed,
+            malformed_by: n.malformed_by,
+            not_decoded: n.not_decoded,
+            answered: st[0],
+            unanswered: st[1],
+            response_only: st[2],
+            problem: input.problem,
+        });
+    }
+    let hashes: Vec<String> = report.captures.iter().map(|c| c.sha256.clone()).collect();
+    let files = captures_batch(&report.captures, cfg)
+        .and_then(|b| writer.write_captures(&b))
+        .and_then(|()| {
+            dataset::crash_point("before-place");
+            staged.place()
+        })?;
+    dataset::crash_point("before-commit");
+    dataset::test_delay();
+    dataset::check_interrupt()?;
+    report.files_written = files
+        .iter()
+        .map(|f| cfg.out.join(write::TRANSACTIONS_DIR).join(&f.rel))
+        .collect();
+    match writer.commit(&files, &hashes)? {
+        dataset::Committed::Version(v) => report.version = Some(v),
+        dataset::Committed::AlreadyThere(_) => {
+            // another dnsq committed the same captures while this one ran
+            report.files_written.clear();
+            for c in std::mem::take(&mut report.captures) {
+                report.already_ingested.push(PathBuf::from(c.path));
+            }
+            return Err(Error::AlreadyThere);
+        }
+    }
+    Ok(())
+}
+
+/// Decodes window after window of pieces in parallel while the previous
+/// window is merged, reassembled and paired: memory holds a few windows, not
+/// the capture.
+fn stream(
+    cfg: &IngestConfig,
+    threads: usize,
+    sources: &mut [Source],
+    router: &mut Router,
+    shards: &mut [Shard],
+    progress: &indicatif::ProgressBar,
+) -> Result<()> {
+    let window = threads * 2;
+    let mut ready: Option<Vec<(usize, Decoded)>> = None;
+    let started = Instant::now();
+    let mut packets = 0u64;
+    loop {
+        dataset::check_interrupt()?;
+        let pieces = next_window(sources, window);
+        if pieces.is_empty() && ready.is_none() {
+            progress.finish_and_clear();
+            return Ok(());
+        }
+        let ports = &cfg.ports;
+        let (decoded, paired) = rayon::join(
+            || {
+                pieces
+                    .par_iter()
+                    .map(|(i, p)| {
+                        let d = decode_chunk(&p.cap, *i as u32, &p.chunk, ports);
+                        p.cap.release(p.chunk.start, p.chunk.end);
+                        (*i, d)
+                    })
+                    .collect::<Vec<_>>()
+            },
+            || match ready.take() {
+                Some(d) => pair_window(d, sources, router, shards),
+                None => Ok(()),
+            },
+        );
+        paired?;
+        let bytes: usize = pieces
+            .iter()
+            .map(|(_, p)| p.chunk.end - p.chunk.start)
+            .sum();
+        packets += decoded.iter().map(|(_, d)| d.counts.packets).sum::<u64>();
+        progress.inc(bytes as u64);
+        let rate = packets as f64 / started.elapsed().as_secs_f64().max(1e-3);
+        progress.set_message(format!("{packets} packets, {rate:.0} packets/s"));
+        ready = (!pieces.is_empty()).then_some(decoded);
+    }
+}
+
+/// The progress bar on stderr: bytes and packets done, rate, time left
+/// (hidden unless asked for, i.e. unless stderr is a terminal).
+fn progress_bar(show: bool, total_bytes: Option<u64>) -> indicatif::ProgressBar {
+    use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+    if !show {
+        return ProgressBar::hidden();
+    }
+    let (bar, template) = match total_bytes {
+        Some(t) => (
+            ProgressBar::new(t),
+            "{bar:30} {bytes}/{total_bytes} · {msg} · {bytes_per_sec} · {eta} left",
+        ),
+        None => (
+            ProgressBar::new_spinner(),
+            "{spinner} {bytes} · {msg} · {bytes_per_sec}",
+        ),
+    };
+    if let Ok(style) = ProgressStyle::with_template(template) {
+        bar.set_style(style);
+    }
+    bar.set_draw_target(ProgressDrawTarget::stderr_with_hz(4));
+    bar
+}
+
+/// Merges one decoded window into the stream, routes it and pairs it.
+fn pair_window(
+    decoded: Vec<(usize, Decoded)>,
+    sources: &mut [Source],
+    router: &mut Router,
+    shards: &mut [Shard],
+) -> Result<()> {
+    for (i, d) in decoded {
+        router.counts[i] += d.counts;
+        sources[i].in_flight.pop_front();
+        sources[i].queue.extend(d.items);
+    }
+    merge_ready(sources, |it| router.item(it));
+    router.release(false);
+    run_shards(router, shards)
+}
+
+/// Hands each shard its messages and pairs them, the shards in parallel.
+fn run_shards(router: &mut Router, shards: &mut [Shard]) -> Result<()> {
+    shards
+        .par_iter_mut()
+        .zip(router.inputs.par_iter_mut())
+        .zip(router.gap_max.par_iter_mut())
+        .map(|((s, inp), g)| s.run(inp, std::mem::replace(g, i64::MIN)))
+        .collect::<Result<Vec<()>>>()?;
+    Ok(())
+}
+
+type Finished = (Vec<Counts>, Vec<[u64; 3]>, write::Staged);
+
+/// Ends the input: what reassembly could not use is counted, every
+/// outstanding query becomes `unanswered`, and the spools write what is left.
+fn finish(mut router: Router, mut shards: Vec<Shard>) -> Result<Finished> {
+    router.release(true);
+    if let Err(e) = run_shards(&mut router, &mut shards) {
+        for s in shards {
+            s.spool.staged.abandon();
+        }
+        return Err(e);
+    }
+    for (cap, lost) in std::mem::take(&mut router.defrag).finish() {
+        router.counts[cap as usize].not_decoded += lost;
+    }
+    for (cap, loss) in std::mem::take(&mut router.tcp).finish() {
+        router.counts[cap as usize].not_decoded += loss.gaps + loss.partial;
+    }
+    let results: Vec<Result<(Vec<[u64; 3]>, write::Staged)>> = shards
+        .into_par_iter()
+        .map(|mut s| {
+            let rest = std::mem::replace(&mut s.correlator, Correlator::new(0)).finish();
+            if let Err(e) = spill(&mut s.by_status, &mut s.spool, rest) {
+                s.spool.staged.abandon();
+                return Err(e);
+            }
+            let by_status = s.by_status;
+            Ok((by_status, s.spool.finish()?))
+        })
+        .collect();
+    let mut by_status: Vec<[u64; 3]> = vec![[0; 3]; router.counts.len()];
+    let mut staged = write::Staged::default();
+    let mut first_err = None;
+    for r in results {
+        match r {
+            Ok((b, st)) => {
+                for (acc, x) in by_status.iter_mut().zip(b) {
+                    for k in 0..3 {
+                        acc[k] += x[k];
+                    }
+                }
+                staged.absorb(st);
+            }
+            Err(e) => {
+                first_err.get_or_insert(e);
+            }
+        }
+    }
+    if let Some(e) = first_err {
+        staged.abandon();
+        return Err(e);
+    }
+    Ok((router.counts, by_status, staged))
+}
+
+fn captures_batch(caps: &[CaptureReport], cfg: &IngestConfig) -> Result<RecordBatch> {
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64);
+    let s = |f: &dyn Fn(&CaptureReport) -> String| -> ArrayRef {
+        Arc::new(StringArray::from_iter_values(caps.iter().map(f)))
+    };
+    let i = |f: &dyn Fn(&CaptureReport) -> u64| -> ArrayRef {
+        Arc::new(Int64Array::from_iter_values(
+            caps.iter().map(|c| f(c) as i64),
+        ))
+    };
+    let t = |f: &dyn Fn(&CaptureReport) -> Option<i64>| -> ArrayRef {
+        Arc::new(
+            TimestampMicrosecondArray::from_iter(
+                caps.iter().map(|c| f(c).map(|ns| ns.div_euclid(1000))),
+            )
+            .with_timezone("UTC"),
+        )
+    };
+    let mut columns = vec![
+        s(&|c| c.path.clone()),
+        s(&|c| c.sha256.clone()),
+        s(&|c| c.format.clone()),
+        i(&|c| c.file_size),
+        t(&|c| c.first_ts_ns),
+        t(&|c| c.last_ts_ns),
+        i(&|c| c.packets),
+        i(&|c| c.dns_messages),
+        i(&|c| c.malformed),
+        i(&|c| c.malformed_by[0]),
+        i(&|c| c.malformed_by[1]),
+        i(&|c| c.malformed_by[2]),
+        i(&|c| c.malformed_by[3]),
+        i(&|c| c.malformed_by[4]),
+        i(&|c| c.malformed_by[5]),
+        i(&|c| c.malformed_by[6]),
+        i(&|c| c.not_decoded),
+        i(&|c| c.answered),
+        i(&|c| c.unanswered),
+        i(&|c| c.response_only),
+        Arc::new(StringArray::from_iter(
+            caps.iter()
+                .map(|c| c.problem.as_ref().map(describe_problem)),
+        )),
+        Arc::new(
+            TimestampMicrosecondArray::from_iter_values(caps.iter().map(|_| now))
+                .with_timezone("UTC"),
+        ),
+    ];
+    let same = |v: Option<String>| -> ArrayRef {
+        Arc::new(StringArray::from_iter(caps.iter().map(|_| v.clone())))
+    };
+    let enrich = cfg.enrich.as_deref();
+    columns.push(same(
+        enrich.and_then(|e| e.geoip.as_ref()).map(|d| d.describe()),
+    ));
+    columns.push(same(
+        enrich.and_then(|e| e.asn.as_ref()).map(|d| d.describe()),
+    ));
+    columns.push(same(cfg.anonymize.as_deref().map(|a| a.describe())));
+    Ok(RecordBatch::try_new(schema::CAPTURES.clone(), columns)?)
+}
+
+/// `f.pcapng: frame 3: timestamp 16725225600 (seconds since 1970) is outside
+/// 1900-2200, stored as 2200-01-01T00:00:00Z (2 frames in all)`.
+fn out_of_range_warning(name: &str, frame: u64, raw_ns: i128, frames: u64) -> String {
+    let bound = if raw_ns < 0 {
+        "1900-01-01T00:00:00Z"
+    } else {
+        "2200-01-01T00:00:00Z"
+    };
+    format!(
+        "{name}: frame {frame}: timestamp {} (seconds since 1970) is outside 1900-2200, \
+         stored as {bound} ({frames} frame{} in all)",
+        raw_ns.div_euclid(1_000_000_000),
+        if frames == 1 { "" } else { "s" }
+    )
+}
+
+pub fn describe_problem(p: &Problem) -> String {
+    match p {
+        Problem::Truncated { offset } => format!("cut off mid-record at byte offset {offset}; packets before it were ingested"),
+        Problem::Corrupt { offset, what } => format!("corrupt record header at byte offset {offset} ({what}); packets before it were ingested"),
+        Problem::Damaged { offset, what, cut } => format!(
+            "compressed data {} ({what}); packets before byte offset {offset} of the decompressed capture were ingested",
+            if *cut { "cut off" } else { "damaged" }
+        ),
+    }
+}
+
+/// The directory a dataset lives in: `-o`/`-d`, else `$DNSQ_DATA`, else `./dnsq-data`.
+pub fn dataset_dir(flag: Option<&Path>) -> PathBuf {
+    flag.map(Path::to_path_buf)
+        .or_else(|| std::env::var_os("DNSQ_DATA").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("dnsq-data"))
+}
