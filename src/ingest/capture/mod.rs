@@ -1,11 +1,11 @@
 //! Ingest stage 1: capture file → chunks of whole records → `Frame`s.
 //!
-//! In: a path (or standard input). The format is recognised by its magic
-//! bytes, never its name: pcap (both byte orders, micro- and nanosecond),
-//! pcapng (several sections and interfaces), and dnstap (Frame Streams of
-//! content type `protobuf:dnstap.Dnstap`, see `dnstap.rs`), each optionally
-//! compressed with gzip, zstd or xz. Plain files are memory-mapped; compressed ones are
-//! decompressed into memory.
+//! In: a file, mapped (`Capture`), or standard input and compressed files,
+//! read in pieces (`stream`). The format is recognised by its first bytes,
+//! never its name (`sniff`): pcap (both byte orders, micro- and nanosecond;
+//! `pcap`), pcapng (several sections and interfaces; `pcapng`), and dnstap
+//! (Frame Streams of content type `protobuf:dnstap.Dnstap`; `fstrm`), each
+//! optionally compressed with gzip, zstd or xz.
 //!
 //! Out: a `Walk`: the chunks (runs of whole records, cut on record boundaries
 //! by a pass that reads only record headers) that workers decode in parallel,
