@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::CommandFactory;
 
 use crate::cli::{thousands, AnonymizeArgs, Cli, IngestArgs, MAX_THREADS};
-use crate::ingest::dns::DecodeError;
+use crate::ingest::dns::Malformed;
 use crate::ingest::{self, describe_problem, IngestConfig};
 
 pub fn run(a: IngestArgs) -> anyhow::Result<ExitCode> {
@@ -164,15 +164,11 @@ fn watch_signals() -> anyhow::Result<()> {
 
 /// `: truncated 2, bad_pointer 1` after the malformed count, when there are any.
 fn malformed_reasons(report: &ingest::IngestReport) -> String {
-    let names = DecodeError::ALL
+    let parts: Vec<String> = Malformed::ALL
         .iter()
-        .map(|e| e.name())
-        .chain(["too_short", "cut"]);
-    let parts: Vec<String> = names
-        .enumerate()
-        .filter_map(|(i, name)| {
-            let n = report.total(|c| c.malformed_by[i]);
-            (n > 0).then(|| format!("{name} {}", thousands(n)))
+        .filter_map(|&m| {
+            let n = report.total(|c| c.malformed_by[m]);
+            (n > 0).then(|| format!("{} {}", m.name(), thousands(n)))
         })
         .collect();
     if parts.is_empty() {

@@ -33,15 +33,6 @@ pub enum DecodeError {
 }
 
 impl DecodeError {
-    /// Every reason, in discriminant order (`e as usize` indexes per-reason counters).
-    pub const ALL: [DecodeError; 5] = [
-        DecodeError::Truncated,
-        DecodeError::BadLabel,
-        DecodeError::BadPointer,
-        DecodeError::NameTooLong,
-        DecodeError::BadRdata,
-    ];
-
     pub fn name(self) -> &'static str {
         match self {
             DecodeError::Truncated => "truncated",
@@ -49,6 +40,70 @@ impl DecodeError {
             DecodeError::BadPointer => "bad_pointer",
             DecodeError::NameTooLong => "name_too_long",
             DecodeError::BadRdata => "bad_rdata",
+        }
+    }
+}
+
+/// Why a DNS-port payload is counted malformed: a decode error of the
+/// message, a payload shorter than a header, or a UDP payload cut short.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Malformed {
+    Decode(DecodeError),
+    TooShort,
+    Cut,
+}
+
+impl Malformed {
+    /// Every reason, in the order of the captures table's columns.
+    pub const ALL: [Malformed; 7] = [
+        Malformed::Decode(DecodeError::Truncated),
+        Malformed::Decode(DecodeError::BadLabel),
+        Malformed::Decode(DecodeError::BadPointer),
+        Malformed::Decode(DecodeError::NameTooLong),
+        Malformed::Decode(DecodeError::BadRdata),
+        Malformed::TooShort,
+        Malformed::Cut,
+    ];
+
+    /// `bad_pointer`: the column is `malformed_bad_pointer`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Malformed::Decode(e) => e.name(),
+            Malformed::TooShort => "too_short",
+            Malformed::Cut => "cut",
+        }
+    }
+
+    fn index(self) -> usize {
+        match self {
+            Malformed::Decode(e) => e as usize,
+            Malformed::TooShort => 5,
+            Malformed::Cut => 6,
+        }
+    }
+}
+
+/// Messages counted per reason they are malformed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct MalformedCounts([u64; 7]);
+
+impl std::ops::Index<Malformed> for MalformedCounts {
+    type Output = u64;
+    fn index(&self, m: Malformed) -> &u64 {
+        &self.0[m.index()]
+    }
+}
+
+impl std::ops::IndexMut<Malformed> for MalformedCounts {
+    fn index_mut(&mut self, m: Malformed) -> &mut u64 {
+        &mut self.0[m.index()]
+    }
+}
+
+impl std::ops::AddAssign for MalformedCounts {
+    fn add_assign(&mut self, o: MalformedCounts) {
+        for m in Malformed::ALL {
+            self[m] += o[m];
         }
     }
 }

@@ -198,3 +198,20 @@ pub fn conform(
         &arrow::array::RecordBatchOptions::new().with_row_count(Some(batch.num_rows())),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ingest::dns::Malformed;
+
+    #[test]
+    fn malformed_columns_follow_the_reasons() {
+        // the captures table's builder pushes one column per reason, in order
+        let names: Vec<&str> = capture_columns().iter().map(|c| c.0).collect();
+        let at = names.iter().position(|n| *n == "malformed").unwrap() + 1;
+        for (i, m) in Malformed::ALL.iter().enumerate() {
+            assert_eq!(names[at + i], format!("malformed_{}", m.name()));
+        }
+        assert_eq!(names[at + Malformed::ALL.len()], "not_decoded");
+    }
+}

@@ -11,7 +11,7 @@ pub(super) struct Counts {
     pub(super) packets: u64,
     pub(super) dns_messages: u64,
     pub(super) malformed: u64,
-    pub(super) malformed_by: [u64; 7],
+    pub(super) malformed_by: dns::MalformedCounts,
     pub(super) not_decoded: u64,
     pub(super) first_ts: Option<i64>,
     pub(super) last_ts: Option<i64>,
@@ -26,9 +26,7 @@ impl std::ops::AddAssign for Counts {
         self.packets += o.packets;
         self.dns_messages += o.dns_messages;
         self.malformed += o.malformed;
-        for (a, b) in self.malformed_by.iter_mut().zip(o.malformed_by) {
-            *a += b;
-        }
+        self.malformed_by += o.malformed_by;
         self.not_decoded += o.not_decoded;
         self.first_ts = match (self.first_ts, o.first_ts) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -76,14 +74,14 @@ pub(super) struct Decoded {
 pub(super) fn observe(bytes: &[u8], n: &mut Counts, cut: bool) -> Option<Box<dns::DnsMessage>> {
     let Some(mut msg) = dns::decode(bytes, true) else {
         n.malformed += 1;
-        n.malformed_by[5] += 1;
+        n.malformed_by[dns::Malformed::TooShort] += 1;
         return None;
     };
     msg.malformed |= cut;
     if let Some(e) = msg.error {
-        n.malformed_by[e as usize] += 1;
+        n.malformed_by[dns::Malformed::Decode(e)] += 1;
     } else if cut {
-        n.malformed_by[6] += 1;
+        n.malformed_by[dns::Malformed::Cut] += 1;
     }
     n.dns_messages += 1;
     n.malformed += msg.malformed as u64;

@@ -90,9 +90,8 @@ pub struct CaptureReport {
     pub packets: u64,
     pub dns_messages: u64,
     pub malformed: u64,
-    /// Malformed messages by reason: the `DecodeError`s in `DecodeError::ALL`
-    /// order, then messages shorter than a header, then UDP payloads cut short.
-    pub malformed_by: [u64; 7],
+    /// Malformed messages by reason (`dns::Malformed`).
+    pub malformed_by: dns::MalformedCounts,
     pub not_decoded: u64,
     pub answered: u64,
     pub unanswered: u64,
@@ -616,13 +615,12 @@ fn captures_batch(caps: &[CaptureReport], cfg: &IngestConfig) -> Result<RecordBa
         i(&|c| c.packets),
         i(&|c| c.dns_messages),
         i(&|c| c.malformed),
-        i(&|c| c.malformed_by[0]),
-        i(&|c| c.malformed_by[1]),
-        i(&|c| c.malformed_by[2]),
-        i(&|c| c.malformed_by[3]),
-        i(&|c| c.malformed_by[4]),
-        i(&|c| c.malformed_by[5]),
-        i(&|c| c.malformed_by[6]),
+    ];
+    // one column per reason, named after it (schema.rs lists them in this order)
+    for m in dns::Malformed::ALL {
+        columns.push(i(&|c| c.malformed_by[m]));
+    }
+    columns.extend([
         i(&|c| c.not_decoded),
         i(&|c| c.answered),
         i(&|c| c.unanswered),
@@ -634,8 +632,8 @@ fn captures_batch(caps: &[CaptureReport], cfg: &IngestConfig) -> Result<RecordBa
         Arc::new(
             TimestampMicrosecondArray::from_iter_values(caps.iter().map(|_| now))
                 .with_timezone("UTC"),
-        ),
-    ];
+        ) as ArrayRef,
+    ]);
     let same = |v: Option<String>| -> ArrayRef {
         Arc::new(StringArray::from_iter(caps.iter().map(|_| v.clone())))
     };
