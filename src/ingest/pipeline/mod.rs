@@ -2,8 +2,8 @@
 //! in parallel (`decode`: frames to messages, TCP segments and fragments),
 //! merges the decoded items of all captures into one stream in time order
 //! (`merge`), reassembles and routes them to the pairing shards (`router`),
-//! pairs them in shards, and writes the dataset. This file wires the stages
-//! and builds the captures table.
+//! pairs them in shards, and writes the dataset with its captures table
+//! (`report`). This file wires the stages.
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -26,11 +26,14 @@ use crate::error::{Error, Result};
 mod decode;
 mod input;
 mod merge;
+mod report;
 mod router;
 
 use decode::*;
 use input::*;
 use merge::*;
+pub use report::describe_problem;
+use report::{captures_batch, out_of_range_warning};
 use router::*;
 
 #[derive(Debug, Clone)]
@@ -583,96 +586,6 @@ fn finish(mut router: Router, mut shards: Vec<Shard>) -> Result<Finished> {
         return Err(e);
     }
     Ok((router.counts, by_status, staged))
-}
-
-fn captures_batch(caps: &[CaptureReport], cfg: &IngestConfig) -> Result<RecordBatch> {
-    let now = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as i64);
-    let s = |f: &dyn Fn(&CaptureReport) -> String| -> ArrayRef {
-        Arc::new(StringArray::from_iter_values(caps.iter().map(f)))
-    };
-    let i = |f: &dyn Fn(&CaptureReport) -> u64| -> ArrayRef {
-        Arc::new(Int64Array::from_iter_values(
-            caps.iter().map(|c| f(c) as i64),
-        ))
-    };
-    let t = |f: &dyn Fn(&CaptureReport) -> Option<i64>| -> ArrayRef {
-        Arc::new(
-            TimestampMicrosecondArray::from_iter(
-                caps.iter().map(|c| f(c).map(|ns| ns.div_euclid(1000))),
-            )
-            .with_timezone("UTC"),
-        )
-    };
-    let mut columns = vec![
-        s(&|c| c.path.clone()),
-        s(&|c| c.sha256.clone()),
-        s(&|c| c.format.clone()),
-        i(&|c| c.file_size),
-        t(&|c| c.first_ts_ns),
-        t(&|c| c.last_ts_ns),
-        i(&|c| c.packets),
-        i(&|c| c.dns_messages),
-        i(&|c| c.malformed),
-    ];
-    // one column per reason, named after it (schema.rs lists them in this order)
-    for m in dns::Malformed::ALL {
-        columns.push(i(&|c| c.malformed_by[m]));
-    }
-    columns.extend([
-        i(&|c| c.not_decoded),
-        i(&|c| c.answered),
-        i(&|c| c.unanswered),
-        i(&|c| c.response_only),
-        Arc::new(StringArray::from_iter(
-            caps.iter()
-                .map(|c| c.problem.as_ref().map(describe_problem)),
-        )),
-        Arc::new(
-            TimestampMicrosecondArray::from_iter_values(caps.iter().map(|_| now))
-                .with_timezone("UTC"),
-        ) as ArrayRef,
-    ]);
-    let same = |v: Option<String>| -> ArrayRef {
-        Arc::new(StringArray::from_iter(caps.iter().map(|_| v.clone())))
-    };
-    let enrich = cfg.enrich.as_deref();
-    columns.push(same(
-        enrich.and_then(|e| e.geoip.as_ref()).map(|d| d.describe()),
-    ));
-    columns.push(same(
-        enrich.and_then(|e| e.asn.as_ref()).map(|d| d.describe()),
-    ));
-    columns.push(same(cfg.anonymize.as_deref().map(|a| a.describe())));
-    Ok(RecordBatch::try_new(schema::CAPTURES.clone(), columns)?)
-}
-
-/// `f.pcapng: frame 3: timestamp 16725225600 (seconds since 1970) is outside
-/// 1900-2200, stored as 2200-01-01T00:00:00Z (2 frames in all)`.
-fn out_of_range_warning(name: &str, frame: u64, raw_ns: i128, frames: u64) -> String {
-    let bound = if raw_ns < 0 {
-        "1900-01-01T00:00:00Z"
-    } else {
-        "2200-01-01T00:00:00Z"
-    };
-    format!(
-        "{name}: frame {frame}: timestamp {} (seconds since 1970) is outside 1900-2200, \
-         stored as {bound} ({frames} frame{} in all)",
-        raw_ns.div_euclid(1_000_000_000),
-        if frames == 1 { "" } else { "s" }
-    )
-}
-
-pub fn describe_problem(p: &Problem) -> String {
-    match p {
-        Problem::Truncated { offset } => format!("cut off mid-record at byte offset {offset}; packets before it were ingested"),
-        Problem::Corrupt { offset, what } => format!("corrupt record header at byte offset {offset} ({what}); packets before it were ingested"),
-        Problem::Damaged { offset, what, cut } => format!(
-            "compressed data {} ({what}); packets before byte offset {offset} of the decompressed capture were ingested",
-            if *cut { "cut off" } else { "damaged" }
-        ),
-    }
 }
 
 /// The directory a dataset lives in: `-o`/`-d`, else `$DNSQ_DATA`, else `./dnsq-data`.
