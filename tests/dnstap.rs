@@ -441,13 +441,18 @@ fn the_logs_and_the_wire_give_the_same_transactions() {
 /// `data/dnstap.fstrm` as a server logging responses only would have written
 /// it: the START frame, the response frames, a STOP.
 fn responses_only() -> Vec<u8> {
+    only(true)
+}
+
+/// The START frame, the responses (or the queries) of `data/dnstap.fstrm`, a STOP.
+fn only(responses: bool) -> Vec<u8> {
     let bytes = std::fs::read(data("dnstap.fstrm")).unwrap();
     let mut frames = dnstap::frames(&bytes).unwrap();
     let start = frames.offset() as usize;
     let mut out = bytes[..start].to_vec();
     for f in frames.by_ref() {
         let m = dnstap::decode(f).unwrap().message.unwrap();
-        if m.kind().is_response() {
+        if m.kind().is_response() == responses {
             out.extend_from_slice(&(f.len() as u32).to_be_bytes());
             out.extend_from_slice(f);
         }
@@ -696,4 +701,26 @@ fn every_message_type_pairs_within_its_own_role() {
     .map(|r| vec![format!("{r}_RESPONSE"), pairs.clone(), pairs.clone()])
     .collect();
     assert_eq!(got[1..], want[..]);
+}
+
+#[test]
+fn a_log_of_queries_only_gives_unanswered_rows() {
+    // as a capture of queries alone would: every query unanswered, with its
+    // frame, and nothing of a response
+    let t = tempfile::tempdir().unwrap();
+    let file = t.path().join("queries.fstrm");
+    std::fs::write(&file, only(false)).unwrap();
+    let dir = t.path().join("d");
+    common::ingest(&dir, &[&file], &[]);
+    let got = common::sql(
+        &dir,
+        "select status, count(*), count(query_frame), count(response_ts), count(rcode) \
+         from transactions group by 1",
+    );
+    let queries = ldns("dnstap.fstrm")
+        .iter()
+        .filter(|p| p.kind.ends_with("QUERY"))
+        .count()
+        .to_string();
+    assert_eq!(got[1..], [["unanswered", &queries, &queries, "0", "0"]]);
 }
