@@ -120,3 +120,34 @@ pub(super) fn describe_format(
         capture::Compression::Xz => format!("{base} (xz)"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_directory_opens_its_captures_in_time_order_and_names_the_rest() {
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let t = tempfile::tempdir().unwrap();
+        // named so that name order is not time order: vxlan.pcap was recorded later
+        std::fs::copy(repo.join("data/vxlan.pcap"), t.path().join("a.pcap")).unwrap();
+        std::fs::copy(repo.join("data/sample.pcap"), t.path().join("b.pcap")).unwrap();
+        std::fs::copy(repo.join("data/dnstap.fstrm"), t.path().join("c.log")).unwrap();
+        std::fs::write(t.path().join("notes.txt"), "not a capture").unwrap();
+        std::fs::write(t.path().join(".hidden"), "skipped").unwrap();
+        let mut not = Vec::new();
+        let opened = open_inputs(&[t.path().to_path_buf()], 1 << 20, &mut not).unwrap();
+        let times: Vec<i64> = opened
+            .iter()
+            .map(|o| o.first_timestamp().unwrap())
+            .collect();
+        assert_eq!(opened.len(), 3);
+        assert!(times.windows(2).all(|w| w[0] <= w[1]), "{times:?}");
+        assert_eq!(not.len(), 1);
+        assert!(not[0].contains("notes.txt"), "{not:?}");
+        // a file that does not exist is an error naming it, not a skip
+        let missing = t.path().join("gone.pcap");
+        let e = open_inputs(&[missing], 1 << 20, &mut not).err().unwrap();
+        assert!(e.to_string().contains("gone.pcap"), "{e}");
+    }
+}

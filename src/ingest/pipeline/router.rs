@@ -203,3 +203,65 @@ pub(super) fn spill(
 /// How long out-of-order TCP data may hold later messages back (a hole not
 /// filled by then is a gap): bounds the messages held to this much traffic.
 pub(super) const HOLD_NS: i64 = 2_000_000_000;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(src: &str, sport: u16, dst: &str, dport: u16, ts_ns: i64) -> Observed {
+        let q = [0x12, 0x34, 0x01, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        Observed {
+            ts_ns,
+            capture: 0,
+            frame: 1,
+            src: src.parse().unwrap(),
+            dst: dst.parse().unwrap(),
+            sport,
+            dport,
+            transport: Transport::Udp,
+            tunnels: Default::default(),
+            msg: Box::new(dns::decode(&q, true).unwrap()),
+            logged: None,
+        }
+    }
+
+    fn router(shards: usize) -> Router {
+        Router {
+            ports: vec![53],
+            defrag: Defragmenter::new(),
+            tcp: TcpReassembler::new(),
+            stream_msgs: Vec::new(),
+            counts: vec![Counts::default()],
+            pos: 0,
+            held: Vec::new(),
+            latest_ts: i64::MIN,
+            inputs: (0..shards).map(|_| Vec::new()).collect(),
+            gap_max: vec![i64::MIN; shards],
+        }
+    }
+
+    #[test]
+    fn both_directions_go_to_one_shard_and_the_others_hear_the_time() {
+        let mut r = router(4);
+        for i in 0..64u16 {
+            let client = format!("192.0.2.{}", i + 1);
+            r.dispatch(message(&client, 40000 + i, "198.51.100.53", 53, 10));
+            r.dispatch(message("198.51.100.53", 53, &client, 40000 + i, 20));
+        }
+        // each shard holds whole conversations: a query and its answer
+        let mut used = 0;
+        for input in &r.inputs {
+            assert_eq!(input.len() % 2, 0);
+            for pair in input.chunks(2) {
+                assert_eq!(
+                    (pair[0].1.src, pair[0].1.sport),
+                    (pair[1].1.dst, pair[1].1.dport)
+                );
+            }
+            used += usize::from(!input.is_empty());
+        }
+        assert!(used >= 3, "64 conversations over 4 shards use {used}");
+        // a shard learns the latest time the others saw, to expire its own queries
+        assert!(r.gap_max.iter().all(|&g| g == 20 || g == i64::MIN));
+    }
+}
