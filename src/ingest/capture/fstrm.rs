@@ -21,35 +21,14 @@ pub(super) fn walk_dnstap(d: &[u8], chunk_bytes: usize, release: &dyn Fn(usize, 
             return walk;
         }
     };
-    let empty = Arc::new(Vec::new());
-    let mut chunk_start = frames.offset() as usize;
-    let mut chunk_first = 1;
-    let mut end = chunk_start;
+    let mut end = frames.offset() as usize;
+    let mut chunks = FlatChunks::new(end, true, chunk_bytes);
     while frames.next().is_some() {
         walk.records += 1;
         end = frames.offset() as usize;
-        if end - chunk_start >= chunk_bytes {
-            release(chunk_start, end);
-            walk.chunks.push(Chunk {
-                start: chunk_start,
-                end,
-                first_frame: chunk_first,
-                big_endian: true,
-                interfaces: empty.clone(),
-            });
-            chunk_start = end;
-            chunk_first = walk.records + 1;
-        }
+        chunks.record(&mut walk, end, release);
     }
-    if end > chunk_start {
-        walk.chunks.push(Chunk {
-            start: chunk_start,
-            end,
-            first_frame: chunk_first,
-            big_endian: true,
-            interfaces: empty,
-        });
-    }
+    chunks.finish(&mut walk, end);
     walk.problem = match frames.stop.take() {
         Some(Stop::Cut { offset }) => Some(Problem::Truncated { offset }),
         Some(Stop::Corrupt { offset, what }) => Some(Problem::Corrupt { offset, what }),

@@ -171,6 +171,57 @@ pub struct Walk {
     pub problem: Option<Problem>,
 }
 
+/// The chunks of a format whose records need no interface list (pcap,
+/// dnstap): a chunk is cut after the record that makes it `chunk_bytes` long,
+/// and the pages it covers are let go as it is cut.
+pub(super) struct FlatChunks {
+    start: usize,
+    first: u64,
+    big_endian: bool,
+    chunk_bytes: usize,
+    empty: Arc<Vec<Interface>>,
+}
+
+impl FlatChunks {
+    /// Records start at `start`.
+    pub(super) fn new(start: usize, big_endian: bool, chunk_bytes: usize) -> FlatChunks {
+        FlatChunks {
+            start,
+            first: 1,
+            big_endian,
+            chunk_bytes,
+            empty: Arc::new(Vec::new()),
+        }
+    }
+
+    /// After a record that ends at `end`, counted in `walk.records`.
+    pub(super) fn record(&mut self, walk: &mut Walk, end: usize, release: &dyn Fn(usize, usize)) {
+        if end - self.start >= self.chunk_bytes {
+            release(self.start, end);
+            self.cut(walk, end);
+        }
+    }
+
+    /// The last chunk, up to `end`, if it holds a record.
+    pub(super) fn finish(mut self, walk: &mut Walk, end: usize) {
+        if end > self.start {
+            self.cut(walk, end);
+        }
+    }
+
+    fn cut(&mut self, walk: &mut Walk, end: usize) {
+        walk.chunks.push(Chunk {
+            start: self.start,
+            end,
+            first_frame: self.first,
+            big_endian: self.big_endian,
+            interfaces: self.empty.clone(),
+        });
+        self.start = end;
+        self.first = walk.records + 1;
+    }
+}
+
 /// Earliest capture time dnsq stores, 1900-01-01T00:00:00Z (ns since 1970).
 pub const TS_MIN_NS: i64 = -2_208_988_800 * 1_000_000_000;
 /// Latest capture time dnsq stores, 2200-01-01T00:00:00Z (ns since 1970).

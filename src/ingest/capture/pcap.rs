@@ -19,10 +19,8 @@ pub(super) fn walk_pcap(
         records: 0,
         problem: None,
     };
-    let empty = Arc::new(Vec::new());
     let mut pos = 24;
-    let mut chunk_start = pos;
-    let mut chunk_first = 1;
+    let mut chunks = FlatChunks::new(pos, be, chunk_bytes);
     while pos < d.len() {
         if d.len() - pos < 16 {
             walk.problem = Some(Problem::Truncated { offset: pos as u64 });
@@ -52,27 +50,8 @@ pub(super) fn walk_pcap(
         }
         walk.records += 1;
         pos = next;
-        if pos - chunk_start >= chunk_bytes {
-            release(chunk_start, pos);
-            walk.chunks.push(Chunk {
-                start: chunk_start,
-                end: pos,
-                first_frame: chunk_first,
-                big_endian: be,
-                interfaces: empty.clone(),
-            });
-            chunk_start = pos;
-            chunk_first = walk.records + 1;
-        }
+        chunks.record(&mut walk, pos, release);
     }
-    if pos > chunk_start {
-        walk.chunks.push(Chunk {
-            start: chunk_start,
-            end: pos,
-            first_frame: chunk_first,
-            big_endian: be,
-            interfaces: empty,
-        });
-    }
+    chunks.finish(&mut walk, pos);
     walk
 }

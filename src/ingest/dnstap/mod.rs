@@ -153,9 +153,7 @@ impl Message {
 }
 
 fn time_ns(sec: Option<u64>, nsec: Option<u32>) -> Option<i64> {
-    let sec = i64::try_from(sec?).ok()?;
-    sec.checked_mul(1_000_000_000)?
-        .checked_add(i64::from(nsec.unwrap_or(0).min(999_999_999)))
+    i64::try_from(time_wide(sec, nsec)?).ok()
 }
 
 /// 4 bytes are IPv4, 16 IPv6; anything else is no address.

@@ -21,6 +21,21 @@ pub(super) struct Counts {
     pub(super) first_out_of_range: Option<(u64, i128)>,
 }
 
+impl Counts {
+    /// Counts the time of record `number`: the first and last times, and a
+    /// time out of range (`raw`, as read) with the first record that had one.
+    pub(super) fn saw(&mut self, number: u64, ts_ns: i64, raw: Option<i128>) {
+        if let Some(raw) = raw {
+            self.ts_out_of_range += 1;
+            if self.first_out_of_range.is_none() {
+                self.first_out_of_range = Some((number, raw));
+            }
+        }
+        self.first_ts = Some(self.first_ts.map_or(ts_ns, |t| t.min(ts_ns)));
+        self.last_ts = Some(self.last_ts.map_or(ts_ns, |t| t.max(ts_ns)));
+    }
+}
+
 impl std::ops::AddAssign for Counts {
     fn add_assign(&mut self, o: Counts) {
         self.packets += o.packets;
@@ -142,14 +157,7 @@ pub(super) fn decode_chunk(cap: &Capture, cap_idx: u32, chunk: &Chunk, ports: &[
     let mut n = Counts::default();
     cap.frames(chunk, |frame| {
         n.packets += 1;
-        if let Some(raw) = frame.ts_out_of_range {
-            n.ts_out_of_range += 1;
-            if n.first_out_of_range.is_none() {
-                n.first_out_of_range = Some((frame.number, raw));
-            }
-        }
-        n.first_ts = Some(n.first_ts.map_or(frame.ts_ns, |t| t.min(frame.ts_ns)));
-        n.last_ts = Some(n.last_ts.map_or(frame.ts_ns, |t| t.max(frame.ts_ns)));
+        n.saw(frame.number, frame.ts_ns, frame.ts_out_of_range);
         match link::decode_frame(&frame, ports) {
             Ok(Packet::Whole(seg)) => {
                 items.extend(route(&seg, frame.ts_ns, cap_idx, frame.number, &mut n));
@@ -183,14 +191,7 @@ pub(super) fn decode_dnstap_chunk(cap: &Capture, cap_idx: u32, chunk: &Chunk) ->
             return;
         };
         let (ts_ns, raw) = capture::clamp_ts(e.time);
-        if let Some(raw) = raw {
-            n.ts_out_of_range += 1;
-            if n.first_out_of_range.is_none() {
-                n.first_out_of_range = Some((number, raw));
-            }
-        }
-        n.first_ts = Some(n.first_ts.map_or(ts_ns, |t| t.min(ts_ns)));
-        n.last_ts = Some(n.last_ts.map_or(ts_ns, |t| t.max(ts_ns)));
+        n.saw(number, ts_ns, raw);
         let Some(msg) = observe(e.dns, &mut n, false) else {
             return;
         };
