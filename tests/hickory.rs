@@ -130,6 +130,8 @@ fn compare(bytes: &[u8], t: &mut Tally) -> Vec<String> {
     };
     t.hickory_whole += 1;
     let d = dns::decode(bytes, true).expect("hickory read a header: so must dnsq");
+    // the records as a row renders them
+    let recs = dns::Records::of(bytes);
     if d.malformed {
         // dnsq reads records hickory takes as opaque more strictly (e.g. a bad
         // RDATA of a known type); it keeps what it can, and says so
@@ -203,9 +205,9 @@ fn compare(bytes: &[u8], t: &mut Tally) -> Vec<String> {
         "sections",
         format!(
             "{} {} {}",
-            d.answers.len(),
-            d.authority.len(),
-            d.additional.len()
+            recs.answers.len(),
+            recs.authority.len(),
+            recs.additional.len()
         ),
         format!(
             "{} {} {}",
@@ -220,9 +222,9 @@ fn compare(bytes: &[u8], t: &mut Tally) -> Vec<String> {
         h.edns.is_some().to_string(),
     );
     for (ours, theirs) in [
-        (&d.answers, &h.answers),
-        (&d.authority, &h.authorities),
-        (&d.additional, &h.additionals),
+        (&recs.answers, &h.answers),
+        (&recs.authority, &h.authorities),
+        (&recs.additional, &h.additionals),
     ] {
         for (a, r) in ours.iter().zip(theirs.iter()) {
             t.records += 1;

@@ -67,9 +67,12 @@ proptest! {
                 prop_assert_eq!(m.id, u16::from_be_bytes([bytes[0], bytes[1]]));
                 prop_assert_eq!(m.ancount, u16::from_be_bytes([bytes[6], bytes[7]]));
                 // never more records than the header counts; all of them unless malformed
-                prop_assert!(m.answers.len() <= usize::from(m.ancount));
+                let r = dns::Records::of(&bytes);
+                prop_assert!(r.answers.len() <= usize::from(m.ancount));
+                prop_assert!(r.authority.len() <= usize::from(m.nscount));
                 if !m.malformed {
-                    prop_assert_eq!(m.answers.len(), usize::from(m.ancount));
+                    prop_assert_eq!(r.answers.len(), usize::from(m.ancount));
+                    prop_assert_eq!(r.authority.len(), usize::from(m.nscount));
                 }
             }
         }

@@ -5,17 +5,21 @@ use std::fmt::{self, Write as _};
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use arrow::array::builder::ArrayBuilder as _;
+use arrow::array::builder::NullBufferBuilder;
 use arrow::array::{
-    ArrayRef, BooleanBuilder, Float64Builder, Int32Builder, Int64Builder, ListBuilder, RecordBatch,
-    StringBuilder, StructBuilder, TimestampMicrosecondBuilder,
+    ArrayRef, BooleanBuilder, Float64Builder, Int32Builder, Int64Builder, ListArray, RecordBatch,
+    StringBuilder, StructArray, TimestampMicrosecondBuilder,
 };
+use arrow::buffer::OffsetBuffer;
+use arrow::datatypes::{DataType, Field};
 
 use crate::anonymize::Anonymizer;
 use crate::codes::Mnemonic;
 use crate::enrich::{self, Enricher};
 use crate::error::Result;
 use crate::ingest::correlate::Transaction;
-use crate::ingest::dns::Answer;
+use crate::ingest::dns::{self, DnsMessage, Rr};
 use crate::ingest::rdata::ipv4_text;
 use crate::ingest::schema::{rr_fields, TRANSACTIONS};
 
@@ -237,9 +241,7 @@ where
     let mut padding = Int32Builder::with_capacity(n);
     let mut ede_code = Int32Builder::with_capacity(n);
     let mut ede_text = StringBuilder::new();
-    let mut answers = rr_list_builder();
-    let mut authority = rr_list_builder();
-    let mut additional = rr_list_builder();
+    let mut sections = Sections([0; 3].map(|_| RrList::new(n)));
     let mut malformed = BooleanBuilder::with_capacity(n);
     let mut capture = StringBuilder::with_capacity(n, n * 16);
     let mut qframe = Int64Builder::with_capacity(n);
@@ -355,9 +357,7 @@ where
         );
         ede_code.append_option(redns.and_then(|e| e.ede_code.map(i32::from)));
         ede_text.append_option(redns.and_then(|e| e.ede_text.as_deref()));
-        append_rrs(&mut answers, r.map(|r| &r.msg.answers));
-        append_rrs(&mut authority, r.map(|r| &r.msg.authority));
-        append_rrs(&mut additional, r.map(|r| &r.msg.additional));
+        sections.append(r.map(|r| &*r.msg));
         malformed
             .append_value(q.is_some_and(|q| q.msg.malformed) || r.is_some_and(|r| r.msg.malformed));
         capture.append_value(&captures[first.capture as usize]);
@@ -432,14 +432,16 @@ where
         Arc::new(padding.finish()),
         Arc::new(ede_code.finish()),
         Arc::new(ede_text.finish()),
-        Arc::new(answers.finish()),
-        Arc::new(authority.finish()),
-        Arc::new(additional.finish()),
+    ];
+    let [answers, authority, additional] = sections.0;
+    columns.extend([answers.finish()?, authority.finish()?, additional.finish()?]);
+    let tail: [ArrayRef; 4] = [
         Arc::new(malformed.finish()),
         Arc::new(capture.finish()),
         Arc::new(qframe.finish()),
         Arc::new(rframe.finish()),
     ];
+    columns.extend(tail);
     for place in [client_place, server_place, ecs_place] {
         columns.extend(place.finish());
     }
@@ -450,34 +452,83 @@ where
     Ok(RecordBatch::try_new(TRANSACTIONS.clone(), columns)?)
 }
 
-fn rr_list_builder() -> ListBuilder<StructBuilder> {
-    let rr = rr_fields();
-    ListBuilder::new(StructBuilder::from_fields(rr.clone(), 0)).with_field(Arc::new(
-        arrow::datatypes::Field::new("element", arrow::datatypes::DataType::Struct(rr), true),
-    ))
+/// The records of one section, for every row of a batch: a list of
+/// `(name, type, ttl, data)` structs a row, null without a response.
+struct RrList {
+    offsets: Vec<i32>,
+    valid: NullBufferBuilder,
+    name: StringBuilder,
+    rtype: StringBuilder,
+    ttl: Int64Builder,
+    data: StringBuilder,
 }
 
-/// One list of records, or null without a response.
-fn append_rrs(list: &mut ListBuilder<StructBuilder>, rrs: Option<&Vec<Answer>>) {
-    let Some(rrs) = rrs else {
-        list.append(false);
-        return;
-    };
-    let s = list.values();
-    for a in rrs {
-        s.field_builder::<StringBuilder>(0)
-            .expect("name")
-            .append_value(&a.name);
-        append_code(s.field_builder::<StringBuilder>(1).expect("type"), a.rtype);
-        s.field_builder::<Int64Builder>(2)
-            .expect("ttl")
-            .append_value(a.ttl as i64);
-        s.field_builder::<StringBuilder>(3)
-            .expect("data")
-            .append_value(&a.data);
-        s.append(true);
+impl RrList {
+    fn new(n: usize) -> RrList {
+        let mut offsets = Vec::with_capacity(n + 1);
+        offsets.push(0);
+        RrList {
+            offsets,
+            valid: NullBufferBuilder::new(n),
+            name: StringBuilder::new(),
+            rtype: StringBuilder::new(),
+            ttl: Int64Builder::new(),
+            data: StringBuilder::new(),
+        }
     }
-    list.append(true);
+
+    fn push(&mut self, rr: Rr<'_>) {
+        self.name.append_value(rr.name);
+        append_code(&mut self.rtype, rr.rtype);
+        self.ttl.append_value(i64::from(rr.ttl));
+        self.data.append_value(rr.data);
+    }
+
+    /// Ends a row's list: null without a response.
+    fn end_row(&mut self, valid: bool) {
+        self.offsets.push(self.ttl.len() as i32);
+        self.valid.append(valid);
+    }
+
+    fn finish(mut self) -> Result<ArrayRef> {
+        let values = StructArray::try_new(
+            rr_fields(),
+            vec![
+                Arc::new(self.name.finish()),
+                Arc::new(self.rtype.finish()),
+                Arc::new(self.ttl.finish()),
+                Arc::new(self.data.finish()),
+            ],
+            None,
+        )?;
+        let field = Arc::new(Field::new("element", DataType::Struct(rr_fields()), true));
+        Ok(Arc::new(ListArray::try_new(
+            field,
+            OffsetBuffer::new(self.offsets.into()),
+            Arc::new(values),
+            self.valid.finish(),
+        )?))
+    }
+}
+
+/// The answer, authority and additional lists of a batch.
+struct Sections([RrList; 3]);
+
+impl Sections {
+    /// Renders a response's records from its bytes into this row's three
+    /// lists; `None` (no response) gives three nulls.
+    fn append(&mut self, msg: Option<&DnsMessage>) {
+        if let Some(m) = msg {
+            for wire in m.wire.iter().chain(&m.more) {
+                dns::for_each_record(wire, &mut |section, rr| {
+                    self.0[section as usize].push(rr);
+                });
+            }
+        }
+        for list in &mut self.0 {
+            list.end_row(msg.is_some());
+        }
+    }
 }
 
 #[cfg(test)]

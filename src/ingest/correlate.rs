@@ -260,9 +260,8 @@ impl Correlator {
                             r.msg.arcount = r.msg.arcount.saturating_add(m.arcount);
                             r.msg.size = r.msg.size.saturating_add(m.size);
                             r.msg.malformed |= m.malformed;
-                            r.msg.answers.extend(m.answers);
-                            r.msg.authority.extend(m.authority);
-                            r.msg.additional.extend(m.additional);
+                            r.msg.more.extend(m.wire);
+                            r.msg.more.extend(m.more);
                         }
                         return;
                     }
@@ -411,9 +410,8 @@ mod tests {
                     qclass: Qclass(1),
                 }),
                 edns: None,
-                answers: vec![],
-                authority: vec![],
-                additional: vec![],
+                wire: None,
+                more: vec![],
                 size: 30,
                 malformed: false,
                 error: None,

@@ -2,14 +2,14 @@
 //!
 //! In: one DNS message (RFC 1035 §4.1), without the TCP length prefix.
 //! Out: header, first question, EDNS (RFC 6891) with client subnet (RFC 7871)
-//! and Extended DNS Errors (RFC 8914), and the rendered answer section.
+//! and Extended DNS Errors (RFC 8914).
 //!
-//! Every message is rendered whole when it is decoded: each name is
-//! decompressed into a `String` of its own and each record of the answer,
-//! authority and additional sections into an `Answer` (owned strings), so that
-//! pairing and the row builder need not go back to the wire bytes. A message
-//! that can be read only in part keeps what was read and is flagged
-//! `malformed`.
+//! Decoding reads what pairing needs (header, question) and what is small
+//! (EDNS), and checks the records of the other sections without keeping
+//! them. The ingest keeps a response's wire bytes instead: its records are
+//! rendered once, straight into its row (`for_each_record`), by the same walk
+//! that checked them. A message that can be read only in part keeps what was
+//! read and is flagged `malformed`.
 
 use std::fmt::Write as _;
 
@@ -201,15 +201,90 @@ pub struct DnsMessage {
     pub arcount: u16,
     pub question: Option<Question>,
     pub edns: Option<Edns>,
-    pub answers: Vec<Answer>,
-    /// Authority and additional sections (the OPT pseudo-record left out).
-    pub authority: Vec<Answer>,
-    pub additional: Vec<Answer>,
     /// Message length in octets.
     pub size: u32,
     pub malformed: bool,
     /// Why the message could be read only in part.
     pub error: Option<DecodeError>,
+    /// The message's own bytes, kept by the ingest for a response: its
+    /// records are rendered from them once, into its row (`records`). A zone
+    /// transfer's later messages follow in `more`.
+    pub wire: Option<Box<[u8]>>,
+    pub more: Vec<Box<[u8]>>,
+}
+
+/// The section a resource record came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Section {
+    Answer,
+    Authority,
+    /// The additional section, the OPT pseudo-record left out.
+    Additional,
+}
+
+/// One rendered resource record, borrowed from the renderer's buffers.
+#[derive(Debug, Clone, Copy)]
+pub struct Rr<'a> {
+    /// Owner name, in the same form as `Question::qname`.
+    pub name: &'a str,
+    pub rtype: Qtype,
+    pub ttl: u32,
+    /// RDATA in presentation form (names with their trailing dot).
+    pub data: &'a str,
+}
+
+/// The rendered records of a message's three sections.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Records {
+    pub answers: Vec<Answer>,
+    pub authority: Vec<Answer>,
+    pub additional: Vec<Answer>,
+}
+
+impl Records {
+    /// The records of `msg`, as far as they can be read (the same ones a
+    /// row holds).
+    pub fn of(msg: &[u8]) -> Records {
+        let mut out = Records::default();
+        for_each_record(msg, &mut |section, rr| {
+            let list = match section {
+                Section::Answer => &mut out.answers,
+                Section::Authority => &mut out.authority,
+                Section::Additional => &mut out.additional,
+            };
+            list.push(Answer {
+                name: rr.name.to_string(),
+                rtype: rr.rtype,
+                ttl: rr.ttl,
+                data: rr.data.to_string(),
+            });
+        });
+        out
+    }
+}
+
+impl DnsMessage {
+    /// The records kept in `wire` and `more`, rendered (none without `wire`).
+    pub fn records(&self) -> Records {
+        let mut out = Records::default();
+        for wire in self.wire.iter().chain(&self.more) {
+            let r = Records::of(wire);
+            out.answers.extend(r.answers);
+            out.authority.extend(r.authority);
+            out.additional.extend(r.additional);
+        }
+        out
+    }
+}
+
+/// Renders each record of `msg`'s answer, authority and additional sections
+/// into `sink`, in order, up to where the message stops making sense: the
+/// same walk `decode` makes, so a record is rendered here exactly when
+/// decoding read it.
+pub fn for_each_record(msg: &[u8], sink: &mut dyn FnMut(Section, Rr<'_>)) {
+    if let Some(mut m) = header(msg) {
+        let _ = decode_sections(msg, &mut m, Walk::Render(sink));
+    }
 }
 
 fn u16_at(msg: &[u8], pos: usize) -> Result<u16, DecodeError> {
@@ -234,17 +309,14 @@ pub fn peek_id(msg: &[u8]) -> Option<(u16, bool)> {
     Some((u16::from_be_bytes([msg[0], msg[1]]), msg[2] & 0x80 != 0))
 }
 
-/// Decodes a message. `None` when it is too short to hold a header.
-/// `render_answers` renders the records of the answer, authority and
-/// additional sections into text; without it they are only walked (their
-/// counts and the OPT record are still read). The ingest always renders.
-pub fn decode(msg: &[u8], render_answers: bool) -> Option<DnsMessage> {
+/// The header of `msg`; nothing read past it yet.
+fn header(msg: &[u8]) -> Option<DnsMessage> {
     if msg.len() < HEADER_LEN {
         return None;
     }
     let h = |i: usize| u16::from_be_bytes([msg[i], msg[i + 1]]);
     let flags = Flags(h(2));
-    let mut m = DnsMessage {
+    Some(DnsMessage {
         id: h(0),
         flags,
         rcode: Rcode(flags.rcode_low()),
@@ -254,25 +326,53 @@ pub fn decode(msg: &[u8], render_answers: bool) -> Option<DnsMessage> {
         arcount: h(10),
         question: None,
         edns: None,
-        answers: Vec::new(),
-        authority: Vec::new(),
-        additional: Vec::new(),
         size: msg.len() as u32,
         malformed: false,
         error: None,
+        wire: None,
+        more: Vec::new(),
+    })
+}
+
+/// Decodes a message. `None` when it is too short to hold a header.
+/// `check_records` reads every record of the answer, authority and additional
+/// sections as a row would render it, so that one that does not parse makes
+/// the message malformed; without it they are only skipped (their counts and
+/// the OPT record are still read). The ingest always checks. The records
+/// themselves are rendered later, from the wire (`for_each_record`).
+pub fn decode(msg: &[u8], check_records: bool) -> Option<DnsMessage> {
+    let mut m = header(msg)?;
+    let walk = if check_records {
+        Walk::Check
+    } else {
+        Walk::Skip
     };
-    if let Err(e) = decode_sections(msg, &mut m, render_answers) {
+    if let Err(e) = decode_sections(msg, &mut m, walk) {
         m.malformed = true;
         m.error = Some(e);
     }
     Some(m)
 }
 
-fn decode_sections(
-    msg: &[u8],
-    m: &mut DnsMessage,
-    render_answers: bool,
-) -> Result<(), DecodeError> {
+/// What `decode_sections` does with the records of the last three sections.
+enum Walk<'s> {
+    /// Skips them by their lengths.
+    Skip,
+    /// Renders each, to find those that do not parse.
+    Check,
+    /// Renders each into the sink.
+    Render(&'s mut dyn FnMut(Section, Rr<'_>)),
+}
+
+thread_local! {
+    /// A record's name and data while it is rendered: one pair per thread,
+    /// so that no record allocates.
+    static SCRATCH: std::cell::RefCell<(String, String)> =
+        std::cell::RefCell::new((String::with_capacity(NAME_CAPACITY), String::with_capacity(NAME_CAPACITY)));
+}
+
+fn decode_sections(msg: &[u8], m: &mut DnsMessage, mut walk: Walk<'_>) -> Result<(), DecodeError> {
+    let render = !matches!(walk, Walk::Skip);
     let mut pos = HEADER_LEN;
     for i in 0..m.qdcount {
         if i == 0 {
@@ -298,11 +398,33 @@ fn decode_sections(
         }
     }
     let mut answers_bad = false;
+    let mut rr =
+        |msg: &[u8], pos: usize, section: Section, bad: &mut bool| -> Result<usize, DecodeError> {
+            if !render {
+                let (_, _, rd_start, rd_len) = rr_fixed(msg, skip_name(msg, pos)?)?;
+                return Ok(rd_start + rd_len);
+            }
+            SCRATCH.with_borrow_mut(|(name, data)| {
+                let (end, rtype, ttl) = read_rr(msg, pos, name, data, bad)?;
+                if let Walk::Render(sink) = &mut walk {
+                    sink(
+                        section,
+                        Rr {
+                            name: name.as_str(),
+                            rtype,
+                            ttl,
+                            data: data.as_str(),
+                        },
+                    );
+                }
+                Ok(end)
+            })
+        };
     for _ in 0..m.ancount {
-        pos = read_rr(msg, pos, render_answers, &mut m.answers, &mut answers_bad)?;
+        pos = rr(msg, pos, Section::Answer, &mut answers_bad)?;
     }
     for _ in 0..m.nscount {
-        pos = read_rr(msg, pos, render_answers, &mut m.authority, &mut answers_bad)?;
+        pos = rr(msg, pos, Section::Authority, &mut answers_bad)?;
     }
     for _ in 0..m.arcount {
         let name_end = skip_name(msg, pos)?;
@@ -324,13 +446,7 @@ fn decode_sections(
             }
             pos = rd_start + rd_len;
         } else {
-            pos = read_rr(
-                msg,
-                pos,
-                render_answers,
-                &mut m.additional,
-                &mut answers_bad,
-            )?;
+            pos = rr(msg, pos, Section::Additional, &mut answers_bad)?;
         }
     }
     if answers_bad {
@@ -339,44 +455,34 @@ fn decode_sections(
     Ok(())
 }
 
-/// Reads the resource record at `pos` (rendered into `into` when `render`);
-/// returns the offset after it. RDATA that does not parse as its type is kept
-/// in the generic form and sets `bad`.
+/// Renders the resource record at `pos` into `name` and `data` (cleared
+/// first); returns the offset after it, its type and TTL. RDATA that does not
+/// parse as its type is rendered in the generic form and sets `bad`.
 fn read_rr(
     msg: &[u8],
     pos: usize,
-    render: bool,
-    into: &mut Vec<Answer>,
+    name: &mut String,
+    data: &mut String,
     bad: &mut bool,
-) -> Result<usize, DecodeError> {
-    if !render {
-        let (_, _, rd_start, rd_len) = rr_fixed(msg, skip_name(msg, pos)?)?;
-        return Ok(rd_start + rd_len);
-    }
-    let mut name = String::with_capacity(NAME_CAPACITY);
-    let name_end = read_name(msg, pos, &mut name, true)?;
+) -> Result<(usize, Qtype, u32), DecodeError> {
+    name.clear();
+    data.clear();
+    let name_end = read_name(msg, pos, name, true)?;
     if name.is_empty() {
         name.push('.');
     }
     let (rtype, ttl, rd_start, rd_len) = rr_fixed(msg, name_end)?;
-    let mut data = String::with_capacity(NAME_CAPACITY);
     // DNS UPDATE (RFC 2136 §2.4, §2.5): class ANY or NONE with no RDATA says
     // an RRset exists, does not, or is to be deleted; it has no RDATA to read
     let class = u16_at(msg, name_end + 2)?;
     if rd_len == 0 && matches!(class, 254 | 255) {
-        rdata::render_generic(&[], &mut data);
-    } else if rdata::render(msg, Qtype(rtype), rd_start, rd_len, &mut data).is_err() {
+        rdata::render_generic(&[], data);
+    } else if rdata::render(msg, Qtype(rtype), rd_start, rd_len, data).is_err() {
         data.clear();
-        rdata::render_generic(&msg[rd_start..rd_start + rd_len], &mut data);
+        rdata::render_generic(&msg[rd_start..rd_start + rd_len], data);
         *bad = true;
     }
-    into.push(Answer {
-        name,
-        rtype: Qtype(rtype),
-        ttl,
-        data,
-    });
-    Ok(rd_start + rd_len)
+    Ok((rd_start + rd_len, Qtype(rtype), ttl))
 }
 
 /// Reads TYPE, TTL and RDLENGTH after an owner name ending at `pos`;
@@ -436,8 +542,9 @@ mod tests {
         m.extend_from_slice(b"\x03www\xc0\x0c\x00\x01\x00\xff\0\0\0\0\0\0");
         let d = decode(&m, true).expect("header present");
         assert!(!d.malformed, "{:?}", d.error);
-        assert_eq!(d.answers[0].data, "\\# 0");
-        assert_eq!(d.authority[0].rtype, Qtype::A);
+        let r = Records::of(&m);
+        assert_eq!(r.answers[0].data, "\\# 0");
+        assert_eq!(r.authority[0].rtype, Qtype::A);
         // the same record of class IN has an A's four bytes missing
         let mut bad = m.clone();
         let at = bad.len() - 7; // the class's low byte: ANY (255) becomes IN (1)

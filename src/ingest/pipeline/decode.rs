@@ -85,7 +85,8 @@ pub(super) struct Decoded {
     pub(super) counts: Counts,
 }
 
-/// Decodes a DNS message, counting it (and why it is malformed, if it is).
+/// Decodes a DNS message, counting it (and why it is malformed, if it is);
+/// a response keeps its bytes for its row.
 pub(super) fn observe(bytes: &[u8], n: &mut Counts, cut: bool) -> Option<Box<dns::DnsMessage>> {
     let Some(mut msg) = dns::decode(bytes, true) else {
         n.malformed += 1;
@@ -93,6 +94,11 @@ pub(super) fn observe(bytes: &[u8], n: &mut Counts, cut: bool) -> Option<Box<dns
         return None;
     };
     msg.malformed |= cut;
+    // a response's records go to its row from its own bytes (a query's are
+    // never stored)
+    if msg.flags.qr() && (msg.ancount, msg.nscount, msg.arcount) != (0, 0, 0) {
+        msg.wire = Some(bytes.into());
+    }
     if let Some(e) = msg.error {
         n.malformed_by[dns::Malformed::Decode(e)] += 1;
     } else if cut {
