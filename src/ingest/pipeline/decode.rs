@@ -154,12 +154,20 @@ pub(super) fn route(
     }
 }
 
+/// Room for the items of a chunk, reserved at once: a DNS packet record
+/// takes about 80 bytes or more (headers and a question), and pages of the
+/// room never written are never touched. Growing by doubling instead copied
+/// every item about twice, into freshly zeroed pages.
+fn items_in(chunk: &Chunk) -> usize {
+    (chunk.end - chunk.start) / 80
+}
+
 /// Decodes one chunk into its items, in frame order.
 pub(super) fn decode_chunk(cap: &Capture, cap_idx: u32, chunk: &Chunk, ports: &[u16]) -> Decoded {
     if cap.format == capture::Format::Dnstap {
         return decode_dnstap_chunk(cap, cap_idx, chunk);
     }
-    let mut items = Vec::new();
+    let mut items = Vec::with_capacity(items_in(chunk));
     let mut n = Counts::default();
     cap.frames(chunk, |frame| {
         n.packets += 1;
@@ -186,7 +194,7 @@ pub(super) fn decode_chunk(cap: &Capture, cap_idx: u32, chunk: &Chunk, ports: &[
 /// ports logged, whatever its port (a log holds only DNS). A message without
 /// its DNS bytes or its time is counted as not decoded.
 pub(super) fn decode_dnstap_chunk(cap: &Capture, cap_idx: u32, chunk: &Chunk) -> Decoded {
-    let mut items = Vec::new();
+    let mut items = Vec::with_capacity(items_in(chunk));
     let mut n = Counts::default();
     // nearly every message of a log carries the same identity: one copy
     let mut identity: Option<(&[u8], u32)> = None;
