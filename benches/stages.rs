@@ -8,10 +8,11 @@ use std::hint::black_box;
 use std::path::Path;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use dnsq::dataset::schema;
 use dnsq::ingest::capture::Capture;
 use dnsq::ingest::correlate::{Correlator, Observed};
 use dnsq::ingest::link::{self, Packet, Transport};
-use dnsq::ingest::{batch, dns, schema, write};
+use dnsq::ingest::{batch, dns, write};
 use parquet::arrow::ArrowWriter;
 
 fn stages(c: &mut Criterion) {

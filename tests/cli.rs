@@ -9,7 +9,7 @@ use std::io::Write;
 use std::process::Stdio;
 
 use common::*;
-use dnsq::ingest::schema;
+use dnsq::dataset::schema;
 
 fn stdout(o: &std::process::Output) -> String {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));

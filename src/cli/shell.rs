@@ -22,7 +22,7 @@ use rustyline::{CompletionType, Config, Context, Editor, Helper};
 
 use crate::cli::runtime;
 use crate::cli::sql::{functions_text, show_text, terminal_width};
-use crate::ingest::schema;
+use crate::dataset::schema;
 use crate::query::engine::EngineOptions;
 use crate::query::output::{write_stream, Format};
 use crate::query::params::{Binder, Given, Header};

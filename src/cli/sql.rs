@@ -8,7 +8,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::Context;
 
 use crate::cli::{runtime, write_stdout, SqlArgs};
-use crate::ingest::{self, schema};
+use crate::dataset::schema;
+use crate::ingest;
 use crate::query::engine::{format_size, EngineOptions};
 use crate::query::output::{write_stream, Format};
 use crate::query::params::{Binder, Given, Header};

@@ -13,8 +13,8 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::{committed_captures, committed_paths, open_table, other, Committed, Writer};
 use crate::anonymize::Anonymizer;
+use crate::dataset::schema::{conform, CAPTURES, CLIENT_IP, SERVER_IP, TRANSACTIONS};
 use crate::error::{Error, Result};
-use crate::ingest::schema::{conform, CAPTURES, CLIENT_IP, SERVER_IP, TRANSACTIONS};
 use crate::ingest::write::Staged;
 
 /// What one rewrite did.

@@ -1,4 +1,5 @@
-//! Ingest stage 5: `Transaction`s → Arrow `RecordBatch` in the schema of `schema.rs`.
+//! Ingest stage 5: `Transaction`s → Arrow `RecordBatch` in the schema of
+//! `dataset::schema`, its columns bound by name.
 
 use std::collections::hash_map::{Entry, HashMap};
 use std::fmt::{self, Write as _};
@@ -16,12 +17,12 @@ use arrow::datatypes::{DataType, Field};
 
 use crate::anonymize::Anonymizer;
 use crate::codes::Mnemonic;
+use crate::dataset::schema::{self, rr_fields, TRANSACTIONS};
 use crate::enrich::{self, Enricher};
 use crate::error::Result;
 use crate::ingest::correlate::Transaction;
 use crate::ingest::dns::{self, DnsMessage, Rr};
 use crate::ingest::rdata::ipv4_text;
-use crate::ingest::schema::{rr_fields, TRANSACTIONS};
 
 /// Last label of a lower-cased qname; `None` for the root.
 pub fn tld(qname: &str) -> Option<&str> {
@@ -175,12 +176,14 @@ impl Place {
             .append_option(r.and_then(|r| r.as_org.as_deref()));
     }
 
-    fn finish(mut self) -> [ArrayRef; 4] {
+    /// The four columns of `role` (`client`: `client_continent`, ...).
+    fn finish(mut self, role: &str) -> [(&'static str, ArrayRef); 4] {
+        let name = |column: &str| schema::column_name(&format!("{role}_{column}"));
         [
-            Arc::new(self.continent.finish()),
-            Arc::new(self.country.finish()),
-            Arc::new(self.asn.finish()),
-            Arc::new(self.as_org.finish()),
+            (name("continent"), Arc::new(self.continent.finish())),
+            (name("country"), Arc::new(self.country.finish())),
+            (name("asn"), Arc::new(self.asn.finish())),
+            (name("as_org"), Arc::new(self.as_org.finish())),
         ]
     }
 }
@@ -390,66 +393,70 @@ where
         <[BooleanBuilder; 6]>::try_from(bools).expect("six flag builders");
     let [mut an, mut ns, mut ar] =
         <[Int32Builder; 3]>::try_from(counts).expect("three count builders");
-    let mut columns: Vec<ArrayRef> = vec![
-        Arc::new(ts.finish()),
-        Arc::new(response_ts.finish()),
-        Arc::new(rtt.finish()),
-        Arc::new(status.finish()),
-        Arc::new(query_count.finish()),
-        Arc::new(client_ip.finish()),
-        Arc::new(server_ip.finish()),
-        Arc::new(client_port.finish()),
-        Arc::new(server_port.finish()),
-        Arc::new(transport.finish()),
-        Arc::new(ipv.finish()),
-        Arc::new(id.finish()),
-        Arc::new(qname.finish()),
-        Arc::new(qtype.finish()),
-        Arc::new(qclass.finish()),
-        Arc::new(tld_b.finish()),
-        Arc::new(reg.finish()),
-        Arc::new(opcode.finish()),
-        Arc::new(rcode.finish()),
-        Arc::new(rd.finish()),
-        Arc::new(cd.finish()),
-        Arc::new(aa.finish()),
-        Arc::new(tc.finish()),
-        Arc::new(ra.finish()),
-        Arc::new(ad.finish()),
-        Arc::new(an.finish()),
-        Arc::new(ns.finish()),
-        Arc::new(ar.finish()),
-        Arc::new(qsize.finish()),
-        Arc::new(rsize.finish()),
-        Arc::new(edns_size.finish()),
-        Arc::new(edns_do.finish()),
-        Arc::new(edns_version.finish()),
-        Arc::new(ecs.finish()),
-        Arc::new(ecs_scope.finish()),
-        Arc::new(client_cookie.finish()),
-        Arc::new(server_cookie.finish()),
-        Arc::new(nsid.finish()),
-        Arc::new(padding.finish()),
-        Arc::new(ede_code.finish()),
-        Arc::new(ede_text.finish()),
-    ];
     let [answers, authority, additional] = sections.0;
-    columns.extend([answers.finish()?, authority.finish()?, additional.finish()?]);
-    let tail: [ArrayRef; 4] = [
-        Arc::new(malformed.finish()),
-        Arc::new(capture.finish()),
-        Arc::new(qframe.finish()),
-        Arc::new(rframe.finish()),
+    // bound to the schema by name: the order here is free
+    let mut columns: Vec<(&str, ArrayRef)> = vec![
+        (schema::TS, Arc::new(ts.finish())),
+        (schema::RESPONSE_TS, Arc::new(response_ts.finish())),
+        (schema::RESPONSE_TIME_MS, Arc::new(rtt.finish())),
+        (schema::STATUS, Arc::new(status.finish())),
+        (schema::QUERY_COUNT, Arc::new(query_count.finish())),
+        (schema::CLIENT_IP, Arc::new(client_ip.finish())),
+        (schema::SERVER_IP, Arc::new(server_ip.finish())),
+        (schema::CLIENT_PORT, Arc::new(client_port.finish())),
+        (schema::SERVER_PORT, Arc::new(server_port.finish())),
+        (schema::TRANSPORT, Arc::new(transport.finish())),
+        (schema::IP_VERSION, Arc::new(ipv.finish())),
+        (schema::ID, Arc::new(id.finish())),
+        (schema::QNAME, Arc::new(qname.finish())),
+        (schema::QTYPE, Arc::new(qtype.finish())),
+        (schema::QCLASS, Arc::new(qclass.finish())),
+        (schema::TLD, Arc::new(tld_b.finish())),
+        (schema::REG_DOMAIN, Arc::new(reg.finish())),
+        (schema::OPCODE, Arc::new(opcode.finish())),
+        (schema::RCODE, Arc::new(rcode.finish())),
+        ("rd", Arc::new(rd.finish())),
+        ("cd", Arc::new(cd.finish())),
+        ("aa", Arc::new(aa.finish())),
+        ("tc", Arc::new(tc.finish())),
+        ("ra", Arc::new(ra.finish())),
+        ("ad", Arc::new(ad.finish())),
+        ("answer_count", Arc::new(an.finish())),
+        ("authority_count", Arc::new(ns.finish())),
+        ("additional_count", Arc::new(ar.finish())),
+        ("query_size", Arc::new(qsize.finish())),
+        ("response_size", Arc::new(rsize.finish())),
+        ("edns_udp_size", Arc::new(edns_size.finish())),
+        ("edns_do", Arc::new(edns_do.finish())),
+        ("edns_version", Arc::new(edns_version.finish())),
+        ("ecs", Arc::new(ecs.finish())),
+        ("ecs_scope", Arc::new(ecs_scope.finish())),
+        ("client_cookie", Arc::new(client_cookie.finish())),
+        ("server_cookie", Arc::new(server_cookie.finish())),
+        ("nsid", Arc::new(nsid.finish())),
+        ("padding", Arc::new(padding.finish())),
+        ("ede_code", Arc::new(ede_code.finish())),
+        ("ede_text", Arc::new(ede_text.finish())),
+        (schema::ANSWERS, answers.finish()?),
+        (schema::AUTHORITY, authority.finish()?),
+        (schema::ADDITIONAL, additional.finish()?),
+        ("malformed", Arc::new(malformed.finish())),
+        (schema::CAPTURE, Arc::new(capture.finish())),
+        (schema::QUERY_FRAME, Arc::new(qframe.finish())),
+        (schema::RESPONSE_FRAME, Arc::new(rframe.finish())),
+        ("tunnel", Arc::new(tunnel.finish())),
+        (schema::SOURCE, Arc::new(source.finish())),
+        (schema::DNSTAP_TYPE, Arc::new(dnstap_type.finish())),
+        (schema::SERVER_IDENTITY, Arc::new(identity.finish())),
     ];
-    columns.extend(tail);
-    for place in [client_place, server_place, ecs_place] {
-        columns.extend(place.finish());
+    for (role, place) in [
+        ("client", client_place),
+        ("server", server_place),
+        ("ecs", ecs_place),
+    ] {
+        columns.extend(place.finish(role));
     }
-    columns.push(Arc::new(tunnel.finish()));
-    columns.push(Arc::new(source.finish()));
-    columns.push(Arc::new(dnstap_type.finish()));
-    columns.push(Arc::new(identity.finish()));
-    Ok(RecordBatch::try_new(TRANSACTIONS.clone(), columns)?)
+    Ok(schema::bind(&TRANSACTIONS, columns)?)
 }
 
 /// The records of one section, for every row of a batch: a list of

@@ -15,8 +15,6 @@ pub mod link;
 #[cfg(feature = "engine")]
 mod pipeline;
 pub mod rdata;
-#[cfg(feature = "engine")]
-pub mod schema;
 pub mod tcp_stream;
 pub mod tunnel;
 #[cfg(feature = "engine")]

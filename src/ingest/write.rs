@@ -21,11 +21,11 @@ use parquet::file::metadata::{KeyValue, SortingColumn};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 
+use crate::dataset::schema::{SCHEMA_VERSION, TRANSACTIONS};
 use crate::dataset::{self, DataFile};
 use crate::error::{Error, Result};
 use crate::ingest::batch;
 use crate::ingest::correlate::Transaction;
-use crate::ingest::schema::{SCHEMA_VERSION, TRANSACTIONS};
 
 pub use crate::dataset::{CAPTURES_DIR, TRANSACTIONS_DIR};
 /// Rows per Arrow batch handed to the Parquet writer.

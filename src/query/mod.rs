@@ -26,9 +26,9 @@ use datafusion::logical_expr::{DdlStatement, LogicalPlan};
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use datafusion::sql::parser::{DFParser, Statement};
 
+use crate::dataset::schema::{CAPTURES, DATE, TRANSACTIONS, TS};
 use crate::dataset::{self, CAPTURES_DIR, TRANSACTIONS_DIR};
 use crate::error::{Error, Result};
-use crate::ingest::schema::{CAPTURES, DATE, TRANSACTIONS, TS};
 use arrow::array::{Array, AsArray};
 
 pub struct Session {

@@ -19,8 +19,9 @@ use super::correlate::{Correlator, Logged, Observed, Status, Transaction};
 use super::ip::{Defragmenter, OwnedFragment};
 use super::link::{Packet, Skip, Transport};
 use super::tcp_stream::{StreamMessage, TcpReassembler, TcpSegment};
-use super::{capture, dns, dnstap, link, schema, write};
+use super::{capture, dns, dnstap, link, write};
 use crate::dataset;
+use crate::dataset::schema;
 use crate::error::{Error, Result};
 
 mod decode;

@@ -23,47 +23,60 @@ pub(super) fn captures_batch(caps: &[CaptureReport], cfg: &IngestConfig) -> Resu
             .with_timezone("UTC"),
         )
     };
-    let mut columns = vec![
-        s(&|c| c.path.clone()),
-        s(&|c| c.sha256.clone()),
-        s(&|c| c.format.clone()),
-        i(&|c| c.file_size),
-        t(&|c| c.first_ts_ns),
-        t(&|c| c.last_ts_ns),
-        i(&|c| c.packets),
-        i(&|c| c.dns_messages),
-        i(&|c| c.malformed),
+    // bound to the schema by name: the order here is free
+    let mut columns: Vec<(&str, ArrayRef)> = vec![
+        ("path", s(&|c| c.path.clone())),
+        ("sha256", s(&|c| c.sha256.clone())),
+        ("format", s(&|c| c.format.clone())),
+        ("file_size", i(&|c| c.file_size)),
+        ("first_ts", t(&|c| c.first_ts_ns)),
+        ("last_ts", t(&|c| c.last_ts_ns)),
+        ("packets", i(&|c| c.packets)),
+        ("dns_messages", i(&|c| c.dns_messages)),
+        ("malformed", i(&|c| c.malformed)),
+        ("not_decoded", i(&|c| c.not_decoded)),
+        ("answered", i(&|c| c.answered)),
+        ("unanswered", i(&|c| c.unanswered)),
+        ("response_only", i(&|c| c.response_only)),
+        (
+            "problem",
+            Arc::new(StringArray::from_iter(
+                caps.iter()
+                    .map(|c| c.problem.as_ref().map(describe_problem)),
+            )),
+        ),
+        (
+            "ingested_at",
+            Arc::new(
+                TimestampMicrosecondArray::from_iter_values(caps.iter().map(|_| now))
+                    .with_timezone("UTC"),
+            ),
+        ),
     ];
-    // one column per reason, named after it (schema.rs lists them in this order)
+    // one column per reason, named after it
     for m in dns::Malformed::ALL {
-        columns.push(i(&|c| c.malformed_by[m]));
+        let name = schema::column_name(&format!("malformed_{}", m.name()));
+        columns.push((name, i(&|c| c.malformed_by[m])));
     }
-    columns.extend([
-        i(&|c| c.not_decoded),
-        i(&|c| c.answered),
-        i(&|c| c.unanswered),
-        i(&|c| c.response_only),
-        Arc::new(StringArray::from_iter(
-            caps.iter()
-                .map(|c| c.problem.as_ref().map(describe_problem)),
-        )),
-        Arc::new(
-            TimestampMicrosecondArray::from_iter_values(caps.iter().map(|_| now))
-                .with_timezone("UTC"),
-        ) as ArrayRef,
-    ]);
     let same = |v: Option<String>| -> ArrayRef {
         Arc::new(StringArray::from_iter(caps.iter().map(|_| v.clone())))
     };
     let enrich = cfg.enrich.as_deref();
-    columns.push(same(
-        enrich.and_then(|e| e.geoip.as_ref()).map(|d| d.describe()),
-    ));
-    columns.push(same(
-        enrich.and_then(|e| e.asn.as_ref()).map(|d| d.describe()),
-    ));
-    columns.push(same(cfg.anonymize.as_deref().map(|a| a.describe())));
-    Ok(RecordBatch::try_new(schema::CAPTURES.clone(), columns)?)
+    columns.extend([
+        (
+            "geoip_db",
+            same(enrich.and_then(|e| e.geoip.as_ref()).map(|d| d.describe())),
+        ),
+        (
+            "asn_db",
+            same(enrich.and_then(|e| e.asn.as_ref()).map(|d| d.describe())),
+        ),
+        (
+            "anonymization",
+            same(cfg.anonymize.as_deref().map(|a| a.describe())),
+        ),
+    ]);
+    Ok(schema::bind(&schema::CAPTURES, columns)?)
 }
 
 /// `f.pcapng: frame 3: timestamp 16725225600 (seconds since 1970) is outside

@@ -1,9 +1,12 @@
 //! The only column list of the dataset: name, type, nullability and one doc
 //! line each, for `transactions` (SPEC §4) and `captures` (SPEC §3).
 
+use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
 
+use arrow::array::{ArrayRef, RecordBatch};
 use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
+use arrow::error::ArrowError;
 
 /// Bumped whenever a column is renamed or changes meaning.
 pub const SCHEMA_VERSION: &str = "1";
@@ -135,6 +138,46 @@ pub static TRANSACTIONS: LazyLock<SchemaRef> = LazyLock::new(|| {
     Arc::new(Schema::new(fields))
 });
 
+/// The `&'static` name of the `transactions` or `captures` column called
+/// `name`. It panics for a name neither table has: a builder naming a column
+/// that does not exist is a bug.
+pub fn column_name(name: &str) -> &'static str {
+    transaction_columns()
+        .into_iter()
+        .chain(capture_columns())
+        .map(|c| c.0)
+        .find(|n| *n == name)
+        .unwrap_or_else(|| panic!("{name} is not a column"))
+}
+
+/// A batch of `schema` from columns given by name, in any order: each
+/// column of the schema exactly once. Builders bind their arrays this way,
+/// so that two columns of one type cannot trade places unnoticed.
+pub fn bind(schema: &SchemaRef, named: Vec<(&str, ArrayRef)>) -> Result<RecordBatch, ArrowError> {
+    let given = named.len();
+    let mut by_name: HashMap<&str, ArrayRef> = HashMap::with_capacity(given);
+    for (name, array) in named {
+        if by_name.insert(name, array).is_some() {
+            return Err(ArrowError::SchemaError(format!(
+                "column {name} built twice"
+            )));
+        }
+    }
+    let columns = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            by_name
+                .remove(f.name().as_str())
+                .ok_or_else(|| ArrowError::SchemaError(format!("column {} not built", f.name())))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if let Some(extra) = by_name.keys().next() {
+        return Err(ArrowError::SchemaError(format!("{extra} is not a column")));
+    }
+    RecordBatch::try_new(schema.clone(), columns)
+}
+
 /// `(name, type, nullable, doc)` of every `captures` column.
 pub fn capture_columns() -> Vec<(&'static str, DataType, bool, &'static str)> {
     vec![
@@ -204,9 +247,48 @@ mod tests {
     use super::*;
     use crate::ingest::dns::Malformed;
 
+    fn int_column() -> ArrayRef {
+        Arc::new(arrow::array::Int32Array::from(vec![1, 2]))
+    }
+
+    #[test]
+    fn columns_bind_by_name_each_once() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("a", DataType::Int32, false),
+            Field::new("b", DataType::Int32, false),
+        ]));
+        let b: ArrayRef = Arc::new(arrow::array::Int32Array::from(vec![3, 4]));
+        // any order: each array lands in the column of its name
+        let batch = bind(&schema, vec![("b", b.clone()), ("a", int_column())]).unwrap();
+        assert_eq!(batch.column(1), &b);
+        assert_eq!(batch.column(0), &int_column());
+        let missing = bind(&schema, vec![("a", int_column())]).unwrap_err();
+        assert!(
+            missing.to_string().contains("column b not built"),
+            "{missing}"
+        );
+        let twice = vec![("a", int_column()), ("a", int_column()), ("b", b.clone())];
+        assert!(bind(&schema, twice)
+            .unwrap_err()
+            .to_string()
+            .contains("built twice"));
+        let extra = vec![("a", int_column()), ("b", b), ("c", int_column())];
+        assert!(bind(&schema, extra)
+            .unwrap_err()
+            .to_string()
+            .contains("c is not a column"));
+    }
+
+    #[test]
+    fn column_names_are_the_tables_own() {
+        assert_eq!(column_name("client_asn"), "client_asn");
+        assert_eq!(column_name("malformed_cut"), "malformed_cut");
+        assert!(std::panic::catch_unwind(|| column_name("client_asm")).is_err());
+    }
+
     #[test]
     fn malformed_columns_follow_the_reasons() {
-        // the captures table's builder pushes one column per reason, in order
+        // one column per reason, in the reasons' order
         let names: Vec<&str> = capture_columns().iter().map(|c| c.0).collect();
         let at = names.iter().position(|n| *n == "malformed").unwrap() + 1;
         for (i, m) in Malformed::ALL.iter().enumerate() {
