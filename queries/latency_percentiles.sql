@@ -3,17 +3,20 @@
 -- param: bucket (interval, default auto): width of a time bucket
 -- param: leg (text, default all): downstream, upstream or all
 -- columns: time, leg, answered, p50_ms, p90_ms, p99_ms, max_ms
-SELECT
-    date_bin($bucket, ts) AS time,
-    leg,
-    count(*) AS answered,
-    percentile_cont(0.5) WITHIN GROUP (ORDER BY response_time_ms) AS p50_ms,
-    percentile_cont(0.9) WITHIN GROUP (ORDER BY response_time_ms) AS p90_ms,
-    percentile_cont(0.99) WITHIN GROUP (ORDER BY response_time_ms) AS p99_ms,
-    max(response_time_ms) AS max_ms
-FROM transactions
-WHERE status = 'answered'
-    AND ts >= $since AND ts < $until
-    AND ($leg = 'all' OR leg = $leg)
-GROUP BY 1, 2
+-- percentiles() gives percentile_cont's exact values, all three from one copy of a bucket's times
+WITH buckets AS (
+    SELECT
+        date_bin($bucket, ts) AS time,
+        leg,
+        count(*) AS answered,
+        percentiles(response_time_ms, 0.5, 0.9, 0.99) AS p,
+        max(response_time_ms) AS max_ms
+    FROM transactions
+    WHERE status = 'answered'
+        AND ts >= $since AND ts < $until
+        AND ($leg = 'all' OR leg = $leg)
+    GROUP BY 1, 2
+)
+SELECT time, leg, answered, p[1] AS p50_ms, p[2] AS p90_ms, p[3] AS p99_ms, max_ms
+FROM buckets
 ORDER BY 1, 2;

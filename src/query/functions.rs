@@ -73,6 +73,13 @@ pub const FUNCTIONS: &[(&str, &str, &str, &str, &str)] = &[
         "192.0.2.1",
     ),
     (
+        "percentiles",
+        "percentiles(x, p1, p2, ...)",
+        "aggregate: the exact percentiles p1, p2, ... (0 to 1) of x, as a list (p[1] is p1), each equal to percentile_cont's; one copy of the values for all of them",
+        "(SELECT percentiles(column1, 0.5, 0.9)[2] FROM (VALUES (1.0), (2.0), (4.0)))",
+        "3.6",
+    ),
+    (
         "top",
         "top(expr, n [, filter])",
         "table: the n most frequent values of expr over transactions plus one `other` row, with count and share_pct (filter: a condition)",
@@ -94,6 +101,9 @@ pub fn register(ctx: &SessionContext) {
     ] {
         ctx.register_udf(ScalarUDF::new_from_impl(DnsFn::new(kind)));
     }
+    ctx.register_udaf(datafusion::logical_expr::AggregateUDF::new_from_impl(
+        super::percentiles::Percentiles::default(),
+    ));
     ctx.register_udtf("top", Arc::new(TopFn { ctx: ctx.clone() }));
 }
 

@@ -11,6 +11,7 @@ pub mod functions;
 pub mod legs;
 pub mod output;
 pub mod params;
+pub mod percentiles;
 pub mod policy;
 pub mod saved;
 pub mod table;
