@@ -238,3 +238,197 @@ pub(super) fn decode_dnstap_chunk(cap: &Capture, cap_idx: u32, chunk: &Chunk) ->
     });
     Decoded { items, counts: n }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Capture {
+        Capture::open(&Path::new(env!("CARGO_MANIFEST_DIR")).join("data/sample.pcap")).unwrap()
+    }
+
+    /// Kind, frame and time of each item.
+    fn summary(items: &[Item]) -> Vec<(char, u64, i64)> {
+        items
+            .iter()
+            .map(|it| match it {
+                Item::Msg(o) => ('m', o.frame, o.ts_ns),
+                Item::Seg(s) => ('s', s.frame, s.ts_ns),
+                Item::Frag(f) => ('f', f.frame, f.ts_ns),
+            })
+            .collect()
+    }
+
+    /// The whole capture as one chunk, and its chunks of about `chunk_bytes`.
+    fn whole_and_chunked(cap: &Capture, chunk_bytes: usize) -> (Decoded, Vec<Decoded>) {
+        let whole = cap.walk(usize::MAX).chunks;
+        assert_eq!(whole.len(), 1);
+        let whole = decode_chunk(cap, 0, &whole[0], &[53]);
+        let chunks = cap.walk(chunk_bytes).chunks;
+        assert!(chunks.len() > 50, "{} chunks", chunks.len());
+        let parts = chunks
+            .iter()
+            .map(|c| decode_chunk(cap, 0, c, &[53]))
+            .collect();
+        (whole, parts)
+    }
+
+    /// `(frame, id, response)` of each UDP DNS message tshark lists in sample.pcap.
+    fn tshark_udp() -> Vec<(u64, u16, bool)> {
+        let tsv = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("data/sample.pcap.tshark.tsv"),
+        )
+        .unwrap();
+        tsv.lines()
+            .skip(1)
+            .map(|l| l.split('\t').collect::<Vec<_>>())
+            .filter(|f| !f[6].is_empty())
+            .map(|f| {
+                let id = u16::from_str_radix(f[10].trim_start_matches("0x"), 16).unwrap();
+                (f[0].parse().unwrap(), id, f[11] == "1")
+            })
+            .collect()
+    }
+
+    #[test]
+    fn chunks_decode_to_the_items_and_counts_of_the_whole_capture() {
+        let cap = sample();
+        let (whole, parts) = whole_and_chunked(&cap, 2 << 10);
+        let mut items = Vec::new();
+        let mut n = Counts::default();
+        for d in parts {
+            // each chunk's items are in frame order already
+            assert!(summary(&d.items).windows(2).all(|w| w[0].1 <= w[1].1));
+            items.extend(d.items);
+            n += d.counts;
+        }
+        assert_eq!(items.len(), whole.items.len());
+        assert_eq!(summary(&items), summary(&whole.items));
+
+        let w = whole.counts;
+        // 2604 frames, as tshark numbers them
+        assert_eq!(w.packets, 2604);
+        assert_eq!(
+            (n.packets, n.dns_messages, n.malformed, n.not_decoded),
+            (w.packets, w.dns_messages, w.malformed, w.not_decoded)
+        );
+        assert_eq!(n.malformed_by, w.malformed_by);
+        assert_eq!((n.first_ts, n.last_ts), (w.first_ts, w.last_ts));
+        assert_eq!(w.first_ts, Some(1_795_859_396_273_670_000));
+        assert_eq!(w.last_ts, Some(1_795_859_409_724_500_000));
+        assert_eq!((n.ts_out_of_range, n.first_out_of_range), (0, None));
+    }
+
+    #[test]
+    fn every_udp_message_is_decoded_as_tshark_reads_it() {
+        let cap = sample();
+        let d = decode_chunk(&cap, 3, &cap.walk(usize::MAX).chunks[0], &[53]);
+        let msgs: Vec<(u64, u16, bool)> = d
+            .items
+            .iter()
+            .filter_map(|it| match it {
+                Item::Msg(o) => {
+                    assert_eq!(o.capture, 3);
+                    assert_eq!(o.transport, Transport::Udp);
+                    assert!(o.msg.question.is_some(), "frame {}", o.frame);
+                    assert!(!o.msg.malformed, "frame {}", o.frame);
+                    Some((o.frame, o.msg.id, o.msg.flags.qr()))
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(msgs, tshark_udp());
+        // the DNS over TCP is handed on as segments, for reassembly
+        assert!(d.items.iter().any(|it| matches!(it, Item::Seg(_))));
+        // UDP messages are counted when decoded (TCP ones after reassembly)
+        assert_eq!(d.counts.dns_messages, msgs.len() as u64);
+    }
+
+    #[test]
+    fn a_response_with_records_keeps_its_bytes_and_a_query_does_not() {
+        let cap = sample();
+        let d = decode_chunk(&cap, 0, &cap.walk(usize::MAX).chunks[0], &[53]);
+        let (mut queries, mut responses) = (0, 0);
+        for it in &d.items {
+            let Item::Msg(o) = it else { continue };
+            let m = &o.msg;
+            if !m.flags.qr() {
+                assert!(m.wire.is_none(), "query in frame {}", o.frame);
+                queries += 1;
+            } else if (m.ancount, m.nscount, m.arcount) != (0, 0, 0) {
+                // the bytes kept are the message's own
+                let wire = m.wire.as_deref().unwrap();
+                assert_eq!(wire.len(), m.size as usize);
+                let again = dns::decode(wire, true).unwrap();
+                assert_eq!((again.id, &again.question), (m.id, &m.question));
+                assert_eq!(again.ancount, m.ancount);
+                responses += 1;
+            }
+        }
+        assert!(queries > 100 && responses > 100, "{queries} {responses}");
+    }
+
+    /// `www.example.test A`: a query, or a response with `answers` A records.
+    fn message(response: bool, answers: u8) -> Vec<u8> {
+        let flags: [u8; 2] = if response { [0x81, 0x80] } else { [0x01, 0x00] };
+        let mut m = vec![0xab, 0xcd, flags[0], flags[1], 0, 1, 0, answers, 0, 0, 0, 0];
+        m.extend(b"\x03www\x07example\x04test\x00\x00\x01\x00\x01");
+        for i in 0..answers {
+            m.extend([0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 192, 0, 2, i]);
+        }
+        m
+    }
+
+    #[test]
+    fn observe_counts_each_malformed_message_by_its_reason() {
+        let mut n = Counts::default();
+        // shorter than a header: dropped
+        assert!(observe(&[0xab, 0xcd, 0x01, 0, 0], &mut n, false).is_none());
+        assert_eq!((n.dns_messages, n.malformed), (0, 1));
+        assert_eq!(n.malformed_by[dns::Malformed::TooShort], 1);
+        assert_eq!(n.malformed_by[dns::Malformed::Cut], 0);
+
+        // whole and well formed: counted, not malformed
+        let mut n = Counts::default();
+        let m = observe(&message(false, 0), &mut n, false).unwrap();
+        assert!(!m.malformed);
+        assert_eq!((n.dns_messages, n.malformed), (1, 0));
+        assert_eq!(n.malformed_by, dns::MalformedCounts::default());
+
+        // a UDP payload cut short that still reads whole: malformed as cut
+        let m = observe(&message(false, 0), &mut n, true).unwrap();
+        assert!(m.malformed);
+        assert_eq!(m.question.as_ref().unwrap().qname, "www.example.test");
+        assert_eq!((n.dns_messages, n.malformed), (2, 1));
+        assert_eq!(n.malformed_by[dns::Malformed::Cut], 1);
+        assert_eq!(n.malformed_by[dns::Malformed::TooShort], 0);
+
+        // cut inside its answer: counted by the decode error, not as cut too
+        let mut n = Counts::default();
+        let whole = message(true, 1);
+        let m = observe(&whole[..whole.len() - 3], &mut n, true).unwrap();
+        assert_eq!(m.error, Some(dns::DecodeError::Truncated));
+        assert_eq!((n.dns_messages, n.malformed), (1, 1));
+        let truncated = dns::Malformed::Decode(dns::DecodeError::Truncated);
+        assert_eq!(n.malformed_by[truncated], 1);
+        assert_eq!(n.malformed_by[dns::Malformed::Cut], 0);
+    }
+
+    #[test]
+    fn observe_keeps_the_bytes_of_a_response_with_records_only() {
+        let mut n = Counts::default();
+        let response = message(true, 2);
+        let m = observe(&response, &mut n, false).unwrap();
+        assert_eq!(m.wire.as_deref(), Some(&response[..]));
+        // a query, and a response without records, keep none
+        assert!(observe(&message(false, 0), &mut n, false)
+            .unwrap()
+            .wire
+            .is_none());
+        assert!(observe(&message(true, 0), &mut n, false)
+            .unwrap()
+            .wire
+            .is_none());
+        assert_eq!((n.dns_messages, n.malformed), (3, 0));
+    }
+}

@@ -105,3 +105,114 @@ pub fn describe_problem(p: &Problem) -> String {
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::Array;
+
+    fn report(path: &str, base: u64, problem: Option<Problem>) -> CaptureReport {
+        let mut by = dns::MalformedCounts::default();
+        for (k, m) in dns::Malformed::ALL.into_iter().enumerate() {
+            by[m] = base + k as u64;
+        }
+        CaptureReport {
+            path: path.into(),
+            sha256: format!("{base:064x}"),
+            format: "pcap LE us linktype 1".into(),
+            file_size: base * 1000,
+            first_ts_ns: Some(1_795_859_396_273_670_123),
+            last_ts_ns: None,
+            packets: base + 100,
+            dns_messages: base + 90,
+            malformed: base + 7,
+            malformed_by: by,
+            not_decoded: base + 3,
+            answered: base + 40,
+            unanswered: base + 2,
+            response_only: base + 1,
+            problem,
+        }
+    }
+
+    fn int(b: &RecordBatch, name: &str) -> Vec<i64> {
+        let c = b.column_by_name(name).unwrap();
+        let c = c.as_any().downcast_ref::<Int64Array>().unwrap();
+        c.values().to_vec()
+    }
+
+    fn text(b: &RecordBatch, name: &str) -> Vec<Option<String>> {
+        let c = b.column_by_name(name).unwrap();
+        let c = c.as_any().downcast_ref::<StringArray>().unwrap();
+        c.iter().map(|v| v.map(str::to_string)).collect()
+    }
+
+    #[test]
+    fn one_row_per_capture_in_the_captures_schema() {
+        let caps = [
+            report("a.pcap", 10, None),
+            report("b.pcap", 20, Some(Problem::Truncated { offset: 4242 })),
+            report("c.pcap", 30, None),
+        ];
+        let cfg = IngestConfig::new(Vec::new(), PathBuf::from("unused"));
+        let b = captures_batch(&caps, &cfg).unwrap();
+        assert_eq!(b.num_rows(), 3);
+        assert_eq!(b.schema(), *schema::CAPTURES);
+
+        assert_eq!(
+            text(&b, "path"),
+            [Some("a.pcap"), Some("b.pcap"), Some("c.pcap")].map(|p| p.map(String::from))
+        );
+        assert_eq!(int(&b, "packets"), [110, 120, 130]);
+        assert_eq!(int(&b, "dns_messages"), [100, 110, 120]);
+        assert_eq!(int(&b, "malformed"), [17, 27, 37]);
+        assert_eq!(int(&b, "not_decoded"), [13, 23, 33]);
+        assert_eq!(int(&b, "file_size"), [10_000, 20_000, 30_000]);
+        assert_eq!(
+            (
+                int(&b, "answered"),
+                int(&b, "unanswered"),
+                int(&b, "response_only")
+            ),
+            (vec![50, 60, 70], vec![12, 22, 32], vec![11, 21, 31])
+        );
+        // each reason in its own column
+        for (k, m) in dns::Malformed::ALL.into_iter().enumerate() {
+            let name = format!("malformed_{}", m.name());
+            let want: Vec<i64> = caps.iter().map(|c| c.malformed_by[m] as i64).collect();
+            assert_eq!(int(&b, &name), want, "{name}");
+            assert_eq!(want[0], 10 + k as i64, "{name}");
+        }
+        assert_eq!(int(&b, "malformed_too_short"), [15, 25, 35]);
+        assert_eq!(int(&b, "malformed_cut"), [16, 26, 36]);
+
+        // no problem, no text
+        let problem = text(&b, "problem");
+        assert_eq!(problem[0], None);
+        assert_eq!(problem[2], None);
+        let p = problem[1].as_deref().unwrap();
+        assert!(p.contains("4242"), "{p}");
+
+        // times in microseconds, null when unknown
+        let first = b.column_by_name("first_ts").unwrap();
+        let first = first
+            .as_any()
+            .downcast_ref::<TimestampMicrosecondArray>()
+            .unwrap();
+        assert_eq!(first.value(0), 1_795_859_396_273_670);
+        let last = b.column_by_name("last_ts").unwrap();
+        assert_eq!(last.null_count(), 3);
+        // without enrichment or anonymization those columns are null
+        for name in ["geoip_db", "asn_db", "anonymization"] {
+            assert_eq!(text(&b, name), [None, None, None], "{name}");
+        }
+    }
+
+    #[test]
+    fn no_captures_make_an_empty_batch() {
+        let cfg = IngestConfig::new(Vec::new(), PathBuf::from("unused"));
+        let b = captures_batch(&[], &cfg).unwrap();
+        assert_eq!(b.num_rows(), 0);
+        assert_eq!(b.schema(), *schema::CAPTURES);
+    }
+}
