@@ -16,6 +16,8 @@ packets=${1:-2000000}
 scale=${2:-20000000}
 if [ -z "${DNSQ_BIN:-}" ]; then cargo build --release -q; fi
 dnsq=${DNSQ_BIN:-$CARGO_TARGET_DIR/release/dnsq}
+# the bucket width of the saved queries in both engines (the scale capture spans minutes)
+bucket_width=${BUCKET:-10s}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
@@ -70,20 +72,19 @@ stages=$(sed -n '/^## Stages (criterion)/,$p' docs/BENCHMARKS.md 2>/dev/null || 
   echo
   echo "## Saved queries ($big_rows transactions)"
   echo
+  echo "Each query with its default parameters and \`--bucket $bucket_width\` where it takes one; DuckDB runs"
+  echo "the query's block of docs/ENGINES.md (as tests/engines.rs does: the same legs, the same rows)."
+  echo
   echo "| query | dnsq sql (s) | DuckDB process (s) | DuckDB query alone (s) |"
   echo "|---|---|---|---|"
   for q in queries/*.sql; do
     name=$(basename "$q" .sql)
-    read -r ts _ < <(measure "$dnsq" sql -d "$work/dsb" -f "$q")
+    # the same bucket width in both (auto is dnsq's own)
+    bucket=()
+    if grep -q '^-- param: bucket' "$q"; then bucket=(--bucket "$bucket_width"); fi
+    read -r ts _ < <(measure "$dnsq" sql -d "$work/dsb" -f "$q" "${bucket[@]}")
     start=$(date +%s.%N)
-    td=$("$venv/bin/python" - "$work/dsb" "$q" <<'PY'
-import sys, time, duckdb
-con = duckdb.connect()
-con.execute(f"create view transactions as select * from read_parquet('{sys.argv[1]}/transactions/*/*.parquet', hive_partitioning = true)")
-sql = open(sys.argv[2]).read()
-t = time.perf_counter(); con.execute(sql).fetchall(); print(f"{time.perf_counter() - t:.2f}")
-PY
-)
+    td=$("$venv/bin/python" benches/saved_duckdb.py "$work/dsb" "$name" "{\"bucket\": \"$bucket_width\"}")
     tp=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN{printf "%.2f", b-a}')
     echo "| $name | $ts | $tp | $td |"
   done
