@@ -302,7 +302,7 @@ where
             .or_else(|| r.and_then(|r| r.msg.question.as_ref()));
         match question {
             Some(qu) => {
-                qname.append_value(&qu.qname);
+                qname.append_value(qu.qname.as_str());
                 append_code(&mut qtype, qu.qtype);
                 append_code(&mut qclass, qu.qclass);
                 tld_b.append_option(tld(&qu.qname));

@@ -120,9 +120,79 @@ pub const HEADER_LEN: usize = 12;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Question {
     /// Lower-cased presentation form without the trailing dot; the root is `.`.
-    pub qname: String,
+    pub qname: QName,
     pub qtype: Qtype,
     pub qclass: Qclass,
+}
+
+/// Bytes of a name held inline: nearly every name a server sees is shorter.
+const QNAME_INLINE: usize = 62;
+
+/// A question's name in presentation form, held inline (no allocation) up to
+/// 62 bytes and boxed beyond. Every message has one, and pairing compares it
+/// where the message already is in cache.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub enum QName {
+    Inline(u8, [u8; QNAME_INLINE]),
+    Boxed(Box<str>),
+}
+
+impl QName {
+    pub fn new(name: &str) -> QName {
+        let n = name.len();
+        if n <= QNAME_INLINE {
+            let mut bytes = [0; QNAME_INLINE];
+            bytes[..n].copy_from_slice(name.as_bytes());
+            QName::Inline(n as u8, bytes)
+        } else {
+            QName::Boxed(name.into())
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            // built from a `str`, so always UTF-8 (presentation form is ASCII)
+            QName::Inline(n, bytes) => std::str::from_utf8(&bytes[..*n as usize]).unwrap_or(""),
+            QName::Boxed(s) => s,
+        }
+    }
+}
+
+impl From<&str> for QName {
+    fn from(name: &str) -> QName {
+        QName::new(name)
+    }
+}
+
+impl std::ops::Deref for QName {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl std::fmt::Debug for QName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl std::fmt::Display for QName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for QName {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl PartialEq<str> for QName {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -376,12 +446,15 @@ fn decode_sections(msg: &[u8], m: &mut DnsMessage, mut walk: Walk<'_>) -> Result
     let mut pos = HEADER_LEN;
     for i in 0..m.qdcount {
         if i == 0 {
-            // most names fit: no regrowing label by label
-            let mut qname = String::with_capacity(NAME_CAPACITY);
-            pos = read_name(msg, pos, &mut qname, true)?;
-            if qname.is_empty() {
-                qname.push('.');
-            }
+            // rendered in the thread's scratch string, kept inline
+            let qname = SCRATCH.with_borrow_mut(|(name, _)| {
+                name.clear();
+                pos = read_name(msg, pos, name, true)?;
+                if name.is_empty() {
+                    name.push('.');
+                }
+                Ok::<_, DecodeError>(QName::new(name))
+            })?;
             let qtype = Qtype(u16_at(msg, pos)?);
             let qclass = Qclass(u16_at(msg, pos + 2)?);
             pos += 4;
@@ -550,6 +623,32 @@ mod tests {
         let at = bad.len() - 7; // the class's low byte: ANY (255) becomes IN (1)
         bad[at] = 1;
         assert!(decode(&bad, true).unwrap().malformed);
+    }
+
+    #[test]
+    fn question_names_inline_and_boxed() {
+        let short = "www.example.com";
+        let at_limit = "a".repeat(QNAME_INLINE);
+        let long = format!("{}.example", "b".repeat(63));
+        assert!(matches!(QName::new(short), QName::Inline(15, _)));
+        assert!(matches!(QName::new(&at_limit), QName::Inline(62, _)));
+        assert!(matches!(QName::new(&long), QName::Boxed(_)));
+        for name in [short, &at_limit, &long, "."] {
+            let q = QName::new(name);
+            assert_eq!(q.as_str(), name);
+            assert_eq!(q.to_string(), name);
+            assert_eq!(q, QName::from(name));
+        }
+        assert_ne!(QName::new("a.example"), QName::new("a.example."));
+        // a whole message's question, over the inline limit
+        let mut m = vec![0, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+        for l in ["b".repeat(63).as_str(), "example", "com"] {
+            m.push(l.len() as u8);
+            m.extend_from_slice(l.as_bytes());
+        }
+        m.extend_from_slice(&[0, 0, 1, 0, 1]);
+        let q = decode(&m, true).unwrap().question.unwrap();
+        assert_eq!(q.qname, format!("{}.example.com", "b".repeat(63)).as_str());
     }
 
     #[test]
