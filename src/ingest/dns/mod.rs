@@ -350,7 +350,8 @@ impl DnsMessage {
 /// Renders each record of `msg`'s answer, authority and additional sections
 /// into `sink`, in order, up to where the message stops making sense: the
 /// same walk `decode` makes, so a record is rendered here exactly when
-/// decoding read it.
+/// decoding read it. The record lent to `sink` lives in this thread's scratch
+/// strings: `sink` must not decode another message itself.
 pub fn for_each_record(msg: &[u8], sink: &mut dyn FnMut(Section, Rr<'_>)) {
     if let Some(mut m) = header(msg) {
         let _ = decode_sections(msg, &mut m, Walk::Render(sink));
