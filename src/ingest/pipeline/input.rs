@@ -3,10 +3,11 @@
 
 use super::*;
 
-/// A capture ready to be read: a mapped file already walked into chunks, or
-/// a stream (standard input, a compressed file) read piece by piece.
+/// A capture ready to be read: a mapped file already walked into chunks and
+/// hashed (SHA-256 of its content, hex), or a stream (standard input, a
+/// compressed file) read piece by piece.
 pub(super) enum Opened {
-    Mapped(Capture, capture::Walk),
+    Mapped(Capture, capture::Walk, String),
     Stream(Box<StreamReader>, Option<StreamPiece>),
 }
 
@@ -16,8 +17,10 @@ impl Opened {
         let regular = p.as_os_str() != "-" && std::fs::metadata(p).is_ok_and(|m| m.is_file());
         if regular && !is_compressed(p)? {
             let c = Capture::open(p)?;
-            let w = c.walk(chunk_bytes);
-            return Ok(Opened::Mapped(c, w));
+            // two passes over the whole file, side by side: the content hash
+            // (to skip a capture already ingested) no longer waits for the walk
+            let (w, sha256) = rayon::join(|| c.walk(chunk_bytes), || content_hash(&c));
+            return Ok(Opened::Mapped(c, w, sha256));
         }
         let mut r = StreamReader::open(p, chunk_bytes)?;
         let first = r.next_piece()?;
@@ -27,7 +30,7 @@ impl Opened {
     /// Time of the first packet: only the first chunk is read.
     pub(super) fn first_timestamp(&self) -> Option<i64> {
         let (c, chunks) = match self {
-            Opened::Mapped(c, w) => (c, &w.chunks),
+            Opened::Mapped(c, w, _) => (c, &w.chunks),
             Opened::Stream(_, p) => {
                 let p = p.as_ref()?;
                 (&p.capture, &p.chunks)
@@ -38,7 +41,7 @@ impl Opened {
 
     pub(super) fn path(&self) -> &Path {
         match self {
-            Opened::Mapped(c, _) => &c.path,
+            Opened::Mapped(c, ..) => &c.path,
             Opened::Stream(r, _) => r.path(),
         }
     }

@@ -125,14 +125,14 @@ fn ingest_opened(
     writer: &mut dataset::Writer,
     report: &mut IngestReport,
 ) -> Result<()> {
-    let mapped: Vec<Option<&Capture>> = opened
+    // a stream's hash comes at its end, from its reading thread
+    let hashes: Vec<Option<String>> = opened
         .iter()
         .map(|o| match o {
-            Opened::Mapped(c, _) => Some(c),
+            Opened::Mapped(_, _, sha256) => Some(sha256.clone()),
             Opened::Stream(..) => None,
         })
         .collect();
-    let hashes: Vec<Option<String>> = mapped.par_iter().map(|c| c.map(content_hash)).collect();
     let mut inputs = Vec::new();
     let mut sources = Vec::new();
     let mut seen = std::collections::HashSet::new();
@@ -147,7 +147,7 @@ fn ingest_opened(
         }
         let name = o.path().display().to_string();
         let (input, pieces) = match o {
-            Opened::Mapped(c, w) => {
+            Opened::Mapped(c, w, _) => {
                 total_bytes += c.bytes.len() as u64;
                 let input = Input {
                     name,
