@@ -9,14 +9,9 @@
 # does not move. Replaces the "## dnstap against pcap" section of docs/BENCHMARKS.md.
 # Usage: benches/dnstap.sh [PACKETS [ROUNDS]]; DNSQ_BIN=path measures that binary.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/dnsq-target}
+source "$(dirname "$0")/common.sh"
 packets=${1:-2000000}
 rounds=${2:-3}
-if [ -z "${DNSQ_BIN:-}" ]; then cargo build --release -q; fi
-dnsq=${DNSQ_BIN:-$CARGO_TARGET_DIR/release/dnsq}
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
 
 "$dnsq" synth "$work/cap.pcap" --packets "$packets" --seed 1 > /dev/null
 python3 benches/pcap2dnstap.py "$work/cap.pcap" "$work/cap.fstrm"

@@ -9,17 +9,11 @@
 # Needs tshark (Debian package) and the venv of .ci/run (duckdb). DNSQ_BIN=path skips the
 # release build and measures that binary instead.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/dnsq-target}
-venv=${DNSQ_VENV:-$HOME/.cache/dnsq-venv}
+source "$(dirname "$0")/common.sh"
 packets=${1:-2000000}
 scale=${2:-20000000}
-if [ -z "${DNSQ_BIN:-}" ]; then cargo build --release -q; fi
-dnsq=${DNSQ_BIN:-$CARGO_TARGET_DIR/release/dnsq}
 # the bucket width of the saved queries in both engines (the scale capture spans minutes)
 bucket_width=${BUCKET:-10s}
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
 
 "$dnsq" synth "$work/cap.pcap" --packets "$packets" --seed 1 > "$work/truth.json"
 cap_bytes=$(stat -c %s "$work/cap.pcap")

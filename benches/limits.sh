@@ -13,15 +13,9 @@
 # of docs/BENCHMARKS.md. Needs the venv of .ci/run (pyarrow, duckdb).
 # Usage: benches/limits.sh [PACKETS [ROUNDS]]; DNSQ_BIN=path measures that binary.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/dnsq-target}
-venv=${DNSQ_VENV:-$HOME/.cache/dnsq-venv}
+source "$(dirname "$0")/common.sh"
 packets=${1:-2000000}
 rounds=${2:-3}
-if [ -z "${DNSQ_BIN:-}" ]; then cargo build --release -q; fi
-dnsq=${DNSQ_BIN:-$CARGO_TARGET_DIR/release/dnsq}
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
 
 "$dnsq" synth "$work/cap.pcap" --packets "$packets" --seed 1 > "$work/truth.json"
 recs=$(python3 -c "import json;print(json.load(open('$work/truth.json'))['packets'])")

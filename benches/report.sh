@@ -7,14 +7,9 @@
 # docs/BENCHMARKS.md. Usage: benches/report.sh DATASET [ROUNDS]; DNSQ_BIN=path measures
 # that binary.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/dnsq-target}
+source "$(dirname "$0")/common.sh"
 ds=$1
 rounds=${2:-3}
-if [ -z "${DNSQ_BIN:-}" ]; then cargo build --release -q; fi
-dnsq=${DNSQ_BIN:-$CARGO_TARGET_DIR/release/dnsq}
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
 rows=$("$dnsq" sql -d "$ds" --format csv "select count(*) from transactions" | tail -1)
 for r in $(seq "$rounds"); do
     /usr/bin/time -f "%e %M" -o "$work/t.$r" "$dnsq" report -d "$ds" -o "$work/r.$r.html" --timings \

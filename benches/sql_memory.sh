@@ -7,13 +7,8 @@
 # DNSQ_BIN=path measures that binary instead of a fresh release build (a debug
 # binary works too; only small sizes are practical with one).
 set -euo pipefail
-cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/dnsq-target}
+source "$(dirname "$0")/common.sh"
 packets=${1:-20000000}
-if [ -z "${DNSQ_BIN:-}" ]; then cargo build --release -q; fi
-dnsq=${DNSQ_BIN:-$CARGO_TARGET_DIR/release/dnsq}
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
 
 "$dnsq" synth "$work/cap.pcap" --packets "$packets" --seed 1 > /dev/null
 "$dnsq" ingest -o "$work/ds" "$work/cap.pcap" 2> /dev/null

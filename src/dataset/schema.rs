@@ -130,22 +130,26 @@ pub fn transaction_columns() -> Vec<(&'static str, DataType, bool, &'static str)
     ]
 }
 
-pub static TRANSACTIONS: LazyLock<SchemaRef> = LazyLock::new(|| {
-    let fields: Vec<Field> = transaction_columns()
+/// The Arrow schema of a column list.
+fn schema_of(columns: Vec<(&'static str, DataType, bool, &'static str)>) -> SchemaRef {
+    let fields: Vec<Field> = columns
         .into_iter()
         .map(|(n, t, null, _)| Field::new(n, t, null))
         .collect();
     Arc::new(Schema::new(fields))
-});
+}
+
+pub static TRANSACTIONS: LazyLock<SchemaRef> = LazyLock::new(|| schema_of(transaction_columns()));
 
 /// The `&'static` name of the `transactions` or `captures` column called
 /// `name`. It panics for a name neither table has: a builder naming a column
 /// that does not exist is a bug.
 pub fn column_name(name: &str) -> &'static str {
-    transaction_columns()
+    let tables: [&'static Schema; 2] = [&TRANSACTIONS, &CAPTURES];
+    tables
         .into_iter()
-        .chain(capture_columns())
-        .map(|c| c.0)
+        .flat_map(|t| t.fields().iter())
+        .map(|f| f.name().as_str())
         .find(|n| *n == name)
         .unwrap_or_else(|| panic!("{name} is not a column"))
 }
@@ -209,13 +213,7 @@ pub fn capture_columns() -> Vec<(&'static str, DataType, bool, &'static str)> {
     ]
 }
 
-pub static CAPTURES: LazyLock<SchemaRef> = LazyLock::new(|| {
-    let fields: Vec<Field> = capture_columns()
-        .into_iter()
-        .map(|(n, t, null, _)| Field::new(n, t, null))
-        .collect();
-    Arc::new(Schema::new(fields))
-});
+pub static CAPTURES: LazyLock<SchemaRef> = LazyLock::new(|| schema_of(capture_columns()));
 
 /// `batch` with the columns of `schema`, in its order: a column the batch
 /// lacks (a file written before the column existed) is all null.

@@ -21,7 +21,7 @@ use crate::dataset::schema::{self, rr_fields, TRANSACTIONS};
 use crate::enrich::{self, Enricher};
 use crate::error::Result;
 use crate::ingest::correlate::Transaction;
-use crate::ingest::dns::{self, DnsMessage, Rr};
+use crate::ingest::dns::{DnsMessage, Rr};
 use crate::ingest::rdata::ipv4_text;
 
 /// Last label of a lower-cased qname; `None` for the root.
@@ -526,11 +526,7 @@ impl Sections {
     /// lists; `None` (no response) gives three nulls.
     fn append(&mut self, msg: Option<&DnsMessage>) {
         if let Some(m) = msg {
-            for wire in m.wire.iter().chain(&m.more) {
-                dns::for_each_record(wire, &mut |section, rr| {
-                    self.0[section as usize].push(rr);
-                });
-            }
+            m.for_each_record(&mut |section, rr| self.0[section as usize].push(rr));
         }
         for list in &mut self.0 {
             list.end_row(msg.is_some());

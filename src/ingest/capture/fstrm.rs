@@ -22,13 +22,13 @@ pub(super) fn walk_dnstap(d: &[u8], chunk_bytes: usize, release: &dyn Fn(usize, 
         }
     };
     let mut end = frames.offset() as usize;
-    let mut chunks = FlatChunks::new(end, true, chunk_bytes);
+    let mut chunks = Chunker::new(end, true, chunk_bytes);
     while frames.next().is_some() {
         walk.records += 1;
         end = frames.offset() as usize;
         chunks.record(&mut walk, end, release);
     }
-    chunks.finish(&mut walk, end);
+    chunks.cut(&mut walk, end, release);
     walk.problem = match frames.stop.take() {
         Some(Stop::Cut { offset }) => Some(Problem::Truncated { offset }),
         Some(Stop::Corrupt { offset, what }) => Some(Problem::Corrupt { offset, what }),

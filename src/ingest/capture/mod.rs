@@ -174,54 +174,58 @@ pub struct Walk {
     pub problem: Option<Problem>,
 }
 
-/// The chunks of a format whose records need no interface list (pcap,
-/// dnstap): a chunk is cut after the record that makes it `chunk_bytes` long,
-/// and the pages it covers are let go as it is cut.
-pub(super) struct FlatChunks {
+/// Cuts a capture into chunks of whole records: a chunk is cut after the
+/// record that makes it `chunk_bytes` long (or where pcapng's interface table
+/// changes), and the pages it covers are let go as it is cut. Each chunk
+/// carries the byte order and interface table in force where it starts.
+pub(super) struct Chunker {
     start: usize,
     first: u64,
     big_endian: bool,
+    interfaces: Arc<Vec<Interface>>,
     chunk_bytes: usize,
-    empty: Arc<Vec<Interface>>,
 }
 
-impl FlatChunks {
-    /// Records start at `start`.
-    pub(super) fn new(start: usize, big_endian: bool, chunk_bytes: usize) -> FlatChunks {
-        FlatChunks {
+impl Chunker {
+    /// Records start at `start`; no interface table (pcap, dnstap).
+    pub(super) fn new(start: usize, big_endian: bool, chunk_bytes: usize) -> Chunker {
+        Chunker {
             start,
             first: 1,
             big_endian,
+            interfaces: Arc::new(Vec::new()),
             chunk_bytes,
-            empty: Arc::new(Vec::new()),
         }
     }
 
     /// After a record that ends at `end`, counted in `walk.records`.
     pub(super) fn record(&mut self, walk: &mut Walk, end: usize, release: &dyn Fn(usize, usize)) {
         if end - self.start >= self.chunk_bytes {
-            release(self.start, end);
-            self.cut(walk, end);
+            self.cut(walk, end, release);
         }
     }
 
-    /// The last chunk, up to `end`, if it holds a record.
-    pub(super) fn finish(mut self, walk: &mut Walk, end: usize) {
+    /// Ends the chunk at `end` (if it holds anything): the next one starts there.
+    pub(super) fn cut(&mut self, walk: &mut Walk, end: usize, release: &dyn Fn(usize, usize)) {
         if end > self.start {
-            self.cut(walk, end);
+            release(self.start, end);
+            walk.chunks.push(Chunk {
+                start: self.start,
+                end,
+                first_frame: self.first,
+                big_endian: self.big_endian,
+                interfaces: self.interfaces.clone(),
+            });
         }
-    }
-
-    fn cut(&mut self, walk: &mut Walk, end: usize) {
-        walk.chunks.push(Chunk {
-            start: self.start,
-            end,
-            first_frame: self.first,
-            big_endian: self.big_endian,
-            interfaces: self.empty.clone(),
-        });
         self.start = end;
         self.first = walk.records + 1;
+    }
+
+    /// The byte order and interface table of the chunks cut from here on
+    /// (pcapng, after a section or interface block; `cut` first).
+    pub(super) fn set_table(&mut self, big_endian: bool, interfaces: Arc<Vec<Interface>>) {
+        self.big_endian = big_endian;
+        self.interfaces = interfaces;
     }
 }
 

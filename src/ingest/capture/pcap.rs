@@ -20,7 +20,7 @@ pub(super) fn walk_pcap(
         problem: None,
     };
     let mut pos = 24;
-    let mut chunks = FlatChunks::new(pos, be, chunk_bytes);
+    let mut chunks = Chunker::new(pos, be, chunk_bytes);
     while pos < d.len() {
         if d.len() - pos < 16 {
             walk.problem = Some(Problem::Truncated { offset: pos as u64 });
@@ -52,6 +52,6 @@ pub(super) fn walk_pcap(
         pos = next;
         chunks.record(&mut walk, pos, release);
     }
-    chunks.finish(&mut walk, pos);
+    chunks.cut(&mut walk, pos, release);
     walk
 }

@@ -12,29 +12,7 @@ pub(super) fn walk_pcapng(d: &[u8], chunk_bytes: usize, release: &dyn Fn(usize, 
     let mut be = false;
     let mut interfaces: Arc<Vec<Interface>> = Arc::new(Vec::new());
     let mut pos = 0;
-    let mut chunk_start = 0;
-    let mut chunk_first = 1;
-    let mut chunk_be = false;
-    let mut chunk_ifaces = interfaces.clone();
-    let cut = |walk: &mut Walk,
-               start: &mut usize,
-               first: &mut u64,
-               end: usize,
-               cbe: bool,
-               ifs: &Arc<Vec<Interface>>| {
-        if end > *start {
-            release(*start, end);
-            walk.chunks.push(Chunk {
-                start: *start,
-                end,
-                first_frame: *first,
-                big_endian: cbe,
-                interfaces: ifs.clone(),
-            });
-        }
-        *start = end;
-        *first = walk.records + 1;
-    };
+    let mut chunks = Chunker::new(0, false, chunk_bytes);
     while pos < d.len() {
         if d.len() - pos < 12 {
             walk.problem = Some(Problem::Truncated { offset: pos as u64 });
@@ -83,14 +61,7 @@ pub(super) fn walk_pcapng(d: &[u8], chunk_bytes: usize, release: &dyn Fn(usize, 
         match btype {
             PCAPNG_SHB | PCAPNG_IDB => {
                 // Interface tables change: start a new chunk so each chunk has one table.
-                cut(
-                    &mut walk,
-                    &mut chunk_start,
-                    &mut chunk_first,
-                    pos,
-                    chunk_be,
-                    &chunk_ifaces,
-                );
+                chunks.cut(&mut walk, pos, release);
                 if btype == PCAPNG_SHB {
                     interfaces = Arc::new(Vec::new());
                 } else {
@@ -98,32 +69,15 @@ pub(super) fn walk_pcapng(d: &[u8], chunk_bytes: usize, release: &dyn Fn(usize, 
                     v.push(parse_idb(&d[pos..pos + blen], be));
                     interfaces = Arc::new(v);
                 }
-                chunk_be = be;
-                chunk_ifaces = interfaces.clone();
+                chunks.set_table(be, interfaces.clone());
             }
             PCAPNG_EPB | PCAPNG_SPB | PCAPNG_OPB => walk.records += 1,
             _ => {}
         }
         pos += blen;
-        if pos - chunk_start >= chunk_bytes {
-            cut(
-                &mut walk,
-                &mut chunk_start,
-                &mut chunk_first,
-                pos,
-                chunk_be,
-                &chunk_ifaces,
-            );
-        }
+        chunks.record(&mut walk, pos, release);
     }
-    cut(
-        &mut walk,
-        &mut chunk_start,
-        &mut chunk_first,
-        pos,
-        chunk_be,
-        &chunk_ifaces,
-    );
+    chunks.cut(&mut walk, pos, release);
     walk
 }
 

@@ -316,33 +316,43 @@ impl Records {
     /// row holds).
     pub fn of(msg: &[u8]) -> Records {
         let mut out = Records::default();
-        for_each_record(msg, &mut |section, rr| {
-            let list = match section {
-                Section::Answer => &mut out.answers,
-                Section::Authority => &mut out.authority,
-                Section::Additional => &mut out.additional,
-            };
-            list.push(Answer {
-                name: rr.name.to_string(),
-                rtype: rr.rtype,
-                ttl: rr.ttl,
-                data: rr.data.to_string(),
-            });
-        });
+        for_each_record(msg, &mut |section, rr| out.push(section, rr));
         out
+    }
+
+    fn push(&mut self, section: Section, rr: Rr<'_>) {
+        let list = match section {
+            Section::Answer => &mut self.answers,
+            Section::Authority => &mut self.authority,
+            Section::Additional => &mut self.additional,
+        };
+        list.push(Answer {
+            name: rr.name.to_string(),
+            rtype: rr.rtype,
+            ttl: rr.ttl,
+            data: rr.data.to_string(),
+        });
     }
 }
 
 impl DnsMessage {
+    /// Renders the records kept in `wire`, then those of `more`, into `sink`
+    /// (nothing without `wire`). `wire` was decoded into this message: when
+    /// that found no fault, its question and OPT record are skipped by their
+    /// lengths instead of being read again.
+    pub fn for_each_record(&self, sink: &mut dyn FnMut(Section, Rr<'_>)) {
+        if let Some(wire) = &self.wire {
+            walk_records(wire, self.error.is_none(), sink);
+        }
+        for wire in &self.more {
+            walk_records(wire, false, sink);
+        }
+    }
+
     /// The records kept in `wire` and `more`, rendered (none without `wire`).
     pub fn records(&self) -> Records {
         let mut out = Records::default();
-        for wire in self.wire.iter().chain(&self.more) {
-            let r = Records::of(wire);
-            out.answers.extend(r.answers);
-            out.authority.extend(r.authority);
-            out.additional.extend(r.additional);
-        }
+        self.for_each_record(&mut |section, rr| out.push(section, rr));
         out
     }
 }
@@ -353,8 +363,14 @@ impl DnsMessage {
 /// decoding read it. The record lent to `sink` lives in this thread's scratch
 /// strings: `sink` must not decode another message itself.
 pub fn for_each_record(msg: &[u8], sink: &mut dyn FnMut(Section, Rr<'_>)) {
+    walk_records(msg, false, sink);
+}
+
+/// `for_each_record`; `whole`: `msg` is known to decode without a fault, so
+/// the walk need not read its question and OPT record to learn where it stops.
+fn walk_records(msg: &[u8], whole: bool, sink: &mut dyn FnMut(Section, Rr<'_>)) {
     if let Some(mut m) = header(msg) {
-        let _ = decode_sections(msg, &mut m, Walk::Render(sink));
+        let _ = decode_sections(msg, &mut m, Walk::Render { sink, whole });
     }
 }
 
@@ -431,8 +447,12 @@ enum Walk<'s> {
     Skip,
     /// Renders each, to find those that do not parse.
     Check,
-    /// Renders each into the sink.
-    Render(&'s mut dyn FnMut(Section, Rr<'_>)),
+    /// Renders each into the sink; `whole`: the message decoded before
+    /// without a fault, so its question and OPT record are only skipped.
+    Render {
+        sink: &'s mut dyn FnMut(Section, Rr<'_>),
+        whole: bool,
+    },
 }
 
 thread_local! {
@@ -444,9 +464,11 @@ thread_local! {
 
 fn decode_sections(msg: &[u8], m: &mut DnsMessage, mut walk: Walk<'_>) -> Result<(), DecodeError> {
     let render = !matches!(walk, Walk::Skip);
+    // a message already decoded whole: what it holds besides its records is known
+    let known = matches!(walk, Walk::Render { whole: true, .. });
     let mut pos = HEADER_LEN;
     for i in 0..m.qdcount {
-        if i == 0 {
+        if i == 0 && !known {
             // rendered in the thread's scratch string, kept inline
             let qname = SCRATCH.with_borrow_mut(|(name, _)| {
                 name.clear();
@@ -480,7 +502,7 @@ fn decode_sections(msg: &[u8], m: &mut DnsMessage, mut walk: Walk<'_>) -> Result
             }
             SCRATCH.with_borrow_mut(|(name, data)| {
                 let (end, rtype, ttl) = read_rr(msg, pos, name, data, bad)?;
-                if let Walk::Render(sink) = &mut walk {
+                if let Walk::Render { sink, .. } = &mut walk {
                     sink(
                         section,
                         Rr {
@@ -504,7 +526,7 @@ fn decode_sections(msg: &[u8], m: &mut DnsMessage, mut walk: Walk<'_>) -> Result
         let name_end = skip_name(msg, pos)?;
         let (rtype, ttl, rd_start, rd_len) = rr_fixed(msg, name_end)?;
         if rtype == Qtype::OPT.0 {
-            if m.edns.is_none() {
+            if m.edns.is_none() && !known {
                 let udp_size = u16_at(msg, name_end + 2)?;
                 let ext_rcode = (ttl >> 24) as u16;
                 m.rcode = Rcode((ext_rcode << 4) | m.flags.rcode_low());
