@@ -10,6 +10,8 @@ pub mod anonymize;
 pub mod cli;
 pub mod codes;
 #[cfg(feature = "engine")]
+pub mod dashboard;
+#[cfg(feature = "engine")]
 pub mod dataset;
 #[cfg(feature = "engine")]
 pub mod enrich;

@@ -4,6 +4,7 @@ mod info;
 mod ingest;
 mod limits;
 mod report;
+mod serve;
 mod shell;
 mod sql;
 
@@ -59,6 +60,17 @@ scripts (Apache ECharts, embedded in dnsq), styles and data inline, nothing fetc
 network.\n\nExample: dnsq report -d dnsq-data -o report.html --since 2026-11-28T09:50:00Z"
     )]
     Report(ReportArgs),
+    /// Serve the dashboard: every panel live, filtered by clicks, on a local web server.
+    #[command(
+        long_about = "Serve the dashboard on a local web server and print its URL: response \
+times per leg, rcodes, slow responses, domains, clients, query types, unanswered queries and the \
+top tables, each a saved query with bound parameters. Brush a time chart to zoom; click a domain, \
+client, server, rcode, qtype or leg to filter every panel; the URL holds the whole view.\n\n\
+Read-only: the page runs only the panels' saved queries (and, with --allow-sql, read-only SQL). \
+Binds 127.0.0.1 unless --addr says otherwise.\n\n\
+Example: dnsq serve -d dnsq-data"
+    )]
+    Serve(ServeArgs),
     /// Print every column of the `transactions` and `captures` tables with its type and meaning.
     Schema,
     /// Summarise a dataset: captures, transactions, time range.
@@ -252,6 +264,31 @@ pub struct ReportArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Dataset directory [default: $DNSQ_DATA or ./dnsq-data]
+    #[arg(short = 'd', long = "data")]
+    pub data: Option<PathBuf>,
+    /// Address and port to listen on (port 0 picks a free one)
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8053")]
+    pub addr: std::net::SocketAddr,
+    /// A resolver's address and port (port 53 if not given; IPv6 as [ADDR]:PORT), repeatable;
+    /// without it, resolvers are found in the data
+    #[arg(long = "resolver", value_name = "ADDR[:PORT]", env = "DNSQ_RESOLVER", value_delimiter = ',',
+          value_parser = crate::query::legs::parse_endpoint)]
+    pub resolvers: Vec<(String, u16)>,
+    /// Memory for sorts, aggregations and joins before they spill to disk
+    /// (e.g. 2G, 512M) [default: half of this machine's memory]
+    #[arg(long, value_name = "SIZE", value_parser = crate::query::engine::parse_size)]
+    pub memory_limit: Option<usize>,
+    /// Let the page run SQL of its own (read-only, like dnsq sql)
+    #[arg(long)]
+    pub allow_sql: bool,
+    /// Print how long each request took, on stderr
+    #[arg(long)]
+    pub timings: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct SqlArgs {
     /// Dataset directory [default: $DNSQ_DATA or ./dnsq-data]
     #[arg(short = 'd', long = "data")]
@@ -353,6 +390,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Ingest(a) => ingest::run(a),
         Command::Sql(a) => sql::run(a),
         Command::Report(a) => report::run(a),
+        Command::Serve(a) => serve::run(a),
         Command::Schema => {
             sql::print_schema()?;
             Ok(ExitCode::SUCCESS)
@@ -382,7 +420,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 /// Tokio runtime for DataFusion.
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?)

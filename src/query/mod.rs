@@ -178,6 +178,37 @@ impl Session {
         })
     }
 
+    /// A session of its own over the same tables, engine and resolvers:
+    /// what one request of `dnsq serve` filters and queries without touching
+    /// the others'. The memory pool is shared, so concurrent queries stay
+    /// within one limit; the Delta snapshot is shared, so every panel of a
+    /// page load reads the same commit.
+    pub async fn fork(&self) -> Result<Session> {
+        use datafusion::catalog::{
+            CatalogProvider, CatalogProviderList, MemoryCatalogProvider, MemoryCatalogProviderList,
+            MemorySchemaProvider,
+        };
+        use datafusion::execution::SessionStateBuilder;
+        let state = self.ctx.state();
+        let names = state.config().options().catalog.clone();
+        let catalog = MemoryCatalogProvider::new();
+        catalog.register_schema(&names.default_schema, Arc::new(MemorySchemaProvider::new()))?;
+        let catalogs = MemoryCatalogProviderList::new();
+        catalogs.register_catalog(names.default_catalog.clone(), Arc::new(catalog));
+        let state = SessionStateBuilder::new_from_existing(state)
+            .with_catalog_list(Arc::new(catalogs))
+            .build();
+        let ctx = SessionContext::new_with_state(state);
+        ctx.register_table(RAW, self.ctx.table_provider(RAW).await?)?;
+        ctx.register_table("captures", self.ctx.table_provider("captures").await?)?;
+        create_view(&ctx).await?;
+        Ok(Session {
+            ctx,
+            dir: self.dir.clone(),
+            legs: self.legs.clone(),
+        })
+    }
+
     /// The first and last `ts` in `[since, until)` (microseconds), if any row is there.
     pub async fn span(
         &self,

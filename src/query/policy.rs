@@ -33,7 +33,7 @@ use datafusion::prelude::SessionContext;
 use crate::error::{Error, Result};
 
 /// Why a statement was refused, and the flag that would allow it.
-const READ_ONLY: &str = "dnsq sql is read-only; pass --allow-write to allow it \
+pub const READ_ONLY: &str = "dnsq sql is read-only; pass --allow-write to allow it \
 (never inside the dataset directory)";
 
 /// Checks statements against the session's write permission.

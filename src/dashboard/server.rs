@@ -1,0 +1,470 @@
+//! `dnsq serve`: the dashboard over HTTP (axum on the tokio runtime dnsq
+//! already has).
+//!
+//! Routes: `/` the page; `/api/meta` what the dataset holds and which
+//! panels there are; `/api/summary` the header's figures; `/api/panel/{id}`
+//! one panel's rows; `/api/domains?q=` the domain picker's type-ahead;
+//! `/api/sql` (only with `--allow-sql`) read-only SQL from the page.
+//! Every route takes the page's view as its query string (see [`View`]).
+//!
+//! Each request queries a session of its own ([`Session::fork`]) over one
+//! shared snapshot of the dataset: the Delta commit read when the snapshot
+//! was opened. A new commit (an ingest into the dataset while it is served)
+//! opens a new snapshot at the next request, so a reload shows the new data
+//! and never a half-written file. Answers are kept per snapshot and view:
+//! the same panel for the same view is not computed twice. A request the
+//! browser gives up on (a filter changed, the tab closed) is dropped, and
+//! with it its query's tasks.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use axum::extract::{Path as UrlPath, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use datafusion::prelude::{col, lit};
+use serde_json::json;
+
+use super::{find, run_panel, run_summary, View, PANELS};
+use crate::error::Error;
+use crate::query::engine::EngineOptions;
+use crate::query::output::{write_stream, Format};
+use crate::query::policy::Guard;
+use crate::query::{Session, FILTERS, RAW};
+
+/// Answers kept per snapshot before the oldest are dropped.
+const CACHED: usize = 512;
+/// Rows `/api/sql` returns at most.
+const SQL_ROWS: usize = 10_000;
+
+pub struct Config {
+    pub dir: PathBuf,
+    pub options: EngineOptions,
+    pub allow_sql: bool,
+    /// Print each request's time on stderr.
+    pub timings: bool,
+}
+
+/// One commit of the dataset, opened once and shared by every request that
+/// reads it.
+struct Snapshot {
+    /// What the dataset's commit log looked like when it was opened; `None`
+    /// for a dataset on an object store (opened anew for every request).
+    key: Option<String>,
+    session: Session,
+    answers: Mutex<HashMap<String, Arc<serde_json::Value>>>,
+}
+
+struct Server {
+    config: Config,
+    current: tokio::sync::Mutex<Option<Arc<Snapshot>>>,
+}
+
+/// What changes when anything is committed: the names, sizes and times of
+/// the commit log's files and of the captures table's.
+fn fingerprint(dir: &Path) -> Option<String> {
+    if crate::dataset::remote::url_of(dir).is_some() {
+        return None;
+    }
+    let mut out = String::new();
+    let tx = dir.join(crate::dataset::TRANSACTIONS_DIR);
+    let log = tx.join(crate::dataset::LOG_DIR);
+    for d in [
+        if log.is_dir() { log } else { tx },
+        dir.join(crate::dataset::CAPTURES_DIR),
+    ] {
+        let mut entries: Vec<String> = std::fs::read_dir(&d)
+            .ok()?
+            .filter_map(|e| e.ok())
+            .map(|e| {
+                let m = e.metadata().ok();
+                let len = m.as_ref().map_or(0, |m| m.len());
+                let t = m
+                    .and_then(|m| m.modified().ok())
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map_or(0, |t| t.as_nanos());
+                format!("{}:{len}:{t}", e.file_name().to_string_lossy())
+            })
+            .collect();
+        entries.sort();
+        out.push_str(&entries.join("/"));
+        out.push('|');
+    }
+    Some(out)
+}
+
+/// An error as the page gets it: a status and a reason.
+struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({ "error": self.1 }))).into_response()
+    }
+}
+
+impl From<anyhow::Error> for ApiError {
+    fn from(e: anyhow::Error) -> ApiError {
+        let status = match e.downcast_ref::<Error>() {
+            Some(Error::Refused(why)) => {
+                let why = why.replace(crate::query::policy::READ_ONLY, "dnsq serve is read-only");
+                return ApiError(StatusCode::FORBIDDEN, why);
+            }
+            Some(Error::Usage(_)) => StatusCode::BAD_REQUEST,
+            Some(Error::DataFusion(df)) if is_plan_error(df) => StatusCode::BAD_REQUEST,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError(status, format!("{e:#}"))
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> ApiError {
+        anyhow::Error::from(e).into()
+    }
+}
+
+fn is_plan_error(e: &datafusion::error::DataFusionError) -> bool {
+    use datafusion::error::DataFusionError as D;
+    matches!(
+        e.find_root(),
+        D::Plan(_) | D::SQL(..) | D::SchemaError(..) | D::NotImplemented(_)
+    )
+}
+
+fn bad(reason: impl Into<String>) -> ApiError {
+    ApiError(StatusCode::BAD_REQUEST, reason.into())
+}
+
+/// Says on stderr when a request was dropped before it answered: the
+/// browser went away, and the query with it.
+struct Running {
+    what: String,
+    done: bool,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if !self.done {
+            eprintln!("dnsq: {}: cancelled, the browser went away", self.what);
+        }
+    }
+}
+
+impl Server {
+    /// The snapshot of the dataset's newest commit.
+    async fn snapshot(&self) -> Result<Arc<Snapshot>, ApiError> {
+        let key = fingerprint(&self.config.dir);
+        let mut current = self.current.lock().await;
+        if let Some(s) = current.as_ref() {
+            if key.is_some() && s.key == key {
+                return Ok(s.clone());
+            }
+        }
+        let session = Session::open_with(&self.config.dir, &self.config.options).await?;
+        let s = Arc::new(Snapshot {
+            key,
+            session,
+            answers: Mutex::new(HashMap::new()),
+        });
+        *current = Some(s.clone());
+        Ok(s)
+    }
+
+    /// A session of its own with `filters`, and its read-only guard.
+    async fn session(
+        &self,
+        snap: &Snapshot,
+        filters: &[(String, String)],
+    ) -> Result<(Session, Guard), ApiError> {
+        let s = snap.session.fork().await?;
+        s.filter(filters).await?;
+        let guard = Guard::new(&s.ctx, &self.config.dir, false).await?;
+        Ok((s, guard))
+    }
+
+    /// `compute`'s answer for `key` in this snapshot, computed once.
+    async fn cached<F, Fut>(
+        &self,
+        what: String,
+        key: String,
+        compute: F,
+    ) -> Result<Response, ApiError>
+    where
+        F: FnOnce(Arc<Snapshot>) -> Fut,
+        Fut: std::future::Future<Output = Result<serde_json::Value, ApiError>>,
+    {
+        let started = Instant::now();
+        let snap = self.snapshot().await?;
+        let hit = snap.answers.lock().ok().and_then(|a| a.get(&key).cloned());
+        let answer = match hit {
+            Some(a) => a,
+            None => {
+                let mut running = Running {
+                    what: what.clone(),
+                    done: false,
+                };
+                let a = compute(snap.clone()).await;
+                running.done = true;
+                let a = Arc::new(a?);
+                if let Ok(mut answers) = snap.answers.lock() {
+                    if answers.len() >= CACHED {
+                        answers.clear();
+                    }
+                    answers.insert(key, a.clone());
+                }
+                a
+            }
+        };
+        if self.config.timings {
+            eprintln!("dnsq: {what}: {} ms", started.elapsed().as_millis());
+        }
+        Ok((
+            [(header::CACHE_CONTROL, "no-store")],
+            Json(answer.as_ref().clone()),
+        )
+            .into_response())
+    }
+}
+
+type Shared = Arc<Server>;
+type Pairs = Query<Vec<(String, String)>>;
+
+/// The view in a request's query string, and the string itself in a
+/// canonical order (the answers' key).
+fn view_of(pairs: &[(String, String)]) -> Result<(View, String), ApiError> {
+    let view = View::parse(pairs).map_err(bad)?;
+    let mut sorted: Vec<_> = pairs.iter().filter(|(_, v)| !v.trim().is_empty()).collect();
+    sorted.sort();
+    Ok((view, format!("{sorted:?}")))
+}
+
+async fn index() -> impl IntoResponse {
+    (
+        [(header::CACHE_CONTROL, "no-store")],
+        Html(super::page(None)),
+    )
+}
+
+async fn meta(State(server): State<Shared>) -> Result<Response, ApiError> {
+    server
+        .clone()
+        .cached("meta".into(), "meta".into(), |snap| async move {
+            let s = &snap.session;
+            s.legs.ensure(&s.ctx, RAW).await?;
+            let span = s.span(None, None).await?;
+            let iso = |us: i64| {
+                chrono::DateTime::from_timestamp_micros(us)
+                    .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
+            };
+            Ok(json!({
+                "dataset": server.config.dir.display().to_string(),
+                "version": env!("CARGO_PKG_VERSION"),
+                "resolvers": s.legs.get().map(|r| r.describe()),
+                "first": span.and_then(|s| iso(s.first)),
+                "last": span.and_then(|s| iso(s.last)),
+                "panels": PANELS.iter().map(|p| json!({
+                    "id": p.id, "title": p.title, "query": p.query, "kind": p.kind,
+                })).collect::<Vec<_>>(),
+                "filters": FILTERS.iter().map(|(k, _)| *k).collect::<Vec<_>>(),
+                "allow_sql": server.config.allow_sql,
+            }))
+        })
+        .await
+}
+
+async fn summary(State(server): State<Shared>, Query(q): Pairs) -> Result<Response, ApiError> {
+    let (view, key) = view_of(&q)?;
+    server
+        .clone()
+        .cached(
+            "summary".into(),
+            format!("summary {key}"),
+            |snap| async move {
+                let (s, guard) = server.session(&snap, &view.summary_filters()).await?;
+                let mut notes = Vec::new();
+                Ok(run_summary(&s, &guard, &view, &mut notes).await?)
+            },
+        )
+        .await
+}
+
+async fn panel(
+    State(server): State<Shared>,
+    UrlPath(id): UrlPath<String>,
+    Query(q): Pairs,
+) -> Result<Response, ApiError> {
+    let p = find(&id).ok_or_else(|| {
+        ApiError(
+            StatusCode::NOT_FOUND,
+            format!(
+                "no panel `{id}`; the panels are {}",
+                PANELS.iter().map(|p| p.id).collect::<Vec<_>>().join(", ")
+            ),
+        )
+    })?;
+    let (view, key) = view_of(&q)?;
+    server
+        .clone()
+        .cached(
+            format!("panel {id}"),
+            format!("panel {id} {key}"),
+            |snap| async move {
+                let (s, guard) = server.session(&snap, &view.filters).await?;
+                let mut notes = Vec::new();
+                Ok(run_panel(&s, &guard, p, &view, &mut notes).await?)
+            },
+        )
+        .await
+}
+
+/// The registered domains that start with `q`, busiest first: the domain
+/// picker's type-ahead.
+async fn domains(State(server): State<Shared>, Query(q): Pairs) -> Result<Response, ApiError> {
+    use datafusion::functions::expr_fn::starts_with;
+    use datafusion::functions_aggregate::expr_fn::count;
+    let prefix = q
+        .iter()
+        .find(|(k, _)| k == "q")
+        .map(|(_, v)| v.trim().trim_end_matches('.').to_ascii_lowercase())
+        .unwrap_or_default();
+    let rest: Vec<_> = q.iter().filter(|(k, _)| k != "q").cloned().collect();
+    let (view, key) = view_of(&rest)?;
+    server
+        .clone()
+        .cached(
+            "domains".into(),
+            format!("domains {prefix:?} {key}"),
+            |snap| async move {
+                let (s, _) = server.session(&snap, &view.filters).await?;
+                let df = s
+                    .ctx
+                    .table("transactions")
+                    .await
+                    .map_err(Error::from)?
+                    .filter(starts_with(col("reg_domain"), lit(prefix)))
+                    .and_then(|d| {
+                        d.aggregate(
+                            vec![col("reg_domain")],
+                            vec![count(lit(1)).alias("transactions")],
+                        )
+                    })
+                    .and_then(|d| d.sort(vec![col("transactions").sort(false, false)]))
+                    .and_then(|d| d.limit(0, Some(20)))
+                    .map_err(Error::from)?;
+                let stream = df.execute_stream().await.map_err(Error::from)?;
+                let (_, buf) =
+                    write_stream(stream, Format::Json, usize::MAX, None, Vec::new()).await?;
+                serde_json::from_slice(&buf)
+                    .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+            },
+        )
+        .await
+}
+
+/// `--allow-sql`: one statement from the page, read-only, over the view's
+/// filters, at most [`SQL_ROWS`] rows.
+async fn sql(
+    State(server): State<Shared>,
+    Query(q): Pairs,
+    body: String,
+) -> Result<Response, ApiError> {
+    if !server.config.allow_sql {
+        return Err(ApiError(
+            StatusCode::FORBIDDEN,
+            "SQL from the page is off: start dnsq serve with --allow-sql".into(),
+        ));
+    }
+    let (view, _) = view_of(&q)?;
+    let snap = server.snapshot().await?;
+    let (s, guard) = server.session(&snap, &view.filters).await?;
+    let mut running = Running {
+        what: "sql".into(),
+        done: false,
+    };
+    let mut statements = Session::statements(&body)?;
+    if statements.len() != 1 {
+        return Err(bad("send one SQL statement"));
+    }
+    let st = statements
+        .pop()
+        .ok_or_else(|| bad("send one SQL statement"))?;
+    let header = crate::query::params::Header::parse(&body);
+    let given = view.given();
+    let binder = crate::query::params::Binder {
+        header: &header,
+        given: &given,
+    };
+    let mut notes = Vec::new();
+    let stream = s.execute_with(st, &guard, &binder, &mut notes).await?;
+    let columns: Vec<String> = stream
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    let (written, buf) = write_stream(stream, Format::Json, SQL_ROWS, None, Vec::new()).await?;
+    running.done = true;
+    let rows: serde_json::Value = serde_json::from_slice(&buf)
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    Ok(Json(
+        json!({ "columns": columns, "rows": rows, "hidden": written.hidden(), "notes": notes }),
+    )
+    .into_response())
+}
+
+async fn not_found() -> ApiError {
+    ApiError(StatusCode::NOT_FOUND, "no such page".into())
+}
+
+pub fn router(config: Config) -> Router {
+    let server = Arc::new(Server {
+        config,
+        current: tokio::sync::Mutex::new(None),
+    });
+    Router::new()
+        .route("/", get(index))
+        .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
+        .route("/api/meta", get(meta))
+        .route("/api/summary", get(summary))
+        .route("/api/panel/{id}", get(panel))
+        .route("/api/domains", get(domains))
+        .route("/api/sql", post(sql))
+        .fallback(not_found)
+        .with_state(server)
+}
+
+/// Serves until Ctrl-C.
+pub async fn serve(config: Config, addr: SocketAddr) -> anyhow::Result<()> {
+    let dir = config.dir.clone();
+    // a missing dataset is an error now, not at the first page load
+    Session::open_with(&dir, &config.options).await?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("binding {addr}: {e}"))?;
+    let local = listener.local_addr()?;
+    if !local.ip().is_loopback() {
+        eprintln!(
+            "dnsq: WARNING: serving on {local}, which other machines can reach: anyone who \
+             can connect reads this dataset. Bind 127.0.0.1 (the default) to keep it local."
+        );
+    }
+    let url = format!("http://{local}/");
+    eprintln!("dnsq: serving {} at {url} (Ctrl-C stops)", dir.display());
+    {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{url}")?;
+        out.flush()?;
+    }
+    axum::serve(listener, router(config))
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    Ok(())
+}
