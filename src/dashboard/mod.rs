@@ -137,19 +137,21 @@ pub fn find(id: &str) -> Option<&'static Panel> {
 
 /// The header's figures.
 pub const SUMMARY: &str = "\
-SELECT
-    min(ts) AS first,
-    max(ts) AS last,
-    count(*) AS transactions,
-    100.0 * count(*) FILTER (WHERE status = 'answered') / count(*) AS answered_pct,
-    (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY response_time_ms) FROM transactions
-        WHERE status = 'answered' AND leg = 'downstream' AND ts >= $since AND ts < $until) AS p50_ms,
-    (SELECT percentile_cont(0.99) WITHIN GROUP (ORDER BY response_time_ms) FROM transactions
-        WHERE status = 'answered' AND leg = 'downstream' AND ts >= $since AND ts < $until) AS p99_ms,
-    (SELECT sum(packets) FROM captures) AS packets,
-    (SELECT sum(malformed) FROM captures) AS malformed
-FROM transactions
-WHERE ts >= $since AND ts < $until";
+SELECT t.*, d.p[1] AS p50_ms, d.p[2] AS p99_ms, c.packets, c.malformed
+FROM (
+    SELECT
+        min(ts) AS first,
+        max(ts) AS last,
+        count(*) AS transactions,
+        100.0 * count(*) FILTER (WHERE status = 'answered') / count(*) AS answered_pct
+    FROM transactions
+    WHERE ts >= $since AND ts < $until
+) t
+CROSS JOIN (
+    SELECT percentiles(response_time_ms, 0.5, 0.99) AS p FROM transactions
+    WHERE status = 'answered' AND leg = 'downstream' AND ts >= $since AND ts < $until
+) d
+CROSS JOIN (SELECT sum(packets) AS packets, sum(malformed) AS malformed FROM captures) c";
 
 /// What the page shows: the time range, the bucket, the leg, the filters and
 /// the domain the timeline follows. In a URL: `?since=..&until=..&bucket=..

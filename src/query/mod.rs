@@ -32,11 +32,17 @@ use crate::dataset::{self, CAPTURES_DIR, TRANSACTIONS_DIR};
 use crate::error::{Error, Result};
 use arrow::array::{Array, AsArray};
 
+/// `(since, until)` → the first and last `ts` in that range.
+type Spans = std::collections::HashMap<(Option<i64>, Option<i64>), Option<params::Span>>;
+
 pub struct Session {
     pub ctx: SessionContext,
     pub dir: PathBuf,
     /// The resolvers behind the `leg` column, found on first use.
     pub legs: Arc<legs::Legs>,
+    /// First and last `ts` per time range, as [`Session::span`] found them:
+    /// the stored rows do not change under a session (nor its forks).
+    spans: Arc<std::sync::Mutex<Spans>>,
 }
 
 /// The table as stored; `transactions` is a view of it with the computed
@@ -175,6 +181,7 @@ impl Session {
             ctx,
             dir: dir.to_path_buf(),
             legs,
+            spans: Default::default(),
         })
     }
 
@@ -206,11 +213,32 @@ impl Session {
             ctx,
             dir: self.dir.clone(),
             legs: self.legs.clone(),
+            spans: self.spans.clone(),
         })
     }
 
     /// The first and last `ts` in `[since, until)` (microseconds), if any row is there.
     pub async fn span(
+        &self,
+        since: Option<i64>,
+        until: Option<i64>,
+    ) -> Result<Option<params::Span>> {
+        if let Some(known) = self
+            .spans
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&(since, until)).copied())
+        {
+            return Ok(known);
+        }
+        let found = self.find_span(since, until).await?;
+        if let Ok(mut m) = self.spans.lock() {
+            m.insert((since, until), found);
+        }
+        Ok(found)
+    }
+
+    async fn find_span(
         &self,
         since: Option<i64>,
         until: Option<i64>,

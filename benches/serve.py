@@ -1,0 +1,57 @@
+"""Times `dnsq serve`'s dashboard as a browser sees it (Debian's Chromium through
+Playwright): the first load, a reload, a click on the busiest domain, a drag-free
+time range and an rcode filter, each until every panel is drawn; and each
+panel's request as the browser timed it. Prints one JSON object.
+
+usage: serve.py URL
+"""
+
+import calendar
+import json
+import os
+import sys
+import time
+
+from playwright.sync_api import sync_playwright
+
+url = sys.argv[1].rstrip("/") + "/"
+chromium = os.environ.get("DNSQ_CHROMIUM", "/usr/bin/chromium")
+READY = "n => window.dnsq && window.dnsq.loads >= n && document.body.dataset.state === 'ready'"
+REQUESTS = """() => performance.getEntriesByType('resource')
+  .filter(e => e.name.includes('/api/'))
+  .map(e => [new URL(e.name).pathname, Math.round(e.duration)])"""
+
+out = {"views": [], "requests": {}}
+
+
+def timed(page, what, n, act):
+    page.evaluate("performance.clearResourceTimings()")
+    t = time.monotonic()
+    act()
+    page.wait_for_function(READY, arg=n, timeout=600_000)
+    wall = time.monotonic() - t
+    reqs = page.evaluate(REQUESTS)
+    out["views"].append({"view": what, "seconds": round(wall, 3), "search": page.evaluate("location.search")})
+    out["requests"][what] = reqs
+    return reqs
+
+
+with sync_playwright() as p:
+    browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+    page = browser.new_page(viewport={"width": 1440, "height": 900})
+    timed(page, "first load", 1, lambda: page.goto(url))
+    timed(page, "reload (answers kept)", 1, lambda: page.reload())
+    busiest = page.locator("section[data-panel=top_domains] td.facet[data-key=domain]").first
+    domain = busiest.get_attribute("data-value")
+    timed(page, f"click the busiest domain ({domain})", 2, lambda: busiest.click())
+    timed(page, "back to all domains", 3, lambda: page.go_back())
+    meta = page.evaluate("window.dnsq.meta")
+    first, last = [calendar.timegm(time.strptime(t[:19], "%Y-%m-%dT%H:%M:%S")) for t in (meta["first"], meta["last"])]
+    mid = (first + last) / 2
+    since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(mid - (last - first) / 20))
+    until = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(mid + (last - first) / 20))
+    timed(page, "a tenth of the time range", 1, lambda: page.goto(f"{url}?since={since}&until={until}"))
+    timed(page, "rcode SERVFAIL", 1, lambda: page.goto(f"{url}?rcode=SERVFAIL"))
+    out["panels"] = {k: v["ms"] for k, v in page.evaluate("window.dnsq.panels").items()}
+    browser.close()
+print(json.dumps(out))

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# How fast `dnsq serve`'s dashboard answers over a large dataset DATASET (for example
+# the scale run's: `dnsq synth big.pcap --packets 20000000 --seed 2 && dnsq ingest -o
+# DATASET big.pcap`, about 10 million transactions), as Chromium sees it: the first
+# load, a reload, a click on a domain, back, a time range, an rcode filter, each until
+# every panel is drawn (benches/serve.py). A fresh server per round; ROUNDS rounds
+# (default 3), medians. Replaces the "## Dashboard" section of docs/BENCHMARKS.md.
+# Usage: benches/serve.sh DATASET [ROUNDS]; DNSQ_BIN=path measures that binary.
+set -euo pipefail
+source "$(dirname "$0")/common.sh"
+ds=$1
+rounds=${2:-3}
+rows=$("$dnsq" sql -d "$ds" --format csv "select count(*) from transactions" | tail -1)
+for r in $(seq "$rounds"); do
+    "$dnsq" serve -d "$ds" --addr 127.0.0.1:0 > "$work/url" 2> "$work/serve.$r" &
+    pid=$!
+    until [ -s "$work/url" ]; do sleep 0.2; done
+    "$venv/bin/python" benches/serve.py "$(head -1 "$work/url")" > "$work/r.$r.json"
+    kill "$pid"
+    wait "$pid" || true
+    : > "$work/url"
+done
+section=$(
+    echo "## Dashboard"
+    echo
+    echo "Produced by \`benches/serve.sh DATASET $rounds\` on $(date -u +%Y-%m-%d) over $rows transactions"
+    echo "(a \`dnsq synth --packets 20000000\` capture, ingested), release build, $(nproc) cores,"
+    echo "median of $rounds rounds, a fresh \`dnsq serve\` each. Chromium (headless, through Playwright)"
+    echo "loads the page and each change of view, and the time is until every panel is drawn;"
+    echo "the browser asks for at most 6 panels at once, as it does of any one server."
+    echo
+    python3 - "$work" "$rounds" <<'PY'
+import json, statistics, sys
+work, rounds = sys.argv[1], int(sys.argv[2])
+runs = [json.load(open(f"{work}/r.{r}.json")) for r in range(1, rounds + 1)]
+print("| view | seconds until every panel is drawn | slowest request, ms |")
+print("|---|---|---|")
+for i, v in enumerate(runs[0]["views"]):
+    secs = statistics.median(r["views"][i]["seconds"] for r in runs)
+    slow = statistics.median(max((d for _, d in r["requests"][r["views"][i]["view"]]), default=0) for r in runs)
+    print(f"| {v['view']} | {secs:.2f} | {slow:,.0f} |")
+print()
+print("Each panel's query in the last view (rcode SERVFAIL), as the server timed it, median ms:")
+print()
+print("| panel | ms |")
+print("|---|---|")
+for k in runs[0]["panels"]:
+    print(f"| {k} | {statistics.median(r['panels'][k] for r in runs):,.0f} |")
+PY
+)
+python3 benches/section.py docs/BENCHMARKS.md "$section"
+echo "$section"
