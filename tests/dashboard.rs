@@ -26,7 +26,9 @@ struct Served {
 
 impl Served {
     fn start(dir: &Path, extra: &[&str]) -> Served {
-        let stderr = dir.with_extension(format!("serve-{}.log", std::process::id()));
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let stderr = dir.with_extension(format!("serve-{}-{n}.log", std::process::id()));
         let mut child = dnsq()
             .args(["serve", "--addr", "127.0.0.1:0", "-d"])
             .arg(dir)
@@ -462,4 +464,35 @@ fn an_ingest_while_served_shows_on_reload_and_a_browser_that_leaves_cancels() {
     let started = Instant::now();
     served.json("/api/panel/rcodes?bucket=1m");
     assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+#[test]
+fn panels_read_memory_when_it_fits_and_parquet_when_not_with_the_same_rows() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ds");
+    ingest(&dir, &[&sample()], &[]);
+    let hot = Served::start(&dir, &[]);
+    let cold = Served::start(&dir, &["--panel-memory", "0"]);
+    for path in [
+        "/api/summary",
+        "/api/panel/top_domains",
+        "/api/panel/rcodes?rcode=NXDOMAIN",
+        "/api/panel/latency_up?bucket=1s",
+        "/api/domains?q=ex",
+    ] {
+        let (a, b) = (hot.json(path), cold.json(path));
+        let strip = |mut v: Value| {
+            if let Some(o) = v.as_object_mut() {
+                o.remove("ms");
+            }
+            v
+        };
+        assert_eq!(strip(a), strip(b), "{path}");
+    }
+    assert!(hot.log().contains("held in memory"), "{}", hot.log());
+    assert!(
+        cold.log().contains("panels read the Parquet files"),
+        "{}",
+        cold.log()
+    );
 }

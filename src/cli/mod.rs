@@ -280,6 +280,11 @@ pub struct ServeArgs {
     /// (e.g. 2G, 512M) [default: half of this machine's memory]
     #[arg(long, value_name = "SIZE", value_parser = crate::query::engine::parse_size)]
     pub memory_limit: Option<usize>,
+    /// Memory for the panels' columns, held per dataset commit so panels scan
+    /// memory, not Parquet (about 400 bytes a transaction); a dataset that needs
+    /// more is read from its files [default: half of --memory-limit]; 0 never holds them
+    #[arg(long, value_name = "SIZE", value_parser = panel_memory)]
+    pub panel_memory: Option<usize>,
     /// Let the page run SQL of its own (read-only, like dnsq sql)
     #[arg(long)]
     pub allow_sql: bool,
@@ -382,6 +387,14 @@ pub fn parse_match_timeout(s: &str) -> Result<Duration, String> {
         ));
     }
     Ok(Duration::from_secs_f64(secs))
+}
+
+/// `--panel-memory`: a size, or 0.
+fn panel_memory(s: &str) -> Result<usize, String> {
+    if s.trim() == "0" {
+        return Ok(0);
+    }
+    crate::query::engine::parse_size(s)
 }
 
 /// Runs a parsed command line.

@@ -14,6 +14,7 @@ pub fn run(a: ServeArgs) -> anyhow::Result<ExitCode> {
             memory_limit: a.memory_limit,
             resolvers: a.resolvers,
         },
+        panel_memory: a.panel_memory,
         allow_sql: a.allow_sql,
         timings: a.timings,
     };

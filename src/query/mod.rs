@@ -191,6 +191,49 @@ impl Session {
     /// within one limit; the Delta snapshot is shared, so every panel of a
     /// page load reads the same commit.
     pub async fn fork(&self) -> Result<Session> {
+        let mut tables = Vec::new();
+        for name in [RAW, "captures", "transactions"] {
+            tables.push((name, self.ctx.table_provider(name).await?));
+        }
+        self.fork_with(tables)
+    }
+
+    /// A session like [`Session::fork`]'s whose `transactions` (and the raw
+    /// table under it) are `columns` of this one's, read once into memory
+    /// with `leg` computed: what `dnsq serve`'s panels query, each then
+    /// scanning memory instead of decoding Parquet and finding legs again.
+    /// Also returns the bytes the columns take.
+    pub async fn in_memory(&self, columns: &[&str]) -> Result<(Session, usize)> {
+        use futures::TryStreamExt;
+        self.legs.ensure(&self.ctx, RAW).await?;
+        let df = self
+            .ctx
+            .table("transactions")
+            .await?
+            .select_columns(columns)?;
+        let schema = Arc::new(df.schema().as_arrow().clone());
+        let batches: Vec<RecordBatch> = df.execute_stream().await?.try_collect().await?;
+        let bytes = batches.iter().map(|b| b.get_array_memory_size()).sum();
+        let n = self.ctx.state().config().target_partitions().max(1);
+        let mut parts = vec![Vec::new(); n];
+        for (i, b) in batches.into_iter().enumerate() {
+            parts[i % n].push(b);
+        }
+        let mem: Arc<dyn datafusion::catalog::TableProvider> =
+            Arc::new(MemTable::try_new(schema, parts)?);
+        let captures = self.ctx.table_provider("captures").await?;
+        let session = self.fork_with(vec![
+            (RAW, mem.clone()),
+            ("captures", captures),
+            ("transactions", mem),
+        ])?;
+        Ok((session, bytes))
+    }
+
+    fn fork_with(
+        &self,
+        tables: Vec<(&str, Arc<dyn datafusion::catalog::TableProvider>)>,
+    ) -> Result<Session> {
         use datafusion::catalog::{
             CatalogProvider, CatalogProviderList, MemoryCatalogProvider, MemoryCatalogProviderList,
             MemorySchemaProvider,
@@ -206,9 +249,9 @@ impl Session {
             .with_catalog_list(Arc::new(catalogs))
             .build();
         let ctx = SessionContext::new_with_state(state);
-        ctx.register_table(RAW, self.ctx.table_provider(RAW).await?)?;
-        ctx.register_table("captures", self.ctx.table_provider("captures").await?)?;
-        create_view(&ctx).await?;
+        for (name, table) in tables {
+            ctx.register_table(name, table)?;
+        }
         Ok(Session {
             ctx,
             dir: self.dir.clone(),
