@@ -476,7 +476,17 @@ fn panels_read_memory_when_it_fits_and_parquet_when_not_with_the_same_rows() {
     for path in [
         "/api/summary",
         "/api/panel/top_domains",
+        // a narrow filter: its rows are read once into a subset of their own,
+        // and bucket auto still follows the whole data's span
         "/api/panel/rcodes?rcode=NXDOMAIN",
+        "/api/panel/latency_down?rcode=NXDOMAIN",
+        "/api/panel/top_domains?rcode=NXDOMAIN",
+        "/api/summary?rcode=NXDOMAIN",
+        "/api/panel/unanswered?status=unanswered&leg=all",
+        // a time range: its rows alone, the buckets those of the range
+        "/api/panel/rcodes?since=2026-11-28T09:50:00Z&until=2026-11-28T09:50:03Z",
+        "/api/summary?since=2026-11-28T09:50:02Z&rcode=NOERROR",
+        "/api/panel/top_clients?since=-5s",
         "/api/panel/latency_up?bucket=1s",
         "/api/domains?q=ex",
     ] {

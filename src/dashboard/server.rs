@@ -63,6 +63,9 @@ const HOT: &[&str] = &[
 /// row, measured). The budget check's estimate, made before anything is read.
 const HOT_ROW_BYTES: u64 = 400;
 
+/// Filtered views whose rows are kept per snapshot.
+const SUBSETS: usize = 4;
+
 /// Answers kept per snapshot before the oldest are dropped.
 const CACHED: usize = 512;
 /// Rows `/api/sql` returns at most.
@@ -90,6 +93,12 @@ struct Snapshot {
     /// limit (itself half the machine's by default): panels, the header and
     /// the picker query this; SQL from the page queries `session`.
     hot: Option<Session>,
+    /// What `hot` takes, in bytes.
+    hot_bytes: usize,
+    /// The rows of a filtered view, read once from `hot` for every panel of
+    /// it: at most [`SUBSETS`], each at most a quarter of `hot`'s size
+    /// (`None` when larger: those panels filter `hot` each time).
+    subsets: Mutex<HashMap<String, Arc<tokio::sync::OnceCell<Option<Session>>>>>,
     answers: Mutex<HashMap<String, Arc<serde_json::Value>>>,
 }
 
@@ -219,7 +228,7 @@ impl Server {
                 bytes >> 20,
                 started.elapsed().as_millis()
             );
-            Some(hot)
+            Some((hot, bytes))
         } else {
             eprintln!(
                 "dnsq: {rows} transactions: the panels' columns (about {} MiB) do not fit \
@@ -229,10 +238,13 @@ impl Server {
             );
             None
         };
+        let (hot, hot_bytes) = hot.map_or((None, 0), |(h, b)| (Some(h), b));
         let s = Arc::new(Snapshot {
             key,
             session,
             hot,
+            hot_bytes,
+            subsets: Mutex::new(HashMap::new()),
             answers: Mutex::new(HashMap::new()),
         });
         *current = Some(s.clone());
@@ -240,11 +252,42 @@ impl Server {
     }
 
     /// A session of its own with `filters`, and its read-only guard.
+    /// `range` is the view's time range, when both ends are absolute times:
+    /// the subset then holds only its rows.
     async fn session(
         &self,
         snap: &Snapshot,
         filters: &[(String, String)],
+        range: (Option<i64>, Option<i64>),
     ) -> Result<(Session, Guard), ApiError> {
+        let narrow = !filters.is_empty() || range.0.is_some() || range.1.is_some();
+        if let (Some(hot), true) = (&snap.hot, narrow) {
+            let mut sorted = filters.to_vec();
+            sorted.sort();
+            let key = format!("{sorted:?} {range:?}");
+            let cell = match snap.subsets.lock() {
+                Ok(mut m) => {
+                    if m.len() >= SUBSETS && !m.contains_key(&key) {
+                        m.clear();
+                    }
+                    Some(m.entry(key).or_default().clone())
+                }
+                Err(_) => None,
+            };
+            if let Some(cell) = cell {
+                let sub = cell
+                    .get_or_try_init(|| async {
+                        let (sub, bytes) = hot.narrowed(filters, range).await?;
+                        Ok::<_, ApiError>((bytes <= snap.hot_bytes / 4).then_some(sub))
+                    })
+                    .await?;
+                if let Some(sub) = sub {
+                    let s = sub.fork().await?;
+                    let guard = Guard::new(&s.ctx, &self.config.dir, false).await?;
+                    return Ok((s, guard));
+                }
+            }
+        }
         let s = snap.hot.as_ref().unwrap_or(&snap.session).fork().await?;
         s.filter(filters).await?;
         let guard = Guard::new(&s.ctx, &self.config.dir, false).await?;
@@ -296,6 +339,17 @@ impl Server {
 }
 
 type Shared = Arc<Server>;
+
+/// The view's time range in microseconds, when both given ends are absolute
+/// (a relative one, `-1h`, needs the data's span: no subset then).
+fn range_of(view: &View) -> (Option<i64>, Option<i64>) {
+    use crate::query::params::parse_time;
+    let end = |t: &Option<String>| t.as_deref().map(|t| parse_time(t, None));
+    match (end(&view.since), end(&view.until)) {
+        (Some(Err(_)), _) | (_, Some(Err(_))) => (None, None),
+        (s, u) => (s.and_then(Result::ok), u.and_then(Result::ok)),
+    }
+}
 type Pairs = Query<Vec<(String, String)>>;
 
 /// The view in a request's query string, and the string itself in a
@@ -349,7 +403,9 @@ async fn summary(State(server): State<Shared>, Query(q): Pairs) -> Result<Respon
             "summary".into(),
             format!("summary {key}"),
             |snap| async move {
-                let (s, guard) = server.session(&snap, &view.summary_filters()).await?;
+                let (s, guard) = server
+                    .session(&snap, &view.summary_filters(), range_of(&view))
+                    .await?;
                 let mut notes = Vec::new();
                 Ok(run_summary(&s, &guard, &view, &mut notes).await?)
             },
@@ -378,7 +434,8 @@ async fn panel(
             format!("panel {id}"),
             format!("panel {id} {key}"),
             |snap| async move {
-                let (s, guard) = server.session(&snap, &view.filters).await?;
+                let range = range_of(&view);
+                let (s, guard) = server.session(&snap, &view.filters, range).await?;
                 let mut notes = Vec::new();
                 Ok(run_panel(&s, &guard, p, &view, &mut notes).await?)
             },
@@ -404,7 +461,7 @@ async fn domains(State(server): State<Shared>, Query(q): Pairs) -> Result<Respon
             "domains".into(),
             format!("domains {prefix:?} {key}"),
             |snap| async move {
-                let (s, _) = server.session(&snap, &view.filters).await?;
+                let (s, _) = server.session(&snap, &view.filters, (None, None)).await?;
                 let df = s
                     .ctx
                     .table("transactions")

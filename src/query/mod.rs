@@ -230,6 +230,46 @@ impl Session {
         Ok((session, bytes))
     }
 
+    /// A session whose `transactions` holds only the rows `filters` admit in
+    /// `[since, until)` (microseconds; the queries still bound their own
+    /// range), read into memory once, over the same raw table (so spans, and with
+    /// them `bucket auto`, stay those of the whole data, as with
+    /// [`Session::filter`]). Also returns the bytes it takes.
+    pub async fn narrowed(
+        &self,
+        filters: &[(String, String)],
+        range: (Option<i64>, Option<i64>),
+    ) -> Result<(Session, usize)> {
+        use datafusion::prelude::{col, lit};
+        use futures::TryStreamExt;
+        let s = self.fork().await?;
+        s.filter(filters).await?;
+        let ts = |us: i64| {
+            lit(datafusion::scalar::ScalarValue::TimestampMicrosecond(
+                Some(us),
+                Some("UTC".into()),
+            ))
+        };
+        let mut df = s.ctx.table("transactions").await?;
+        if let Some(since) = range.0 {
+            df = df.filter(col(TS).gt_eq(ts(since)))?;
+        }
+        if let Some(until) = range.1 {
+            df = df.filter(col(TS).lt(ts(until)))?;
+        }
+        let schema = Arc::new(df.schema().as_arrow().clone());
+        let batches: Vec<RecordBatch> = df.execute_stream().await?.try_collect().await?;
+        let bytes = batches.iter().map(|b| b.get_array_memory_size()).sum();
+        let sub: Arc<dyn datafusion::catalog::TableProvider> =
+            Arc::new(MemTable::try_new(schema, vec![batches])?);
+        let session = self.fork_with(vec![
+            (RAW, self.ctx.table_provider(RAW).await?),
+            ("captures", self.ctx.table_provider("captures").await?),
+            ("transactions", sub),
+        ])?;
+        Ok((session, bytes))
+    }
+
     fn fork_with(
         &self,
         tables: Vec<(&str, Arc<dyn datafusion::catalog::TableProvider>)>,
