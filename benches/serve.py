@@ -1,6 +1,7 @@
 """Times `dnsq serve`'s dashboard as a browser sees it (Debian's Chromium through
-Playwright): the first load, a reload, a click on the busiest domain, a drag-free
-time range and an rcode filter, each until every panel is drawn; and each
+Playwright): the first load, a reload, a click on the busiest domain, back, a
+tenth of the time range, an rcode filter and 1-minute buckets over all the data,
+each until every panel is drawn; and each
 panel's request as the browser timed it. Prints one JSON object.
 
 usage: serve.py URL
@@ -52,6 +53,9 @@ with sync_playwright() as p:
     until = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(mid + (last - first) / 20))
     timed(page, "a tenth of the time range", 1, lambda: page.goto(f"{url}?since={since}&until={until}"))
     timed(page, "rcode SERVFAIL", 1, lambda: page.goto(f"{url}?rcode=SERVFAIL"))
-    out["panels"] = {k: v["ms"] for k, v in page.evaluate("window.dnsq.panels").items()}
+    out["panels"] = {k: [v["ms"]] for k, v in page.evaluate("window.dnsq.panels").items()}
+    timed(page, "1-minute buckets (all the data, not kept)", 1, lambda: page.goto(f"{url}?bucket=1m"))
+    for k, v in page.evaluate("window.dnsq.panels").items():
+        out["panels"][k].append(v["ms"])
     browser.close()
 print(json.dumps(out))

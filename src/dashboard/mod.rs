@@ -228,7 +228,22 @@ impl View {
         if let (Some(d), true) = (&self.pick, p.query == "domain_timeline") {
             g.set("domain", d.clone());
         }
+        // only what the query reads: a top table's answer does not name a bucket
+        let header = saved::find(p.query).map(Header::parse).unwrap_or_default();
+        g.values
+            .retain(|k, _| k == "since" || k == "until" || header.declared(k).is_some());
         g
+    }
+
+    /// What `p`'s answer depends on: its parameters (those its query
+    /// declares, and the time range) and the filters, in one order. Two views
+    /// that differ only in what `p` does not read (the bucket, for a top
+    /// table) get the same answer.
+    pub fn key_for(&self, p: &Panel) -> String {
+        let given = self.given_for(p).values;
+        let mut filters = self.filters.clone();
+        filters.sort();
+        format!("{given:?} {filters:?}")
     }
 
     /// The time range and bucket as parameters.
@@ -407,6 +422,24 @@ mod tests {
         assert_eq!(v.given_for(timeline).values["domain"], "example.org");
         // without a leg in the view, each query's own default holds
         assert!(!View::default().given_for(rcodes).values.contains_key("leg"));
+    }
+
+    #[test]
+    fn a_panel_answer_is_keyed_by_what_its_query_reads() {
+        let pairs = |b: &str| View::parse(&pairs(&[("bucket", b), ("rcode", "NXDOMAIN")])).unwrap();
+        let (a, b) = (pairs("1m"), pairs("10s"));
+        let top = find("top_domains").unwrap();
+        let rcodes = find("rcodes").unwrap();
+        assert_eq!(a.key_for(top), b.key_for(top));
+        assert_ne!(a.key_for(rcodes), b.key_for(rcodes));
+        // the filters and the range always count
+        let c = View::parse(&[("bucket".to_string(), "1m".to_string())]).unwrap();
+        assert_ne!(a.key_for(top), c.key_for(top));
+        let d = View {
+            since: Some("2026-11-28".into()),
+            ..a.clone()
+        };
+        assert_ne!(a.key_for(top), d.key_for(top));
     }
 
     #[test]

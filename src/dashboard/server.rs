@@ -427,7 +427,8 @@ async fn panel(
             ),
         )
     })?;
-    let (view, key) = view_of(&q)?;
+    let (view, _) = view_of(&q)?;
+    let key = view.key_for(p);
     server
         .clone()
         .cached(
