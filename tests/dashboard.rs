@@ -286,6 +286,21 @@ fn the_dashboard_in_a_browser_shows_what_dnsq_sql_gives_and_refilters_on_a_click
     assert!(!unchipped["search"].as_str().unwrap().contains("domain="));
     assert!(unchipped["search"].as_str().unwrap().contains("since="));
 
+    // a click on a bar of the unanswered panel: that server, on that leg
+    let legclick = &r["legclick"];
+    let leg = legclick["state"]["leg"].as_str().unwrap();
+    assert!(["downstream", "upstream"].contains(&leg), "{legclick}");
+    let server: Vec<String> = legclick["state"]["filters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f[0] == "server")
+        .map(|f| format!("server={}", f[1].as_str().unwrap()))
+        .collect();
+    assert_eq!(server.len(), 1, "{legclick}");
+    assert_eq!(legclick["panels"]["rcodes"]["params"]["leg"], leg);
+    check_panels(&dir, legclick, &server, "after a click on a server's bar");
+
     // the report from a file, offline: the same panels, nothing requested
     assert_eq!(r["requests_after_offline"], serde_json::json!([]));
     let rep = &r["report"];

@@ -87,6 +87,19 @@ with sync_playwright() as p:
         # a chip's remove button drops its filter
         page.locator("#bar .chip[data-key=domain] button.remove").click()
         result["unchipped"] = settled(page, 2)
+
+        # a bar of the unanswered panel is a server on one leg: a click narrows to both
+        page.locator("#chart-unanswered").scroll_into_view_if_needed()
+        x, y = page.evaluate("""() => {
+          const box = document.getElementById('chart-unanswered');
+          const c = echarts.getInstanceByDom(box);
+          const d = c.getOption().series[0].data.find(p => p[1] > 0);
+          const px = c.convertToPixel({ seriesIndex: 0 }, [d[0], d[1] / 2]);
+          const r = box.getBoundingClientRect();
+          return [r.left + px[0], r.top + px[1]];
+        }""")
+        page.mouse.click(x, y)
+        result["legclick"] = settled(page, 3)
         ctx.close()
 
     # the report, from a file, with the network off: every request is refused
