@@ -26,11 +26,15 @@ struct Served {
 
 impl Served {
     fn start(dir: &Path, extra: &[&str]) -> Served {
+        Served::start_at(dir, "127.0.0.1:0", extra)
+    }
+
+    fn start_at(dir: &Path, addr: &str, extra: &[&str]) -> Served {
         static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let stderr = dir.with_extension(format!("serve-{}-{n}.log", std::process::id()));
         let mut child = dnsq()
-            .args(["serve", "--addr", "127.0.0.1:0", "-d"])
+            .args(["serve", "--addr", addr, "-d"])
             .arg(dir)
             .args(extra)
             .stdout(Stdio::piped())
@@ -399,28 +403,9 @@ fn only_loopback_by_default_and_other_addresses_are_said_loudly() {
     let served = Served::start(&dir, &[]);
     assert!(served.addr.starts_with("127.0.0.1:"));
     assert!(!served.log().contains("WARNING"));
-    let mut c = dnsq();
-    let mut child = c
-        .args(["serve", "--addr", "0.0.0.0:0", "-d"])
-        .arg(&dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    child.kill().unwrap();
-    child.wait().unwrap();
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
-    assert!(line.starts_with("http://0.0.0.0:"), "{line}");
+    let open = Served::start_at(&dir, "0.0.0.0:0", &[]);
+    assert!(open.addr.starts_with("0.0.0.0:"), "{}", open.addr);
+    let err = open.log();
     assert!(
         err.contains("WARNING") && err.contains("other machines"),
         "{err}"

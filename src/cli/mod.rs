@@ -231,17 +231,13 @@ impl Scope {
 
     /// `--since`, `--until` and `--bucket` as parameter values.
     pub fn given(&self) -> crate::query::params::Given {
-        let mut g = crate::query::params::Given::default();
-        for (k, v) in [
-            ("since", &self.since),
-            ("until", &self.until),
-            ("bucket", &self.bucket),
-        ] {
-            if let Some(v) = v {
-                g.set(k, v.clone());
-            }
+        crate::dashboard::View {
+            since: self.since.clone(),
+            until: self.until.clone(),
+            bucket: self.bucket.clone(),
+            ..Default::default()
         }
-        g
+        .given()
     }
 }
 
