@@ -9,6 +9,7 @@
 pub mod engine;
 pub mod functions;
 pub mod legs;
+pub mod memory;
 pub mod output;
 pub mod params;
 pub mod percentiles;
@@ -43,6 +44,8 @@ pub struct Session {
     /// First and last `ts` per time range, as [`Session::span`] found them:
     /// the stored rows do not change under a session (nor its forks).
     spans: Arc<std::sync::Mutex<Spans>>,
+    /// The rows behind `transactions`, when [`Session::in_memory`] read them.
+    held: Option<Arc<memory::Held>>,
 }
 
 /// The table as stored; `transactions` is a view of it with the computed
@@ -182,6 +185,7 @@ impl Session {
             dir: dir.to_path_buf(),
             legs,
             spans: Default::default(),
+            held: None,
         })
     }
 
@@ -200,9 +204,10 @@ impl Session {
 
     /// A session like [`Session::fork`]'s whose `transactions` (and the raw
     /// table under it) are `columns` of this one's, read once into memory
-    /// with `leg` computed: what `dnsq serve`'s panels query, each then
-    /// scanning memory instead of decoding Parquet and finding legs again.
-    /// Also returns the bytes the columns take.
+    /// with `leg` computed and laid out as [`memory::Held`] says: what
+    /// `dnsq serve`'s panels query, each then scanning memory instead of
+    /// decoding Parquet and finding legs again. Also returns the bytes the
+    /// columns take.
     pub async fn in_memory(&self, columns: &[&str]) -> Result<(Session, usize)> {
         use futures::TryStreamExt;
         self.legs.ensure(&self.ctx, RAW).await?;
@@ -211,30 +216,42 @@ impl Session {
             .table("transactions")
             .await?
             .select_columns(columns)?;
-        let schema = Arc::new(df.schema().as_arrow().clone());
+        let schema = df.schema().as_arrow().clone();
         let batches: Vec<RecordBatch> = df.execute_stream().await?.try_collect().await?;
-        let bytes = batches.iter().map(|b| b.get_array_memory_size()).sum();
+        let held = Arc::new(memory::Held::new(&schema, batches)?);
+        let mem = self.partitioned(held.schema.clone(), held.batches.clone())?;
+        let captures = self.ctx.table_provider("captures").await?;
+        let mut session = self.fork_with(vec![
+            (RAW, mem.clone()),
+            ("captures", captures),
+            ("transactions", mem),
+        ])?;
+        let bytes = held.bytes;
+        session.held = Some(held);
+        Ok((session, bytes))
+    }
+
+    /// `batches` as a table, spread over the engine's partitions.
+    fn partitioned(
+        &self,
+        schema: SchemaRef,
+        batches: Vec<RecordBatch>,
+    ) -> Result<Arc<dyn datafusion::catalog::TableProvider>> {
         let n = self.ctx.state().config().target_partitions().max(1);
         let mut parts = vec![Vec::new(); n];
         for (i, b) in batches.into_iter().enumerate() {
             parts[i % n].push(b);
         }
-        let mem: Arc<dyn datafusion::catalog::TableProvider> =
-            Arc::new(MemTable::try_new(schema, parts)?);
-        let captures = self.ctx.table_provider("captures").await?;
-        let session = self.fork_with(vec![
-            (RAW, mem.clone()),
-            ("captures", captures),
-            ("transactions", mem),
-        ])?;
-        Ok((session, bytes))
+        Ok(Arc::new(MemTable::try_new(schema, parts)?))
     }
 
     /// A session whose `transactions` holds only the rows `filters` admit in
     /// `[since, until)` (microseconds; the queries still bound their own
-    /// range), read into memory once, over the same raw table (so spans, and with
-    /// them `bucket auto`, stay those of the whole data, as with
-    /// [`Session::filter`]). Also returns the bytes it takes.
+    /// range), over the same raw table (so spans, and with them `bucket
+    /// auto`, stay those of the whole data, as with [`Session::filter`]).
+    /// Rows held in memory are sliced by time without a copy, and only the
+    /// rows the filters keep are copied; otherwise the rows are read once
+    /// into memory. Also returns the bytes the copy takes.
     pub async fn narrowed(
         &self,
         filters: &[(String, String)],
@@ -242,7 +259,29 @@ impl Session {
     ) -> Result<(Session, usize)> {
         use datafusion::prelude::{col, lit};
         use futures::TryStreamExt;
-        let s = self.fork().await?;
+        let raw = self.ctx.table_provider(RAW).await?;
+        let captures = self.ctx.table_provider("captures").await?;
+        let (s, rest) = match &self.held {
+            Some(held) => {
+                let slices = held.range(range.0, range.1);
+                let table = self.partitioned(held.schema.clone(), slices)?;
+                if filters.is_empty() {
+                    let s = self.fork_with(vec![
+                        (RAW, raw),
+                        ("captures", captures),
+                        ("transactions", table),
+                    ])?;
+                    return Ok((s, 0));
+                }
+                let s = self.fork_with(vec![
+                    (RAW, raw.clone()),
+                    ("captures", captures.clone()),
+                    ("transactions", table),
+                ])?;
+                (s, (None, None))
+            }
+            None => (self.fork().await?, range),
+        };
         s.filter(filters).await?;
         let ts = |us: i64| {
             lit(datafusion::scalar::ScalarValue::TimestampMicrosecond(
@@ -251,20 +290,19 @@ impl Session {
             ))
         };
         let mut df = s.ctx.table("transactions").await?;
-        if let Some(since) = range.0 {
+        if let Some(since) = rest.0 {
             df = df.filter(col(TS).gt_eq(ts(since)))?;
         }
-        if let Some(until) = range.1 {
+        if let Some(until) = rest.1 {
             df = df.filter(col(TS).lt(ts(until)))?;
         }
         let schema = Arc::new(df.schema().as_arrow().clone());
         let batches: Vec<RecordBatch> = df.execute_stream().await?.try_collect().await?;
         let bytes = batches.iter().map(|b| b.get_array_memory_size()).sum();
-        let sub: Arc<dyn datafusion::catalog::TableProvider> =
-            Arc::new(MemTable::try_new(schema, vec![batches])?);
+        let sub = self.partitioned(schema, batches)?;
         let session = self.fork_with(vec![
-            (RAW, self.ctx.table_provider(RAW).await?),
-            ("captures", self.ctx.table_provider("captures").await?),
+            (RAW, raw),
+            ("captures", captures),
             ("transactions", sub),
         ])?;
         Ok((session, bytes))
@@ -297,6 +335,7 @@ impl Session {
             dir: self.dir.clone(),
             legs: self.legs.clone(),
             spans: self.spans.clone(),
+            held: None,
         })
     }
 

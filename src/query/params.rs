@@ -383,15 +383,54 @@ impl Binder<'_> {
 }
 
 /// The named placeholders (`$name`, without the `$`) a plan uses, with the
-/// type DataFusion inferred for each, if any.
+/// type DataFusion inferred for each, if any. A placeholder compared both
+/// with a string literal and with a column held another way (`$leg = 'all'
+/// OR leg = $leg`, `leg` a dictionary or a string view) is a string: its
+/// value is a Utf8 literal, which DataFusion then coerces to each side.
 pub fn placeholders(
     plan: &datafusion::logical_expr::LogicalPlan,
 ) -> Result<HashMap<String, Option<DataType>>> {
-    let types = plan.get_parameter_types()?;
-    Ok(types
-        .into_iter()
-        .filter_map(|(id, t)| id.strip_prefix('$').map(|n| (n.to_string(), t)))
-        .collect())
+    use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+    use datafusion::logical_expr::{expr::Placeholder, Expr};
+    let mut found: HashMap<String, Option<DataType>> = HashMap::new();
+    let mut conflict = None;
+    plan.apply_with_subqueries(|p| {
+        p.apply_expressions(|e| {
+            e.apply(|e| {
+                if let Expr::Placeholder(Placeholder { id, field }) = e {
+                    if let Some(name) = id.strip_prefix('$') {
+                        let ty = field.as_ref().map(|f| f.data_type().clone());
+                        let slot = found.entry(name.to_string()).or_insert(None);
+                        match (slot.take(), ty) {
+                            (Some(a), Some(b)) if a == b => *slot = Some(a),
+                            (Some(a), Some(b)) if stringy(&a) && stringy(&b) => {
+                                *slot = Some(DataType::Utf8)
+                            }
+                            (Some(a), Some(b)) => {
+                                conflict = Some(format!("${name} is used as {a} and as {b}"));
+                                *slot = Some(a);
+                            }
+                            (a, b) => *slot = a.or(b),
+                        }
+                    }
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })
+        })
+    })?;
+    match conflict {
+        Some(c) => Err(Error::Usage(c)),
+        None => Ok(found),
+    }
+}
+
+/// A string, however held.
+fn stringy(t: &DataType) -> bool {
+    match t {
+        DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8 => true,
+        DataType::Dictionary(_, v) => stringy(v),
+        _ => false,
+    }
 }
 
 #[cfg(test)]
