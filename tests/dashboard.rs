@@ -156,7 +156,13 @@ fn check_panels(dir: &Path, page: &Value, filters: &[String], what: &str) {
     let panels = page["panels"].as_object().unwrap();
     assert!(panels.len() >= 14, "{what}: {} panels", panels.len());
     for (id, p) in panels {
-        let want = saved_rows(dir, p["query"].as_str().unwrap(), &p["params"], filters);
+        // a timeline following the busiest domain: the server found it and
+        // bound it; the saved query finds it itself
+        let mut params = p["params"].clone();
+        if p["busiest"] == true {
+            params.as_object_mut().unwrap().remove("domain");
+        }
+        let want = saved_rows(dir, p["query"].as_str().unwrap(), &params, filters);
         assert_eq!(
             norm(&p["rows"]),
             norm(&want),
