@@ -58,8 +58,8 @@ const HOT: &[&str] = &[
     "client_as_org",
     "leg",
 ];
-/// What a transaction's HOT columns take in memory, about: 3,863 MiB for
-/// the 10,226,208 rows of the synthetic 20 M-packet capture (396 bytes a
+/// What a transaction's HOT columns take in memory, at most: 3,863 MiB for
+/// the 10,226,208 rows of the synthetic 20 M-packet capture as read (396 bytes a
 /// row, measured). The budget check's estimate, made before anything is read.
 const HOT_ROW_BYTES: u64 = 400;
 
