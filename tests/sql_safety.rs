@@ -223,6 +223,23 @@ fn allow_write_writes_outside_the_dataset_only() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(std::fs::read_dir(&mine).unwrap().count(), 1);
     assert_eq!(count(d), n);
+
+    // a table made from the computed `leg` column holds what a query of it
+    // gives (its resolvers are found before the table is filled)
+    let by_leg = "select leg, count(*) as n from transactions group by 1 order by 1";
+    let want = sql(d, by_leg);
+    let o = sql_out(
+        d,
+        &["--allow-write", "--format", "csv"],
+        &format!("create table m as {by_leg}; select * from m order by 1"),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let got: Vec<Vec<String>> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| l.split(',').map(String::from).collect())
+        .collect();
+    assert_eq!(got, want);
+    assert!(want.len() >= 3, "{want:?}: a header and both legs");
 }
 
 #[test]

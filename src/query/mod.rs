@@ -546,8 +546,15 @@ impl Session {
         guard.sql_options().verify_plan(&plan)?;
         let plan = views_are_temporary(plan);
         let plan = self.bind(plan, binder, notes).await?;
-        if !matches!(plan, LogicalPlan::Ddl(_) | LogicalPlan::Statement(_)) {
-            if let Ok(optimized) = self.ctx.state().optimize(&plan) {
+        // what the statement reads: a CREATE TABLE ... AS reads its query now
+        // (a view reads when it is queried, and is checked then)
+        let reads = match &plan {
+            LogicalPlan::Ddl(DdlStatement::CreateMemoryTable(t)) => Some(t.input.as_ref()),
+            LogicalPlan::Ddl(_) | LogicalPlan::Statement(_) => None,
+            other => Some(other),
+        };
+        if let Some(reads) = reads {
+            if let Ok(optimized) = self.ctx.state().optimize(reads) {
                 if legs::uses_leg(&optimized) {
                     if let Some(r) = self.legs.ensure(&self.ctx, RAW).await? {
                         notes.push(if r.endpoints.is_empty() {
