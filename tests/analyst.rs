@@ -763,4 +763,21 @@ fn filters_narrow_every_query() {
     assert_eq!(rows[1][0], "127.0.0.100");
     let out = sql_out(&dir, &["--filter", "client=somewhere", "select 1"]);
     assert_eq!(out.status.code(), Some(2));
+    // leg=all is both legs, as the dashboard's leg menu means it; a leg that
+    // is not one is a usage error, not an empty answer
+    let legs = |f: &[&str]| -> usize {
+        let mut args: Vec<&str> = f.iter().flat_map(|f| ["--filter", f]).collect();
+        args.push("select count(*) from transactions");
+        csv(&dir, &args)[1][0].parse().unwrap()
+    };
+    let (down, up) = (legs(&["leg=downstream"]), legs(&["leg=upstream"]));
+    assert!(down > 0 && up > 0, "{down} {up}");
+    assert_eq!(legs(&["leg=all"]), down + up);
+    assert_eq!(
+        legs(&["leg=ALL", "client=127.0.0.100"]),
+        legs(&["client=127.0.0.100"])
+    );
+    let out = sql_out(&dir, &["--filter", "leg=sideways", "select 1"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("downstream, upstream or all"));
 }

@@ -505,6 +505,27 @@ fn panels_read_memory_when_it_fits_and_parquet_when_not_with_the_same_rows() {
         };
         assert_eq!(strip(a), strip(b), "{path}");
     }
+    // the header of both legs counts every transaction; of one leg, its own
+    let count = |f: &[&str]| -> u64 {
+        let mut c = dnsq();
+        c.args(["sql", "--format", "csv", "-d"]).arg(&dir);
+        for f in f {
+            c.args(["--filter", f]);
+        }
+        let o = run(c.arg("select count(*) from transactions"));
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .nth(1)
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    for (leg, filters) in [("all", &[][..]), ("upstream", &["leg=upstream"][..])] {
+        for s in [&hot, &cold] {
+            let got = s.json(&format!("/api/summary?leg={leg}"))["transactions"].clone();
+            assert_eq!(got, count(filters), "leg={leg}");
+        }
+    }
     assert!(hot.log().contains("held in memory"), "{}", hot.log());
     assert!(
         cold.log().contains("panels read the Parquet files"),

@@ -475,7 +475,18 @@ impl Session {
                 ))
             })?;
             let is_address = column == "client_ip" || column == "server_ip";
-            let e = if is_address && value.contains('/') {
+            let e = if column == "leg" {
+                // `all` is both legs: no filter (the dashboard's leg menu offers it)
+                match value.to_ascii_lowercase().as_str() {
+                    "all" => continue,
+                    leg @ ("downstream" | "upstream") => col(column).eq(lit(leg.to_string())),
+                    _ => {
+                        return Err(Error::Usage(format!(
+                            "--filter {key}={value}: expected downstream, upstream or all"
+                        )))
+                    }
+                }
+            } else if is_address && value.contains('/') {
                 let f = self.ctx.udf("ip_in")?;
                 f.call(vec![col(column), lit(value.clone())]).is_true()
             } else if column == "server_ip"
