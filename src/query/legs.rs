@@ -24,7 +24,7 @@ use std::collections::HashSet;
 use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};
 
-use arrow::array::{Array, ArrayRef, AsArray, StringArray};
+use arrow::array::{Array, ArrayRef, AsArray, StringViewArray};
 use arrow::datatypes::DataType;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::logical_expr::{
@@ -250,8 +250,10 @@ impl ScalarUDFImpl for LegFn {
         &self.signature
     }
 
+    /// A string view: both legs fit in a view's 12 inline bytes, so no
+    /// string is copied and `leg = 'downstream'` compares inline.
     fn return_type(&self, _args: &[DataType]) -> datafusion::error::Result<DataType> {
-        Ok(DataType::Utf8)
+        Ok(DataType::Utf8View)
     }
 
     fn invoke_with_args(
@@ -286,7 +288,7 @@ impl ScalarUDFImpl for LegFn {
                 "downstream"
             }
         });
-        let out = StringArray::from_iter_values(legs);
+        let out = StringViewArray::from_iter_values(legs);
         Ok(ColumnarValue::Array(Arc::new(out) as ArrayRef))
     }
 }

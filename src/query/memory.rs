@@ -3,7 +3,7 @@
 //!
 //! Two choices, both measured on 10 M rows (docs/BENCHMARKS.md, "Dashboard"):
 //! - Strings are string views, whose short values (`downstream`, `NOERROR`)
-//!   compare and group inline; `leg`, computed as Utf8, becomes one too.
+//!   compare and group inline; `leg` is computed as one (it was Utf8).
 //!   Strings only ever compared with a constant (`status`, `transport`) or
 //!   grouped by panels that keep their answers (`tld`, the country and
 //!   network columns) are dictionaries: a comparison looks at the few values
