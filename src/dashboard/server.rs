@@ -336,9 +336,7 @@ impl Server {
         )
             .into_response())
     }
-}
 
-impl Server {
     /// The domain the timeline follows when none is picked: the busiest
     /// registered domain of the view, by the rule of the saved query's own
     /// default (its `target`), found once per time range, leg and filters

@@ -265,19 +265,14 @@ impl Session {
             Some(held) => {
                 let slices = held.range(range.0, range.1);
                 let table = self.partitioned(held.schema.clone(), slices)?;
-                if filters.is_empty() {
-                    let s = self.fork_with(vec![
-                        (RAW, raw),
-                        ("captures", captures),
-                        ("transactions", table),
-                    ])?;
-                    return Ok((s, 0));
-                }
                 let s = self.fork_with(vec![
                     (RAW, raw.clone()),
                     ("captures", captures.clone()),
                     ("transactions", table),
                 ])?;
+                if filters.is_empty() {
+                    return Ok((s, 0));
+                }
                 (s, (None, None))
             }
             None => (self.fork().await?, range),
