@@ -599,11 +599,7 @@ async fn not_found() -> ApiError {
     ApiError(StatusCode::NOT_FOUND, "no such page".into())
 }
 
-pub fn router(config: Config) -> Router {
-    let server = Arc::new(Server {
-        config,
-        current: tokio::sync::Mutex::new(None),
-    });
+fn router(server: Shared) -> Router {
     Router::new()
         .route("/", get(index))
         .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
@@ -639,7 +635,19 @@ pub async fn serve(config: Config, addr: SocketAddr) -> anyhow::Result<()> {
         writeln!(out, "{url}")?;
         out.flush()?;
     }
-    axum::serve(listener, router(config))
+    let server = Arc::new(Server {
+        config,
+        current: tokio::sync::Mutex::new(None),
+    });
+    // the panels' columns are read now, while the operator opens the page,
+    // rather than on its first request (a request meanwhile waits for them)
+    let warm = server.clone();
+    tokio::spawn(async move {
+        if let Err(e) = warm.snapshot().await {
+            eprintln!("dnsq: reading the dataset: {}", e.1);
+        }
+    });
+    axum::serve(listener, router(server))
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })
