@@ -396,6 +396,19 @@ fn bad_requests_get_a_reason_and_the_page_runs_no_sql_of_its_own() {
         sql(&dir, "select count(*) from transactions")[1][0],
         served.json("/api/summary")["transactions"].to_string()
     );
+
+    // a query that needs more memory than the server may use: a 503 that
+    // names the flag, and the server goes on
+    let small = Served::start(&dir, &["--allow-sql", "--memory-limit", "16K"]);
+    let (got, body) = small.http(
+        "POST",
+        "/api/sql",
+        "select a.qname from transactions a join transactions b on a.qname = b.qname",
+    );
+    assert_eq!(got, 503, "{body}");
+    assert!(body.contains("--memory-limit"), "{body}");
+    let (got, body) = small.http("POST", "/api/sql", "select 1 as one");
+    assert_eq!(got, 200, "{body}");
 }
 
 #[test]

@@ -151,6 +151,17 @@ impl IntoResponse for ApiError {
 
 impl From<anyhow::Error> for ApiError {
     fn from(e: anyhow::Error) -> ApiError {
+        if let Some(msg) = exhausted(&e) {
+            return ApiError(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "the query needs more memory than dnsq serve's --memory-limit allows ({}); \
+                     restart it with a higher --memory-limit, or narrow the view (a time range, \
+                     a filter)",
+                    msg.trim()
+                ),
+            );
+        }
         let status = match e.downcast_ref::<Error>() {
             Some(Error::Refused(why)) => {
                 let why = why.replace(crate::query::policy::READ_ONLY, "dnsq serve is read-only");
@@ -168,6 +179,21 @@ impl From<Error> for ApiError {
     fn from(e: Error) -> ApiError {
         anyhow::Error::from(e).into()
     }
+}
+
+/// DataFusion's message when a query ran out of the engine's memory pool.
+fn exhausted(e: &anyhow::Error) -> Option<String> {
+    use datafusion::error::DataFusionError as D;
+    e.chain().find_map(|cause| {
+        let df = match cause.downcast_ref::<Error>() {
+            Some(Error::DataFusion(df)) => df,
+            _ => cause.downcast_ref::<D>()?,
+        };
+        match df.find_root() {
+            D::ResourcesExhausted(msg) => Some(msg.clone()),
+            _ => None,
+        }
+    })
 }
 
 fn is_plan_error(e: &datafusion::error::DataFusionError) -> bool {
