@@ -211,7 +211,8 @@ pub struct Scope {
           value_parser = crate::query::legs::parse_endpoint)]
     pub resolvers: Vec<(String, u16)>,
     /// Only transactions with this value (repeatable): domain, tld, qname, client, server
-    /// (an address, ADDR:PORT or a CIDR), rcode, qtype, leg, status, transport
+    /// (an address, ADDR:PORT or a CIDR), rcode, qtype, leg (downstream, upstream or all),
+    /// status, transport
     #[arg(long = "filter", value_name = "KEY=VALUE", value_parser = crate::query::parse_filter)]
     pub filters: Vec<(String, String)>,
     /// Memory for sorts, aggregations and joins before they spill to disk
