@@ -11,6 +11,9 @@ source "$(dirname "$0")/common.sh"
 ds=$1
 rounds=${2:-3}
 rows=$("$dnsq" sql -d "$ds" --format csv "select count(*) from transactions" | tail -1)
+# a failed round leaves no server behind
+pid=
+trap 'kill $pid 2>/dev/null || true; rm -rf "$work"' EXIT
 for r in $(seq "$rounds"); do
     "$dnsq" serve -d "$ds" --addr 127.0.0.1:0 > "$work/url" 2> "$work/serve.$r" &
     pid=$!

@@ -13,13 +13,6 @@ use std::process::Output;
 
 use common::*;
 
-fn sample_dataset() -> (tempfile::TempDir, PathBuf) {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("ds");
-    ingest(&dir, &[&sample()], &[]);
-    (tmp, dir)
-}
-
 fn legs_dataset() -> (tempfile::TempDir, PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("ds");

@@ -188,15 +188,9 @@ fn check_panels(dir: &Path, page: &Value, filters: &[String], what: &str) {
     }
 }
 
-fn python() -> String {
-    std::env::var("DNSQ_PYTHON").unwrap_or_else(|_| "python3".into())
-}
-
 #[test]
 fn the_dashboard_in_a_browser_shows_what_dnsq_sql_gives_and_refilters_on_a_click() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("ds");
-    ingest(&dir, &[&sample()], &[]);
+    let (tmp, dir) = sample_dataset();
     let report = tmp.path().join("report.html");
     let o = run(dnsq()
         .args(["report", "-d"])
@@ -326,9 +320,7 @@ fn the_dashboard_in_a_browser_shows_what_dnsq_sql_gives_and_refilters_on_a_click
 
 #[test]
 fn bad_requests_get_a_reason_and_the_page_runs_no_sql_of_its_own() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("ds");
-    ingest(&dir, &[&sample()], &[]);
+    let (tmp, dir) = sample_dataset();
     let served = Served::start(&dir, &[]);
     for (path, status, reason) in [
         ("/api/panel/nope", 404, "no panel `nope`"),
@@ -416,9 +408,7 @@ fn only_loopback_by_default_and_other_addresses_are_said_loudly() {
     let o = run(dnsq().args(["serve", "--help"]));
     let help = String::from_utf8_lossy(&o.stdout);
     assert!(help.contains("[default: 127.0.0.1:8053]"), "{help}");
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("ds");
-    ingest(&dir, &[&sample()], &[]);
+    let (tmp, dir) = sample_dataset();
     let served = Served::start(&dir, &[]);
     assert!(served.addr.starts_with("127.0.0.1:"));
     assert!(!served.log().contains("WARNING"));
@@ -439,9 +429,7 @@ fn only_loopback_by_default_and_other_addresses_are_said_loudly() {
 
 #[test]
 fn an_ingest_while_served_shows_on_reload_and_a_browser_that_leaves_cancels() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("ds");
-    ingest(&dir, &[&sample()], &[]);
+    let (_tmp, dir) = sample_dataset();
     let served = Served::start(&dir, &["--allow-sql"]);
     let before = served.json("/api/summary")["transactions"]
         .as_u64()
@@ -487,9 +475,7 @@ fn an_ingest_while_served_shows_on_reload_and_a_browser_that_leaves_cancels() {
 
 #[test]
 fn panels_read_memory_when_it_fits_and_parquet_when_not_with_the_same_rows() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("ds");
-    ingest(&dir, &[&sample()], &[]);
+    let (_tmp, dir) = sample_dataset();
     let hot = Served::start(&dir, &[]);
     let cold = Served::start(&dir, &["--panel-memory", "0"]);
     for path in [
@@ -519,24 +505,11 @@ fn panels_read_memory_when_it_fits_and_parquet_when_not_with_the_same_rows() {
         assert_eq!(strip(a), strip(b), "{path}");
     }
     // the header of both legs counts every transaction; of one leg, its own
-    let count = |f: &[&str]| -> u64 {
-        let mut c = dnsq();
-        c.args(["sql", "--format", "csv", "-d"]).arg(&dir);
-        for f in f {
-            c.args(["--filter", f]);
-        }
-        let o = run(c.arg("select count(*) from transactions"));
-        String::from_utf8_lossy(&o.stdout)
-            .lines()
-            .nth(1)
-            .unwrap()
-            .parse()
-            .unwrap()
-    };
-    for (leg, filters) in [("all", &[][..]), ("upstream", &["leg=upstream"][..])] {
+    for (leg, only) in [("all", ""), ("upstream", " where leg = 'upstream'")] {
+        let want = sql(&dir, &format!("select count(*) from transactions{only}"))[1][0].clone();
         for s in [&hot, &cold] {
-            let got = s.json(&format!("/api/summary?leg={leg}"))["transactions"].clone();
-            assert_eq!(got, count(filters), "leg={leg}");
+            let got = s.json(&format!("/api/summary?leg={leg}"))["transactions"].to_string();
+            assert_eq!(got, want, "leg={leg}");
         }
     }
     assert!(hot.log().contains("held in memory"), "{}", hot.log());

@@ -22,10 +22,6 @@ use common::*;
 
 const ALL_ENGINES: &str = "duckdb,pandas,polars,spark";
 
-fn python() -> String {
-    std::env::var("DNSQ_PYTHON").unwrap_or_else(|_| "python3".into())
-}
-
 fn num(s: &str) -> i64 {
     s.parse::<f64>().unwrap_or_else(|_| panic!("{s}")) as i64
 }

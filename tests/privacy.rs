@@ -12,11 +12,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use common::{dnsq, ingest, mmdb, public_sample, repo, run, sample, sql, zeek_ecs};
-
-fn python() -> String {
-    std::env::var("DNSQ_PYTHON").unwrap_or_else(|_| "python3".into())
-}
+use common::{dnsq, ingest, mmdb, public_sample, python, repo, run, sample, sql, zeek_ecs};
 
 /// Runs `tests/py/privacy.py ARGS` with `input` on stdin; its TSV lines.
 fn oracle(args: &[&str], input: &str) -> Vec<Vec<String>> {

@@ -234,11 +234,7 @@ fn allow_write_writes_outside_the_dataset_only() {
         &format!("create table m as {by_leg}; select * from m order by 1"),
     );
     assert!(o.status.success(), "{}", stderr(&o));
-    let got: Vec<Vec<String>> = String::from_utf8_lossy(&o.stdout)
-        .lines()
-        .map(|l| l.split(',').map(String::from).collect())
-        .collect();
-    assert_eq!(got, want);
+    assert_eq!(parse_csv(&o.stdout), want);
     assert!(want.len() >= 3, "{want:?}: a header and both legs");
 }
 

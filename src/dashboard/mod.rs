@@ -288,13 +288,30 @@ pub async fn rows(
     given: &Given,
     notes: &mut Vec<String>,
 ) -> anyhow::Result<(Vec<String>, serde_json::Value)> {
+    let (columns, rows, _) = rows_at_most(session, guard, sql, given, notes, usize::MAX).await?;
+    Ok((columns, rows))
+}
+
+/// [`rows`], at most `limit` of them, and how many more there were. `sql`
+/// is one statement.
+pub async fn rows_at_most(
+    session: &Session,
+    guard: &Guard,
+    sql: &str,
+    given: &Given,
+    notes: &mut Vec<String>,
+    limit: usize,
+) -> anyhow::Result<(Vec<String>, serde_json::Value, u64)> {
     let header = Header::parse(sql);
     let binder = Binder {
         header: &header,
         given,
     };
     let mut statements = Session::statements(sql)?;
-    let st = statements.pop().context("an empty query")?;
+    let st = match (statements.pop(), statements.is_empty()) {
+        (Some(st), true) => st,
+        _ => return Err(crate::error::Error::Usage("send one SQL statement".into()).into()),
+    };
     let stream = session.execute_with(st, guard, &binder, notes).await?;
     let columns = stream
         .schema()
@@ -302,9 +319,9 @@ pub async fn rows(
         .iter()
         .map(|f| f.name().clone())
         .collect();
-    let (_, buf) = write_stream(stream, Format::Json, usize::MAX, None, Vec::new()).await?;
+    let (written, buf) = write_stream(stream, Format::Json, limit, None, Vec::new()).await?;
     let value = serde_json::from_slice(&buf)?;
-    Ok((columns, value))
+    Ok((columns, value, written.hidden()))
 }
 
 /// One panel's rows and what the page says about them. `session` already

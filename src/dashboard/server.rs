@@ -30,7 +30,7 @@ use axum::{Json, Router};
 use datafusion::prelude::{col, lit};
 use serde_json::json;
 
-use super::{find, rows, run_panel, run_summary, Panel, View, PANELS};
+use super::{find, rows, rows_at_most, run_panel, run_summary, Panel, View, PANELS};
 use crate::error::Error;
 use crate::query::engine::EngineOptions;
 use crate::query::output::{write_stream, Format};
@@ -93,13 +93,28 @@ struct Snapshot {
     /// limit (itself half the machine's by default): panels, the header and
     /// the picker query this; SQL from the page queries `session`.
     hot: Option<Session>,
-    /// What `hot` takes, in bytes.
-    hot_bytes: usize,
     /// The rows of a filtered view, read once from `hot` for every panel of
     /// it: at most [`SUBSETS`], each at most a quarter of `hot`'s size
     /// (`None` when larger: those panels filter `hot` each time).
     subsets: Mutex<HashMap<String, Arc<tokio::sync::OnceCell<Option<Session>>>>>,
     answers: Mutex<HashMap<String, Arc<serde_json::Value>>>,
+}
+
+impl Snapshot {
+    /// The answer kept for `key`, if any.
+    fn kept(&self, key: &str) -> Option<Arc<serde_json::Value>> {
+        self.answers.lock().ok()?.get(key).cloned()
+    }
+
+    /// Keeps `answer` for `key`; past [`CACHED`] answers, the older go.
+    fn keep(&self, key: String, answer: Arc<serde_json::Value>) {
+        if let Ok(mut answers) = self.answers.lock() {
+            if answers.len() >= CACHED {
+                answers.clear();
+            }
+            answers.insert(key, answer);
+        }
+    }
 }
 
 struct Server {
@@ -248,13 +263,13 @@ impl Server {
             .unwrap_or(self.config.options.memory_limit() / 2) as u64;
         let hot = if budget > 0 && rows.saturating_mul(HOT_ROW_BYTES) <= budget {
             let started = Instant::now();
-            let (hot, bytes) = session.in_memory(HOT).await?;
+            let hot = session.in_memory(HOT).await?;
             eprintln!(
                 "dnsq: {rows} transactions' panel columns held in memory ({} MiB, {} ms)",
-                bytes >> 20,
+                hot.held_bytes() >> 20,
                 started.elapsed().as_millis()
             );
-            Some((hot, bytes))
+            Some(hot)
         } else {
             eprintln!(
                 "dnsq: {rows} transactions: the panels' columns (about {} MiB) do not fit \
@@ -264,12 +279,10 @@ impl Server {
             );
             None
         };
-        let (hot, hot_bytes) = hot.map_or((None, 0), |(h, b)| (Some(h), b));
         let s = Arc::new(Snapshot {
             key,
             session,
             hot,
-            hot_bytes,
             subsets: Mutex::new(HashMap::new()),
             answers: Mutex::new(HashMap::new()),
         });
@@ -304,7 +317,7 @@ impl Server {
                 let sub = cell
                     .get_or_try_init(|| async {
                         let (sub, bytes) = hot.narrowed(filters, range).await?;
-                        Ok::<_, ApiError>((bytes <= snap.hot_bytes / 4).then_some(sub))
+                        Ok::<_, ApiError>((bytes <= hot.held_bytes() / 4).then_some(sub))
                     })
                     .await?;
                 if let Some(sub) = sub {
@@ -333,8 +346,7 @@ impl Server {
     {
         let started = Instant::now();
         let snap = self.snapshot().await?;
-        let hit = snap.answers.lock().ok().and_then(|a| a.get(&key).cloned());
-        let answer = match hit {
+        let answer = match snap.kept(&key) {
             Some(a) => a,
             None => {
                 let mut running = Running {
@@ -344,12 +356,7 @@ impl Server {
                 let a = compute(snap.clone()).await;
                 running.done = true;
                 let a = Arc::new(a?);
-                if let Ok(mut answers) = snap.answers.lock() {
-                    if answers.len() >= CACHED {
-                        answers.clear();
-                    }
-                    answers.insert(key, a.clone());
-                }
+                snap.keep(key, a.clone());
                 a
             }
         };
@@ -390,8 +397,7 @@ LIMIT 1";
         let mut filters = view.filters.clone();
         filters.sort();
         let key = format!("busiest {:?} {filters:?}", given.values);
-        let kept = snap.answers.lock().ok().and_then(|a| a.get(&key).cloned());
-        let found = match kept {
+        let found = match snap.kept(&key) {
             Some(v) => v,
             None => {
                 // the saved query's header: its parameters' defaults (the leg)
@@ -400,9 +406,7 @@ LIMIT 1";
                 let sql = format!("{}\n{BUSIEST}", header.join("\n"));
                 let (_, rows) = rows(s, guard, &sql, &given, &mut Vec::new()).await?;
                 let v = Arc::new(rows[0]["domain"].clone());
-                if let Ok(mut answers) = snap.answers.lock() {
-                    answers.insert(key, v.clone());
-                }
+                snap.keep(key, v.clone());
                 v
             }
         };
@@ -590,35 +594,14 @@ async fn sql(
         what: "sql".into(),
         done: false,
     };
-    let mut statements = Session::statements(&body)?;
-    if statements.len() != 1 {
-        return Err(bad("send one SQL statement"));
-    }
-    let st = statements
-        .pop()
-        .ok_or_else(|| bad("send one SQL statement"))?;
-    let header = crate::query::params::Header::parse(&body);
-    let given = view.given();
-    let binder = crate::query::params::Binder {
-        header: &header,
-        given: &given,
-    };
     let mut notes = Vec::new();
-    let stream = s.execute_with(st, &guard, &binder, &mut notes).await?;
-    let columns: Vec<String> = stream
-        .schema()
-        .fields()
-        .iter()
-        .map(|f| f.name().clone())
-        .collect();
-    let (written, buf) = write_stream(stream, Format::Json, SQL_ROWS, None, Vec::new()).await?;
+    let (columns, rows, hidden) =
+        rows_at_most(&s, &guard, &body, &view.given(), &mut notes, SQL_ROWS).await?;
     running.done = true;
-    let rows: serde_json::Value = serde_json::from_slice(&buf)
-        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    Ok(Json(
-        json!({ "columns": columns, "rows": rows, "hidden": written.hidden(), "notes": notes }),
+    Ok(
+        Json(json!({ "columns": columns, "rows": rows, "hidden": hidden, "notes": notes }))
+            .into_response(),
     )
-    .into_response())
 }
 
 async fn not_found() -> ApiError {

@@ -24,7 +24,7 @@ use crate::dataset::schema::TS;
 use crate::error::Result;
 
 /// Columns with few distinct values, held as dictionaries.
-pub const FEW: &[&str] = &[
+const FEW: &[&str] = &[
     "status",
     "transport",
     "tld",
@@ -105,13 +105,13 @@ impl Held {
         let Ok(i) = self.schema.index_of(TS) else {
             return self.batches.clone();
         };
+        // nulls sort first and fall outside any bounded range
+        let bounded = since.is_some() || until.is_some();
         self.batches
             .iter()
             .filter_map(|b| {
                 let ts = b.column(i).as_primitive::<TimestampMicrosecondType>();
                 let values = ts.values();
-                // Nulls sort first and fall outside any bounded range.
-                let bounded = since.is_some() || until.is_some();
                 let from = since.map_or(if bounded { ts.null_count() } else { 0 }, |s| {
                     first_at_least(ts, s)
                 });

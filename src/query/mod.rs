@@ -206,9 +206,8 @@ impl Session {
     /// table under it) are `columns` of this one's, read once into memory
     /// with `leg` computed and laid out as [`memory::Held`] says: what
     /// `dnsq serve`'s panels query, each then scanning memory instead of
-    /// decoding Parquet and finding legs again. Also returns the bytes the
-    /// columns take.
-    pub async fn in_memory(&self, columns: &[&str]) -> Result<(Session, usize)> {
+    /// decoding Parquet and finding legs again.
+    pub async fn in_memory(&self, columns: &[&str]) -> Result<Session> {
         use futures::TryStreamExt;
         self.legs.ensure(&self.ctx, RAW).await?;
         let df = self
@@ -226,9 +225,14 @@ impl Session {
             ("captures", captures),
             ("transactions", mem),
         ])?;
-        let bytes = held.bytes;
         session.held = Some(held);
-        Ok((session, bytes))
+        Ok(session)
+    }
+
+    /// The bytes of the rows [`Session::in_memory`] holds (0 for a session
+    /// that reads files).
+    pub fn held_bytes(&self) -> usize {
+        self.held.as_ref().map_or(0, |h| h.bytes)
     }
 
     /// `batches` as a table, spread over the engine's partitions.
@@ -247,50 +251,34 @@ impl Session {
 
     /// A session whose `transactions` holds only the rows `filters` admit in
     /// `[since, until)` (microseconds; the queries still bound their own
-    /// range), over the same raw table (so spans, and with them `bucket
-    /// auto`, stay those of the whole data, as with [`Session::filter`]).
-    /// Rows held in memory are sliced by time without a copy, and only the
-    /// rows the filters keep are copied; otherwise the rows are read once
-    /// into memory. Also returns the bytes the copy takes.
+    /// range) of the rows [`Session::in_memory`] holds, over the same raw
+    /// table (so spans, and with them `bucket auto`, stay those of the whole
+    /// data, as with [`Session::filter`]). The range is a slice of each held
+    /// batch, no copy; only the rows the filters keep are copied. Also
+    /// returns the bytes the copy takes.
     pub async fn narrowed(
         &self,
         filters: &[(String, String)],
         range: (Option<i64>, Option<i64>),
     ) -> Result<(Session, usize)> {
-        use datafusion::prelude::{col, lit};
         use futures::TryStreamExt;
+        let held = self
+            .held
+            .as_ref()
+            .ok_or_else(|| Error::Usage("a narrowed view needs the rows held in memory".into()))?;
         let raw = self.ctx.table_provider(RAW).await?;
         let captures = self.ctx.table_provider("captures").await?;
-        let (s, rest) = match &self.held {
-            Some(held) => {
-                let slices = held.range(range.0, range.1);
-                let table = self.partitioned(held.schema.clone(), slices)?;
-                let s = self.fork_with(vec![
-                    (RAW, raw.clone()),
-                    ("captures", captures.clone()),
-                    ("transactions", table),
-                ])?;
-                if filters.is_empty() {
-                    return Ok((s, 0));
-                }
-                (s, (None, None))
-            }
-            None => (self.fork().await?, range),
-        };
+        let slices = self.partitioned(held.schema.clone(), held.range(range.0, range.1))?;
+        let s = self.fork_with(vec![
+            (RAW, raw.clone()),
+            ("captures", captures.clone()),
+            ("transactions", slices),
+        ])?;
+        if filters.is_empty() {
+            return Ok((s, 0));
+        }
         s.filter(filters).await?;
-        let ts = |us: i64| {
-            lit(datafusion::scalar::ScalarValue::TimestampMicrosecond(
-                Some(us),
-                Some("UTC".into()),
-            ))
-        };
-        let mut df = s.ctx.table("transactions").await?;
-        if let Some(since) = rest.0 {
-            df = df.filter(col(TS).gt_eq(ts(since)))?;
-        }
-        if let Some(until) = rest.1 {
-            df = df.filter(col(TS).lt(ts(until)))?;
-        }
+        let df = s.ctx.table("transactions").await?;
         let schema = Arc::new(df.schema().as_arrow().clone());
         let batches: Vec<RecordBatch> = df.execute_stream().await?.try_collect().await?;
         let bytes = batches.iter().map(|b| b.get_array_memory_size()).sum();

@@ -310,3 +310,16 @@ pub fn public_sample(dir: &Path) -> PathBuf {
     rewrite_addresses(&sample(), &p, &PUBLIC);
     p
 }
+
+/// data/sample.pcap ingested into a dataset of its own, `ds` in a temporary directory.
+pub fn sample_dataset() -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ds");
+    ingest(&dir, &[&sample()], &[]);
+    (tmp, dir)
+}
+
+/// The Python with pyarrow, DuckDB and Playwright (`.ci/run`'s venv): `$DNSQ_PYTHON`.
+pub fn python() -> String {
+    std::env::var("DNSQ_PYTHON").unwrap_or_else(|_| "python3".into())
+}

@@ -53,7 +53,7 @@ with sync_playwright() as p:
             page.screenshot(path=os.path.join(shots, f"dashboard-{scheme}.png"), full_page=True)
         if scheme == "dark":
             ctx.close()
-            break
+            continue
         result["first"] = first
 
         # click a domain in the top domains table: every panel refilters
@@ -106,9 +106,10 @@ with sync_playwright() as p:
     ctx = browser.new_context(viewport={"width": 1440, "height": 900}, offline=True)
 
     def refuse(route):
-        if not route.request.url.startswith("file:"):
-            result["requests_after_offline"].append(route.request.url)
-        return route.abort() if not route.request.url.startswith("file:") else route.continue_()
+        if route.request.url.startswith("file:"):
+            return route.continue_()
+        result["requests_after_offline"].append(route.request.url)
+        return route.abort()
 
     ctx.route("**/*", refuse)
     page = ctx.new_page()
