@@ -101,6 +101,8 @@ pub fn register(ctx: &SessionContext) {
     ] {
         ctx.register_udf(ScalarUDF::new_from_impl(DnsFn::new(kind)));
     }
+    // replaces DataFusion's, answering as it does (super::date_bin)
+    ctx.register_udf(ScalarUDF::new_from_impl(super::date_bin::DateBin::default()));
     ctx.register_udaf(datafusion::logical_expr::AggregateUDF::new_from_impl(
         super::percentiles::Percentiles::default(),
     ));

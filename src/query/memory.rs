@@ -13,15 +13,32 @@
 //! - Each batch is sorted by `ts` (the files already are, SPEC "Dataset
 //!   layout"; a batch that is not gets sorted), so a time range is a slice
 //!   of each batch found by binary search: no row is copied.
+//! - Within a batch the rows of each leg lie together (a stable partition,
+//!   so each leg's run stays in time order), and [`HeldTable`] answers a
+//!   panel's `leg = '...'` and its time range by slicing: the rows of the
+//!   other leg are never read, and no row is compared for either filter.
 
+use std::ops::Range;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, UInt32Array};
 use arrow::compute::{cast, sort_to_indices, take_record_batch};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimestampMicrosecondType};
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::ScalarValue;
+use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::datasource::TableType;
+use datafusion::logical_expr::{BinaryExpr, Expr, Operator, TableProviderFilterPushDown};
+use datafusion::physical_plan::ExecutionPlan;
 
 use crate::dataset::schema::TS;
 use crate::error::Result;
+
+/// The computed column whose value splits each held batch into runs.
+const LEG: &str = "leg";
+
+/// The rows of a batch with one leg (`None`: no `leg` column, or a null leg).
+type Run = (Option<String>, Range<usize>);
 
 /// Columns with few distinct values, held as dictionaries.
 const FEW: &[&str] = &[
@@ -37,17 +54,30 @@ fn dictionary() -> DataType {
     DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))
 }
 
-/// Batches of transactions in memory, each sorted by `ts`.
+/// Batches of transactions in memory: within each, the rows of one leg lie
+/// together, sorted by `ts`.
 pub struct Held {
     pub schema: SchemaRef,
     pub batches: Vec<RecordBatch>,
+    /// Per batch, its runs of one leg.
+    runs: Vec<Vec<Run>>,
     /// What the arrays take.
     pub bytes: usize,
 }
 
+impl std::fmt::Debug for Held {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Held")
+            .field("batches", &self.batches.len())
+            .field("bytes", &self.bytes)
+            .finish()
+    }
+}
+
 impl Held {
     /// Holds `batches` (of `schema`): [`FEW`]'s string columns become
-    /// dictionaries, and a batch not sorted by `ts` is sorted.
+    /// dictionaries, a batch not sorted by `ts` is sorted, and then its rows
+    /// are grouped by leg, each leg's in the order they had.
     pub fn new(schema: &Schema, batches: Vec<RecordBatch>) -> Result<Held> {
         let fields: Vec<Field> = schema
             .fields()
@@ -63,7 +93,9 @@ impl Held {
             .collect();
         let held = Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()));
         let ts = held.index_of(TS).ok();
+        let leg = held.index_of(LEG).ok();
         let mut out = Vec::with_capacity(batches.len());
+        let mut runs = Vec::with_capacity(batches.len());
         for b in batches {
             let columns = b
                 .columns()
@@ -89,36 +121,245 @@ impl Held {
                     b = take_record_batch(&b, &order)?;
                 }
             }
+            let (b, r) = match leg {
+                Some(i) => by_leg(b, i)?,
+                None => {
+                    let n = b.num_rows();
+                    (b, vec![(None, 0..n)])
+                }
+            };
             out.push(b);
+            runs.push(r);
         }
         let bytes = out.iter().map(|b| b.get_array_memory_size()).sum();
         Ok(Held {
             schema: held,
             batches: out,
+            runs,
             bytes,
         })
     }
 
-    /// The rows with `since <= ts < until` (microseconds; an open end is
-    /// unbounded), as slices of the held batches.
-    pub fn range(&self, since: Option<i64>, until: Option<i64>) -> Vec<RecordBatch> {
-        let Ok(i) = self.schema.index_of(TS) else {
-            return self.batches.clone();
-        };
+    /// The rows of `leg` (any leg when `None`) with `since <= ts < until`
+    /// (microseconds; an open end is unbounded), as slices of the held
+    /// batches.
+    pub fn select(
+        &self,
+        leg: Option<&str>,
+        since: Option<i64>,
+        until: Option<i64>,
+    ) -> Vec<RecordBatch> {
+        let ts = self.schema.index_of(TS).ok();
         // nulls sort first and fall outside any bounded range
         let bounded = since.is_some() || until.is_some();
-        self.batches
-            .iter()
-            .filter_map(|b| {
-                let ts = b.column(i).as_primitive::<TimestampMicrosecondType>();
-                let values = ts.values();
-                let from = since.map_or(if bounded { ts.null_count() } else { 0 }, |s| {
-                    first_at_least(ts, s)
-                });
-                let to = until.map_or(values.len(), |u| first_at_least(ts, u));
-                (to > from).then(|| b.slice(from, to - from))
-            })
+        let mut out: Vec<(&RecordBatch, Range<usize>)> = Vec::new();
+        for (b, runs) in self.batches.iter().zip(&self.runs) {
+            for (value, run) in runs {
+                if leg.is_some() && value.as_deref() != leg {
+                    continue;
+                }
+                let (from, to) = match ts {
+                    None => (run.start, run.end),
+                    Some(i) => {
+                        let ts = b.column(i).slice(run.start, run.len());
+                        let ts = ts.as_primitive::<TimestampMicrosecondType>();
+                        let from = since.map_or(if bounded { ts.null_count() } else { 0 }, |s| {
+                            first_at_least(ts, s)
+                        });
+                        let to = until.map_or(ts.len(), |u| first_at_least(ts, u));
+                        (run.start + from, run.start + to)
+                    }
+                };
+                if to > from {
+                    // runs kept whole next to each other stay one slice
+                    match out.last_mut() {
+                        Some((last, r)) if std::ptr::eq(*last, b) && r.end == from => r.end = to,
+                        _ => out.push((b, from..to)),
+                    }
+                }
+            }
+        }
+        out.into_iter()
+            .map(|(b, r)| b.slice(r.start, r.len()))
             .collect()
+    }
+}
+
+/// `b` with the rows of each leg together, each leg's in their order, and
+/// those runs: downstream, upstream, any other value, then null.
+fn by_leg(b: RecordBatch, i: usize) -> Result<(RecordBatch, Vec<Run>)> {
+    let column = cast(b.column(i), &DataType::Utf8)?;
+    let legs = column.as_string::<i32>();
+    let mut groups: Vec<(Option<String>, Vec<u32>)> = Vec::new();
+    for (row, v) in legs.iter().enumerate() {
+        match groups.iter_mut().find(|(g, _)| g.as_deref() == v) {
+            Some((_, rows)) => rows.push(row as u32),
+            None => groups.push((v.map(String::from), vec![row as u32])),
+        }
+    }
+    let rank = |v: &Option<String>| match v.as_deref() {
+        Some("downstream") => 0,
+        Some("upstream") => 1,
+        Some(_) => 2,
+        None => 3,
+    };
+    groups.sort_by(|a, b| rank(&a.0).cmp(&rank(&b.0)).then_with(|| a.0.cmp(&b.0)));
+    if groups.len() <= 1 {
+        let n = b.num_rows();
+        let leg = groups.pop().and_then(|g| g.0);
+        return Ok((b, vec![(leg, 0..n)]));
+    }
+    let mut order = Vec::with_capacity(b.num_rows());
+    let mut runs = Vec::with_capacity(groups.len());
+    for (leg, rows) in groups {
+        let start = order.len();
+        order.extend(rows);
+        runs.push((leg, start..order.len()));
+    }
+    let b = take_record_batch(&b, &UInt32Array::from(order))?;
+    Ok((b, runs))
+}
+
+/// [`Held`] rows as a table. A leg (`leg = '...'`) and a time range (`ts`
+/// against a timestamp) among a query's filters are applied exactly, by
+/// slicing: DataFusion drops those filters, and the scan reads only the
+/// matching runs of each batch.
+#[derive(Debug)]
+pub struct HeldTable {
+    held: Arc<Held>,
+    /// The rows outside `[since, until)` are not part of this table.
+    window: (Option<i64>, Option<i64>),
+    partitions: usize,
+}
+
+impl HeldTable {
+    /// `held`'s rows in `window` (microseconds, open ends unbounded), read
+    /// in `partitions` streams.
+    pub fn new(held: Arc<Held>, window: (Option<i64>, Option<i64>), partitions: usize) -> Self {
+        HeldTable {
+            held,
+            window,
+            partitions: partitions.max(1),
+        }
+    }
+}
+
+/// A filter [`HeldTable`] applies itself.
+#[derive(Debug, PartialEq)]
+enum Bound {
+    Leg(String),
+    Since(i64),
+    Until(i64),
+}
+
+impl HeldTable {
+    fn bound(&self, e: &Expr) -> Option<Bound> {
+        let Expr::BinaryExpr(BinaryExpr { left, op, right }) = e else {
+            return None;
+        };
+        let (column, op, value) = match (column_name(left), literal(right)) {
+            (Some(c), Some(v)) => (c, *op, v),
+            _ => (column_name(right)?, op.swap()?, literal(left)?),
+        };
+        let schema = &self.held.schema;
+        match (column, op, value) {
+            (
+                LEG,
+                Operator::Eq,
+                ScalarValue::Utf8(Some(s))
+                | ScalarValue::Utf8View(Some(s))
+                | ScalarValue::LargeUtf8(Some(s)),
+            ) if schema.index_of(LEG).is_ok() => Some(Bound::Leg(s.clone())),
+            (TS, op, ScalarValue::TimestampMicrosecond(Some(v), _))
+                if schema.index_of(TS).is_ok() =>
+            {
+                match op {
+                    Operator::GtEq => Some(Bound::Since(*v)),
+                    Operator::Gt => v.checked_add(1).map(Bound::Since),
+                    Operator::Lt => Some(Bound::Until(*v)),
+                    Operator::LtEq => v.checked_add(1).map(Bound::Until),
+                    _ => None,
+                }
+            }
+            _ => None,
+        }
+    }
+}
+
+fn column_name(e: &Expr) -> Option<&str> {
+    match e {
+        Expr::Column(c) => Some(c.name.as_str()),
+        _ => None,
+    }
+}
+
+fn literal(e: &Expr) -> Option<&ScalarValue> {
+    match e {
+        Expr::Literal(v, _) => Some(v),
+        _ => None,
+    }
+}
+
+#[async_trait::async_trait]
+impl TableProvider for HeldTable {
+    fn schema(&self) -> SchemaRef {
+        self.held.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> datafusion::error::Result<Vec<TableProviderFilterPushDown>> {
+        Ok(filters
+            .iter()
+            .map(|f| match self.bound(f) {
+                Some(_) => TableProviderFilterPushDown::Exact,
+                None => TableProviderFilterPushDown::Unsupported,
+            })
+            .collect())
+    }
+
+    async fn scan(
+        &self,
+        _state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
+        let (mut since, mut until) = self.window;
+        let mut leg: Option<String> = None;
+        let mut nothing = false;
+        for f in filters {
+            match self.bound(f) {
+                Some(Bound::Since(s)) => since = Some(since.map_or(s, |t| t.max(s))),
+                Some(Bound::Until(u)) => until = Some(until.map_or(u, |t| t.min(u))),
+                Some(Bound::Leg(l)) => match &leg {
+                    Some(k) if *k != l => nothing = true,
+                    _ => leg = Some(l),
+                },
+                None => {}
+            }
+        }
+        let mut parts = vec![Vec::new(); self.partitions];
+        if !nothing {
+            for (i, b) in self
+                .held
+                .select(leg.as_deref(), since, until)
+                .into_iter()
+                .enumerate()
+            {
+                parts[i % self.partitions].push(b);
+            }
+        }
+        Ok(MemorySourceConfig::try_new_exec(
+            &parts,
+            self.schema(),
+            projection.cloned(),
+        )?)
     }
 }
 
@@ -231,9 +472,177 @@ mod tests {
                         Some(t) => since.is_none_or(|s| *t >= s) && until.is_none_or(|u| *t < u),
                     })
                     .collect();
-                let got = times(&held.range(since, until));
+                let got = times(&held.select(None, since, until));
                 assert_eq!(got, want, "since {since:?} until {until:?}");
             }
         }
+    }
+
+    /// Rows of (ts, leg) in two batches, unsorted, with null times and legs.
+    fn legged() -> (Schema, Vec<RecordBatch>) {
+        let schema = Schema::new(vec![
+            Field::new(
+                TS,
+                DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, Some("UTC".into())),
+                true,
+            ),
+            Field::new(LEG, DataType::Utf8View, true),
+            Field::new("n", DataType::Int64, false),
+        ]);
+        let make = |rows: Vec<(Option<i64>, Option<&str>)>, first: i64| {
+            let n = rows.len() as i64;
+            RecordBatch::try_new(
+                Arc::new(schema.clone()),
+                vec![
+                    Arc::new(
+                        TimestampMicrosecondArray::from(
+                            rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+                        )
+                        .with_timezone("UTC"),
+                    ),
+                    Arc::new(StringViewArray::from(
+                        rows.iter().map(|r| r.1).collect::<Vec<_>>(),
+                    )),
+                    Arc::new(arrow::array::Int64Array::from_iter_values(first..first + n)),
+                ],
+            )
+            .unwrap()
+        };
+        let a = make(
+            vec![
+                (Some(5), Some("upstream")),
+                (Some(1), Some("downstream")),
+                (None, Some("downstream")),
+                (Some(3), None),
+                (Some(3), Some("upstream")),
+                (Some(8), Some("downstream")),
+                (Some(2), Some("other")),
+            ],
+            0,
+        );
+        let b = make(
+            vec![
+                (Some(4), Some("downstream")),
+                (Some(6), Some("downstream")),
+                (Some(9), Some("downstream")),
+            ],
+            100,
+        );
+        (schema, vec![a, b])
+    }
+
+    #[test]
+    fn each_batch_holds_its_legs_apart_each_in_time_order() {
+        let (schema, batches) = legged();
+        let held = Held::new(&schema, batches).unwrap();
+        let legs: Vec<Vec<Option<&str>>> = held.runs[0]
+            .iter()
+            .map(|(_, r)| {
+                let legs = held.batches[0].column(1).as_string_view();
+                r.clone()
+                    .map(|i| legs.is_valid(i).then(|| legs.value(i)))
+                    .collect()
+            })
+            .collect();
+        assert_eq!(
+            legs,
+            [
+                vec![Some("downstream"); 3],
+                vec![Some("upstream"); 2],
+                vec![Some("other")],
+                vec![None]
+            ]
+        );
+        assert_eq!(
+            times(&held.batches[..1]),
+            [None, Some(1), Some(8), Some(3), Some(5), Some(2), Some(3)]
+        );
+        // a batch of one leg is one run, untouched
+        assert_eq!(held.runs[1], [(Some("downstream".to_string()), 0..3)]);
+    }
+
+    /// Every filter on `leg` and `ts` gives over a [`HeldTable`] the rows
+    /// it gives over the same rows as a plain memory table, and those it
+    /// applies itself leave no filter in the plan.
+    #[tokio::test]
+    async fn a_held_table_answers_as_a_memory_table_does() {
+        use datafusion::datasource::MemTable;
+        use datafusion::prelude::SessionContext;
+        let (schema, batches) = legged();
+        let ctx = SessionContext::new();
+        let plain = MemTable::try_new(Arc::new(schema.clone()), vec![batches.clone()]).unwrap();
+        ctx.register_table("plain", Arc::new(plain)).unwrap();
+        let held = Arc::new(Held::new(&schema, batches).unwrap());
+        ctx.register_table(
+            "held",
+            Arc::new(HeldTable::new(held.clone(), (None, None), 2)),
+        )
+        .unwrap();
+        // a window: only rows in [2, 9)
+        ctx.register_table(
+            "window",
+            Arc::new(HeldTable::new(held, (Some(2), Some(9)), 3)),
+        )
+        .unwrap();
+        let t = |us: i64| format!("'1970-01-01T00:00:00.{us:06}Z'");
+        let filters = [
+            "true".to_string(),
+            "leg = 'downstream'".into(),
+            "'upstream' = leg".into(),
+            "leg = 'nowhere'".into(),
+            "leg = 'downstream' AND leg = 'upstream'".into(),
+            "leg IS NULL".into(),
+            "leg <> 'downstream'".into(),
+            format!("ts >= {}", t(3)),
+            format!("ts > {}", t(3)),
+            format!("ts < {}", t(5)),
+            format!("ts <= {}", t(5)),
+            format!("{} <= ts AND ts < {} AND leg = 'downstream'", t(4), t(9)),
+            format!("ts = {}", t(3)),
+            "ts IS NULL".into(),
+            format!("leg = 'upstream' OR ts > {}", t(7)),
+        ];
+        let rows = |sql: String| {
+            let ctx = ctx.clone();
+            async move {
+                let batches = ctx.sql(&sql).await.unwrap().collect().await.unwrap();
+                batches
+                    .iter()
+                    .flat_map(|b| {
+                        b.column(0)
+                            .as_primitive::<arrow::datatypes::Int64Type>()
+                            .values()
+                            .to_vec()
+                    })
+                    .collect::<Vec<i64>>()
+            }
+        };
+        for f in &filters {
+            let want = rows(format!("SELECT n FROM plain WHERE {f} ORDER BY n")).await;
+            let got = rows(format!("SELECT n FROM held WHERE {f} ORDER BY n")).await;
+            assert_eq!(got, want, "{f}");
+            let want = rows(format!(
+                "SELECT n FROM plain WHERE ({f}) AND ts >= {} AND ts < {} ORDER BY n",
+                t(2),
+                t(9)
+            ))
+            .await;
+            let got = rows(format!("SELECT n FROM window WHERE {f} ORDER BY n")).await;
+            assert_eq!(got, want, "window, {f}");
+        }
+        let plan = ctx
+            .sql(&format!(
+                "EXPLAIN SELECT n FROM held WHERE leg = 'downstream' AND ts >= {}",
+                t(3)
+            ))
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        let plan = arrow::util::pretty::pretty_format_batches(&plan)
+            .unwrap()
+            .to_string();
+        assert!(!plan.contains("FilterExec"), "{plan}");
     }
 }

@@ -6,6 +6,7 @@
 //! allows it, and streams its batches; `Session::run` collects them, for
 //! small internal queries.
 
+pub mod date_bin;
 pub mod engine;
 pub mod functions;
 pub mod legs;
@@ -47,6 +48,9 @@ pub struct Session {
     /// The rows behind `transactions`, when [`Session::in_memory`] read them.
     held: Option<Arc<memory::Held>>,
 }
+
+/// Rows per batch of what [`Session::in_memory`] holds.
+const HELD_BATCH: usize = 65536;
 
 /// The table as stored; `transactions` is a view of it with the computed
 /// columns (`leg`) and `date` as a DATE.
@@ -210,15 +214,19 @@ impl Session {
     pub async fn in_memory(&self, columns: &[&str]) -> Result<Session> {
         use futures::TryStreamExt;
         self.legs.ensure(&self.ctx, RAW).await?;
-        let df = self
-            .ctx
+        // Fewer, larger batches: each panel's scan pays its per-batch costs
+        // once per HELD_BATCH rows (and a batch is cut into its legs' runs).
+        let mut state = self.ctx.state();
+        state.config_mut().options_mut().execution.batch_size =
+            datafusion::common::config::ConfigNonZeroUsize::try_new(HELD_BATCH)?;
+        let df = SessionContext::new_with_state(state)
             .table("transactions")
             .await?
             .select_columns(columns)?;
         let schema = df.schema().as_arrow().clone();
         let batches: Vec<RecordBatch> = df.execute_stream().await?.try_collect().await?;
         let held = Arc::new(memory::Held::new(&schema, batches)?);
-        let mem = self.partitioned(held.schema.clone(), held.batches.clone())?;
+        let mem = self.held_table(held.clone(), (None, None));
         let captures = self.ctx.table_provider("captures").await?;
         let mut session = self.fork_with(vec![
             (RAW, mem.clone()),
@@ -235,18 +243,14 @@ impl Session {
         self.held.as_ref().map_or(0, |h| h.bytes)
     }
 
-    /// `batches` as a table, spread over the engine's partitions.
-    fn partitioned(
+    /// `held`'s rows in `window` as a table, read in the engine's partitions.
+    fn held_table(
         &self,
-        schema: SchemaRef,
-        batches: Vec<RecordBatch>,
-    ) -> Result<Arc<dyn datafusion::catalog::TableProvider>> {
-        let n = self.ctx.state().config().target_partitions().max(1);
-        let mut parts = vec![Vec::new(); n];
-        for (i, b) in batches.into_iter().enumerate() {
-            parts[i % n].push(b);
-        }
-        Ok(Arc::new(MemTable::try_new(schema, parts)?))
+        held: Arc<memory::Held>,
+        window: (Option<i64>, Option<i64>),
+    ) -> Arc<dyn datafusion::catalog::TableProvider> {
+        let n = self.ctx.state().config().target_partitions();
+        Arc::new(memory::HeldTable::new(held, window, n))
     }
 
     /// A session whose `transactions` holds only the rows `filters` admit in
@@ -268,7 +272,7 @@ impl Session {
             .ok_or_else(|| Error::Usage("a narrowed view needs the rows held in memory".into()))?;
         let raw = self.ctx.table_provider(RAW).await?;
         let captures = self.ctx.table_provider("captures").await?;
-        let slices = self.partitioned(held.schema.clone(), held.range(range.0, range.1))?;
+        let slices = self.held_table(held.clone(), range);
         let s = self.fork_with(vec![
             (RAW, raw.clone()),
             ("captures", captures.clone()),
@@ -279,10 +283,11 @@ impl Session {
         }
         s.filter(filters).await?;
         let df = s.ctx.table("transactions").await?;
-        let schema = Arc::new(df.schema().as_arrow().clone());
+        let schema = df.schema().as_arrow().clone();
         let batches: Vec<RecordBatch> = df.execute_stream().await?.try_collect().await?;
-        let bytes = batches.iter().map(|b| b.get_array_memory_size()).sum();
-        let sub = self.partitioned(schema, batches)?;
+        let sub = Arc::new(memory::Held::new(&schema, batches)?);
+        let bytes = sub.bytes;
+        let sub = self.held_table(sub, (None, None));
         let session = self.fork_with(vec![
             (RAW, raw),
             ("captures", captures),
