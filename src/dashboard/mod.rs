@@ -131,6 +131,16 @@ pub const PANELS: &[Panel] = &[
     ),
 ];
 
+impl Panel {
+    /// Whether its query reads the time bucket: a change of bucket alone
+    /// leaves the answers of the others as they were.
+    pub fn bucketed(&self) -> bool {
+        saved::find(self.query)
+            .map(Header::parse)
+            .is_some_and(|h| h.declared("bucket").is_some())
+    }
+}
+
 pub fn find(id: &str) -> Option<&'static Panel> {
     PANELS.iter().find(|p| p.id == id)
 }

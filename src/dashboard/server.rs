@@ -428,13 +428,9 @@ fn range_of(view: &View) -> (Option<i64>, Option<i64>) {
 }
 type Pairs = Query<Vec<(String, String)>>;
 
-/// The view in a request's query string, and the string itself in a
-/// canonical order (the answers' key).
-fn view_of(pairs: &[(String, String)]) -> Result<(View, String), ApiError> {
-    let view = View::parse(pairs).map_err(bad)?;
-    let mut sorted: Vec<_> = pairs.iter().filter(|(_, v)| !v.trim().is_empty()).collect();
-    sorted.sort();
-    Ok((view, format!("{sorted:?}")))
+/// The view in a request's query string.
+fn view_of(pairs: &[(String, String)]) -> Result<View, ApiError> {
+    View::parse(pairs).map_err(bad)
 }
 
 async fn index() -> impl IntoResponse {
@@ -463,6 +459,7 @@ async fn meta(State(server): State<Shared>) -> Result<Response, ApiError> {
                 "last": span.and_then(|s| iso(s.last)),
                 "panels": PANELS.iter().map(|p| json!({
                     "id": p.id, "title": p.title, "query": p.query, "kind": p.kind,
+                    "bucketed": p.bucketed(),
                 })).collect::<Vec<_>>(),
                 "filters": FILTERS.iter().map(|(k, _)| *k).collect::<Vec<_>>(),
                 "allow_sql": server.config.allow_sql,
@@ -472,7 +469,11 @@ async fn meta(State(server): State<Shared>) -> Result<Response, ApiError> {
 }
 
 async fn summary(State(server): State<Shared>, Query(q): Pairs) -> Result<Response, ApiError> {
-    let (view, key) = view_of(&q)?;
+    let view = view_of(&q)?;
+    // what the header reads: not the bucket, nor the timeline's domain
+    let mut filters = view.summary_filters();
+    filters.sort();
+    let key = format!("{:?} {:?} {filters:?}", view.since, view.until);
     server
         .clone()
         .cached(
@@ -503,7 +504,7 @@ async fn panel(
             ),
         )
     })?;
-    let (view, _) = view_of(&q)?;
+    let view = view_of(&q)?;
     let key = view.key_for(p);
     server
         .clone()
@@ -538,12 +539,15 @@ async fn domains(State(server): State<Shared>, Query(q): Pairs) -> Result<Respon
         .map(|(_, v)| v.trim().trim_end_matches('.').to_ascii_lowercase())
         .unwrap_or_default();
     let rest: Vec<_> = q.iter().filter(|(k, _)| k != "q").cloned().collect();
-    let (view, key) = view_of(&rest)?;
+    let view = view_of(&rest)?;
+    // what the type-ahead reads: the filters, over the whole time
+    let mut key = view.filters.clone();
+    key.sort();
     server
         .clone()
         .cached(
             "domains".into(),
-            format!("domains {prefix:?} {key}"),
+            format!("domains {prefix:?} {key:?}"),
             |snap| async move {
                 let (s, _) = server.session(&snap, &view.filters, (None, None)).await?;
                 let df = s
@@ -584,7 +588,7 @@ async fn sql(
             "SQL from the page is off: start dnsq serve with --allow-sql".into(),
         ));
     }
-    let (view, _) = view_of(&q)?;
+    let view = view_of(&q)?;
     let snap = server.snapshot().await?;
     // every column: the Parquet-backed session, not the panels' columns
     let s = snap.session.fork().await?;
