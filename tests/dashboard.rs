@@ -351,10 +351,19 @@ fn bad_requests_get_a_reason_and_the_page_runs_no_sql_of_its_own() {
     assert_eq!(got, 403, "{body}");
     assert!(body.contains("--allow-sql"), "{body}");
     // still serving
-    assert_eq!(
-        served.json("/api/meta")["panels"].as_array().unwrap().len(),
-        14
-    );
+    let meta = served.json("/api/meta");
+    let panels = meta["panels"].as_array().unwrap();
+    assert_eq!(panels.len(), 14);
+    // a panel reads the bucket when its saved query declares one (the page
+    // asks for the others first: after a change of bucket they are kept)
+    for p in panels {
+        let query = p["query"].as_str().unwrap();
+        let sql = std::fs::read_to_string(format!("queries/{query}.sql")).unwrap();
+        let declared = sql.lines().any(|l| l.starts_with("-- param: bucket "));
+        assert_eq!(p["bucketed"], declared, "{p}");
+    }
+    assert!(panels.iter().any(|p| p["bucketed"] == true));
+    assert!(panels.iter().any(|p| p["bucketed"] == false));
 
     // --allow-sql: read-only SQL, with the view's filters and parameters
     let served = Served::start(&dir, &["--allow-sql"]);
