@@ -271,6 +271,14 @@ impl View {
         g
     }
 
+    /// What the header's answer depends on: its time range and filters
+    /// (not the bucket, nor the timeline's domain).
+    pub fn summary_key(&self) -> String {
+        let mut filters = self.summary_filters();
+        filters.sort();
+        format!("{:?} {:?} {filters:?}", self.since, self.until)
+    }
+
     /// The filters the header's figures take: the leg is one of them there.
     pub fn summary_filters(&self) -> Vec<(String, String)> {
         let mut f = self.filters.clone();

@@ -470,10 +470,7 @@ async fn meta(State(server): State<Shared>) -> Result<Response, ApiError> {
 
 async fn summary(State(server): State<Shared>, Query(q): Pairs) -> Result<Response, ApiError> {
     let view = view_of(&q)?;
-    // what the header reads: not the bucket, nor the timeline's domain
-    let mut filters = view.summary_filters();
-    filters.sort();
-    let key = format!("{:?} {:?} {filters:?}", view.since, view.until);
+    let key = view.summary_key();
     server
         .clone()
         .cached(

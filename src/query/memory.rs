@@ -1,7 +1,7 @@
 //! Transactions held in memory for `dnsq serve`: the columns its panels
 //! read, laid out so that the scans a page load repeats are cheap.
 //!
-//! Two choices, both measured on 10 M rows (docs/BENCHMARKS.md, "Dashboard"):
+//! The layout, measured on 10 M rows (docs/BENCHMARKS.md, "Dashboard"):
 //! - Strings are string views, whose short values (`downstream`, `NOERROR`)
 //!   compare and group inline; `leg` is computed as one (it was Utf8).
 //!   Strings only ever compared with a constant (`status`, `transport`) or
@@ -188,8 +188,12 @@ impl Held {
 /// `b` with the rows of each leg together, each leg's in their order, and
 /// those runs: downstream, upstream, any other value, then null.
 fn by_leg(b: RecordBatch, i: usize) -> Result<(RecordBatch, Vec<Run>)> {
-    let column = cast(b.column(i), &DataType::Utf8)?;
-    let legs = column.as_string::<i32>();
+    // a string column of a held batch is a view or a dictionary (Held::new)
+    let column = match b.column(i).data_type() {
+        DataType::Utf8View => b.column(i).clone(),
+        _ => cast(b.column(i), &DataType::Utf8View)?,
+    };
+    let legs = column.as_string_view();
     let mut groups: Vec<(Option<String>, Vec<u32>)> = Vec::new();
     for (row, v) in legs.iter().enumerate() {
         match groups.iter_mut().find(|(g, _)| g.as_deref() == v) {
@@ -245,7 +249,6 @@ impl HeldTable {
 }
 
 /// A filter [`HeldTable`] applies itself.
-#[derive(Debug, PartialEq)]
 enum Bound {
     Leg(String),
     Since(i64),
