@@ -32,6 +32,7 @@ import decimal
 import inspect
 import json
 import math
+import os
 import re
 import sys
 import time
@@ -353,4 +354,17 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except SystemExit as e:
+        code = e.code
+    else:
+        code = 0
+    # deltalake's threads can abort the interpreter's exit after the answer is
+    # out ("terminate called without an active exception", delta-io/delta-rs#2184)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if isinstance(code, str):
+        print(code, file=sys.stderr)
+        code = 1
+    os._exit(code or 0)
