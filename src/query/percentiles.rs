@@ -119,32 +119,83 @@ impl AggregateUDFImpl for Percentiles {
     }
 }
 
-/// `percentile_cont`'s value at `p` of `values` (reordered in place).
-fn percentile(values: &mut [f64], p: f64) -> Option<f64> {
-    let cmp = |a: &f64, b: &f64| a.total_cmp(b);
-    match values.len() {
-        0 => None,
-        1 => Some(values[0]),
-        _ if p == 0.0 => values.iter().copied().min_by(cmp),
-        _ if p == 1.0 => values.iter().copied().max_by(cmp),
-        n => {
-            let index = p * ((n - 1) as f64);
-            let (lower, upper) = (index.floor() as usize, index.ceil() as usize);
-            let low = *values.select_nth_unstable_by(lower, cmp).1;
-            if lower == upper {
-                return Some(low);
-            }
-            let high = *values.select_nth_unstable_by(upper, cmp).1;
-            let scaled = ((index - lower as f64) * INTERPOLATION_PRECISION) as usize;
-            let weight = scaled as f64 / INTERPOLATION_PRECISION;
-            Some(low + (high - low) * weight)
+/// The order statistics of `values`, found in rising rank: `values[..start]`
+/// are each no greater than any of `values[start..]`, so the next rank is
+/// looked for only among the rest. Three percentiles of a bucket cost about
+/// two passes over its values, not six selections over all of them.
+struct Ranks<'a> {
+    values: &'a mut [f64],
+    start: usize,
+    known: Vec<(usize, f64)>,
+}
+
+impl Ranks<'_> {
+    /// The `k`-th smallest value (from 0); `k` is one found before or at
+    /// least `start`.
+    fn get(&mut self, k: usize) -> f64 {
+        let cmp = |a: &f64, b: &f64| a.total_cmp(b);
+        if let Some(&(_, v)) = self.known.iter().find(|(i, _)| *i == k) {
+            return v;
         }
+        if k < self.start {
+            // not reached in rising rank; still right: select among them all
+            let v = *self.values.select_nth_unstable_by(k, cmp).1;
+            self.start = k + 1;
+            self.known.push((k, v));
+            return v;
+        }
+        let rest = &mut self.values[self.start..];
+        let v = if k == self.start {
+            // the next rank: the smallest of the rest, moved to the front
+            let (at, _) = rest
+                .iter()
+                .enumerate()
+                .min_by(|a, b| cmp(a.1, b.1))
+                .expect("k < len");
+            rest.swap(0, at);
+            rest[0]
+        } else {
+            *rest.select_nth_unstable_by(k - self.start, cmp).1
+        };
+        self.start = k + 1;
+        self.known.push((k, v));
+        v
+    }
+
+    /// `percentile_cont`'s value at `p`; `p` no smaller than the last asked.
+    fn percentile(&mut self, p: f64) -> f64 {
+        let n = self.values.len();
+        let index = p * ((n - 1) as f64);
+        let (lower, upper) = (index.floor() as usize, index.ceil() as usize);
+        let low = self.get(lower);
+        if lower == upper {
+            return low;
+        }
+        let high = self.get(upper);
+        let scaled = ((index - lower as f64) * INTERPOLATION_PRECISION) as usize;
+        let weight = scaled as f64 / INTERPOLATION_PRECISION;
+        low + (high - low) * weight
     }
 }
 
-/// The list of `ps` percentiles of `values`; null without values.
+/// The list of `ps` percentiles of `values` (reordered in place), as
+/// `percentile_cont` gives each; null without values.
 fn list(values: &mut [f64], ps: &[f64]) -> Option<Vec<Option<f64>>> {
-    (!values.is_empty()).then(|| ps.iter().map(|&p| percentile(values, p)).collect())
+    if values.is_empty() {
+        return None;
+    }
+    let mut rising: Vec<usize> = (0..ps.len()).collect();
+    rising.sort_by(|&a, &b| ps[a].total_cmp(&ps[b]));
+    let mut ranks = Ranks {
+        values,
+        start: 0,
+        known: Vec::new(),
+    };
+    let mut out = vec![None; ps.len()];
+    for i in rising {
+        out[i] = Some(ranks.percentile(ps[i]));
+    }
+    Some(out)
 }
 
 /// Lists of values, one a group, as the state one partition hands another.
@@ -288,6 +339,46 @@ mod tests {
     use super::*;
     use datafusion::logical_expr::AggregateUDF;
     use datafusion::prelude::SessionContext;
+
+    /// In one call, in any order, repeated, at the ends: each percentile is
+    /// what interpolating in the sorted values gives.
+    #[test]
+    fn ranks_in_any_order_agree_with_sorting() {
+        let mut seed = 7u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for round in 0..500 {
+            let n = 1 + (next() % 60) as usize;
+            let values: Vec<f64> = (0..n).map(|_| (next() % 50) as f64 / 4.0).collect();
+            let mut ps: Vec<f64> = (0..1 + round % 5)
+                .map(|_| [0.0, 1.0, 0.5, 0.9, 0.99, 0.25][(next() % 6) as usize])
+                .collect();
+            ps.push((next() % 1000) as f64 / 1000.0);
+            let mut sorted = values.clone();
+            sorted.sort_by(f64::total_cmp);
+            let want: Vec<Option<f64>> = ps
+                .iter()
+                .map(|&p| {
+                    let index = p * ((n - 1) as f64);
+                    let (lo, hi) = (index.floor() as usize, index.ceil() as usize);
+                    let scaled = ((index - lo as f64) * INTERPOLATION_PRECISION) as usize;
+                    let w = scaled as f64 / INTERPOLATION_PRECISION;
+                    Some(if lo == hi {
+                        sorted[lo]
+                    } else {
+                        sorted[lo] + (sorted[hi] - sorted[lo]) * w
+                    })
+                })
+                .collect();
+            let mut v = values.clone();
+            assert_eq!(list(&mut v, &ps), Some(want), "{values:?} {ps:?}");
+        }
+        assert_eq!(list(&mut [], &[0.5]), None);
+    }
 
     /// Over odd sets of values (ties, a lone value, negatives, nulls, an
     /// empty group), each percentile equals `percentile_cont`'s own.
