@@ -1,8 +1,10 @@
 """Times `dnsq serve`'s dashboard as a browser sees it (Debian's Chromium through
 Playwright): the first load, a reload, a click on the busiest domain, back, a
-tenth of the time range, an rcode filter and 1-minute buckets over all the data,
-each until every panel is drawn; and each
-panel's request as the browser timed it. Prints one JSON object.
+tenth of the time range, an rcode filter, removing its chip, 1-minute buckets
+chosen in the page's menu and 5-minute buckets opened as a link (a new page:
+scripts parsed again), each until every panel is drawn; and each panel's
+answer as the browser timed it: from asking to its line of the streamed answer
+arriving (`window.dnsq.timing`), and each request. Prints one JSON object.
 
 usage: serve.py URL
 """
@@ -32,7 +34,12 @@ def timed(page, what, n, act):
     page.wait_for_function(READY, arg=n, timeout=600_000)
     wall = time.monotonic() - t
     reqs = page.evaluate(REQUESTS)
-    out["views"].append({"view": what, "seconds": round(wall, 3), "search": page.evaluate("location.search")})
+    out["views"].append({
+        "view": what,
+        "seconds": round(wall, 3),
+        "search": page.evaluate("location.search"),
+        "arrived": page.evaluate("window.dnsq.timing"),
+    })
     out["requests"][what] = reqs
     return reqs
 
@@ -54,7 +61,12 @@ with sync_playwright() as p:
     timed(page, "a tenth of the time range", 1, lambda: page.goto(f"{url}?since={since}&until={until}"))
     timed(page, "rcode SERVFAIL", 1, lambda: page.goto(f"{url}?rcode=SERVFAIL"))
     out["panels"] = {k: [v["ms"]] for k, v in page.evaluate("window.dnsq.panels").items()}
-    timed(page, "1-minute buckets (all the data, not kept)", 1, lambda: page.goto(f"{url}?bucket=1m"))
+    chip = page.locator("#bar .chip[data-key=rcode] button.remove")
+    timed(page, "remove the rcode chip (answers kept)", 2, lambda: chip.click())
+    timed(page, "1-minute buckets from the menu (not kept)", 3, lambda: page.select_option("#bucket", "1m"))
+    for k, v in page.evaluate("window.dnsq.panels").items():
+        out["panels"][k].append(v["ms"])
+    timed(page, "a link with 5-minute buckets (not kept)", 1, lambda: page.goto(f"{url}?bucket=5m"))
     for k, v in page.evaluate("window.dnsq.panels").items():
         out["panels"][k].append(v["ms"])
     browser.close()

@@ -334,6 +334,9 @@ fn bad_requests_get_a_reason_and_the_page_runs_no_sql_of_its_own() {
             "not an address",
         ),
         ("/api/summary?rcode=x&until=never", 400, "never"),
+        ("/api/panels", 400, "ids="),
+        ("/api/panels?ids=rcodes,nope", 404, "no panel `nope`"),
+        ("/api/panels?ids=rcodes&leg=sideways", 400, "leg=sideways"),
         ("/etc/passwd", 404, "no such page"),
     ] {
         let (got, body) = served.http("GET", path, "");
@@ -480,6 +483,44 @@ fn an_ingest_while_served_shows_on_reload_and_a_browser_that_leaves_cancels() {
     let started = Instant::now();
     served.json("/api/panel/rcodes?bucket=1m");
     assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+/// `/api/panels` (the page's one request) answers each panel asked for once,
+/// a line each, with what `/api/panel/{id}` answers for the same view.
+#[test]
+fn many_panels_in_one_streamed_answer_are_each_what_one_alone_gives() {
+    let (_tmp, dir) = sample_dataset();
+    let served = Served::start(&dir, &[]);
+    let strip = |mut v: Value| {
+        if let Some(o) = v.as_object_mut() {
+            o.remove("ms");
+        }
+        v
+    };
+    for view in [
+        "",
+        "&rcode=NXDOMAIN&bucket=1s",
+        "&since=2026-11-28T09:50:01Z&leg=all",
+    ] {
+        let path = format!("/api/panels?ids=top_domains,rcodes,latency_down,rcodes,domain{view}");
+        let (status, body) = served.http("GET", &path, "");
+        assert_eq!(status, 200, "{path}: {body}");
+        let mut seen = Vec::new();
+        for line in body.lines() {
+            let v: Value = serde_json::from_str(line).unwrap();
+            let id = v["id"].as_str().unwrap().to_string();
+            assert!(v.get("error").is_none(), "{path}: {line}");
+            let alone = served.json(&format!("/api/panel/{id}?{}", view.trim_start_matches('&')));
+            assert_eq!(strip(v["answer"].clone()), strip(alone), "{path}: {id}");
+            seen.push(id);
+        }
+        seen.sort();
+        assert_eq!(
+            seen,
+            ["domain", "latency_down", "rcodes", "top_domains"],
+            "{path}"
+        );
+    }
 }
 
 #[test]

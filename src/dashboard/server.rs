@@ -3,7 +3,8 @@
 //!
 //! Routes: `/` the page; `/api/meta` what the dataset holds and which
 //! panels there are; `/api/summary` the header's figures; `/api/panel/{id}`
-//! one panel's rows; `/api/domains?q=` the domain picker's type-ahead;
+//! one panel's rows; `/api/panels?ids=` several panels' rows in one
+//! streamed answer, each as soon as it is ready; `/api/domains?q=` the domain picker's type-ahead;
 //! `/api/sql` (only with `--allow-sql`) read-only SQL from the page.
 //! Every route takes the page's view as its query string (see [`View`]).
 //!
@@ -120,6 +121,42 @@ impl Snapshot {
 struct Server {
     config: Config,
     current: tokio::sync::Mutex<Option<Arc<Snapshot>>>,
+    /// The runtime the panels' queries run on (see [`Queries`]).
+    queries: tokio::runtime::Handle,
+}
+
+/// A runtime of their own for the queries: DataFusion's work holds a worker
+/// thread for as long as a batch takes, and on the runtime that serves HTTP
+/// the answers already done (kept ones, a panel finished first) would wait
+/// for a free worker before they are written. Shut down without waiting when
+/// the server stops (a runtime must not be dropped inside another).
+struct Queries(Option<tokio::runtime::Runtime>);
+
+impl Queries {
+    fn new() -> anyhow::Result<Queries> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .thread_name("dnsq-query")
+            .enable_all()
+            .build()?;
+        Ok(Queries(Some(rt)))
+    }
+}
+
+impl Drop for Queries {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// Aborts a task when the request that waits for it is dropped.
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// What changes when anything is committed: the names, sizes and times of
@@ -342,7 +379,26 @@ impl Server {
     ) -> Result<Response, ApiError>
     where
         F: FnOnce(Arc<Snapshot>) -> Fut,
-        Fut: std::future::Future<Output = Result<serde_json::Value, ApiError>>,
+        Fut: std::future::Future<Output = Result<serde_json::Value, ApiError>> + Send + 'static,
+    {
+        let answer = self.kept_or(what, key, compute).await?;
+        Ok((
+            [(header::CACHE_CONTROL, "no-store")],
+            Json(answer.as_ref().clone()),
+        )
+            .into_response())
+    }
+
+    /// The answer kept for `key` in this snapshot, or `compute`'s, then kept.
+    async fn kept_or<F, Fut>(
+        &self,
+        what: String,
+        key: String,
+        compute: F,
+    ) -> Result<Arc<serde_json::Value>, ApiError>
+    where
+        F: FnOnce(Arc<Snapshot>) -> Fut,
+        Fut: std::future::Future<Output = Result<serde_json::Value, ApiError>> + Send + 'static,
     {
         let started = Instant::now();
         let snap = self.snapshot().await?;
@@ -353,7 +409,14 @@ impl Server {
                     what: what.clone(),
                     done: false,
                 };
-                let a = compute(snap.clone()).await;
+                let task = self.queries.spawn(compute(snap.clone()));
+                let _abort = AbortOnDrop(task.abort_handle());
+                let a = task.await.unwrap_or_else(|e| {
+                    Err(ApiError(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        format!("{what}: the query's task failed: {e}"),
+                    ))
+                });
                 running.done = true;
                 let a = Arc::new(a?);
                 snap.keep(key, a.clone());
@@ -363,11 +426,36 @@ impl Server {
         if self.config.timings {
             eprintln!("dnsq: {what}: {} ms", started.elapsed().as_millis());
         }
-        Ok((
-            [(header::CACHE_CONTROL, "no-store")],
-            Json(answer.as_ref().clone()),
+        Ok(answer)
+    }
+
+    /// Panel `p`'s answer for `view`, kept per snapshot and the view's parts
+    /// the panel reads.
+    async fn panel(
+        self: Arc<Self>,
+        p: &'static Panel,
+        view: View,
+    ) -> Result<Arc<serde_json::Value>, ApiError> {
+        let key = view.key_for(p);
+        let server = self.clone();
+        self.kept_or(
+            format!("panel {}", p.id),
+            format!("panel {} {key}", p.id),
+            |snap| async move {
+                let range = range_of(&view);
+                let (s, guard) = server.session(&snap, &view.filters, range).await?;
+                let mut notes = Vec::new();
+                let mut view = view;
+                let busiest = p.query == "domain_timeline" && view.pick.is_none();
+                if busiest {
+                    view.pick = server.busiest(&snap, &s, &guard, &view, p).await?;
+                }
+                let mut answer = run_panel(&s, &guard, p, &view, &mut notes).await?;
+                answer["busiest"] = json!(busiest);
+                Ok(answer)
+            },
         )
-            .into_response())
+        .await
     }
 
     /// The domain the timeline follows when none is picked: the busiest
@@ -487,42 +575,89 @@ async fn summary(State(server): State<Shared>, Query(q): Pairs) -> Result<Respon
         .await
 }
 
+fn no_panel(id: &str) -> ApiError {
+    ApiError(
+        StatusCode::NOT_FOUND,
+        format!(
+            "no panel `{id}`; the panels are {}",
+            PANELS.iter().map(|p| p.id).collect::<Vec<_>>().join(", ")
+        ),
+    )
+}
+
 async fn panel(
     State(server): State<Shared>,
     UrlPath(id): UrlPath<String>,
     Query(q): Pairs,
 ) -> Result<Response, ApiError> {
-    let p = find(&id).ok_or_else(|| {
-        ApiError(
-            StatusCode::NOT_FOUND,
-            format!(
-                "no panel `{id}`; the panels are {}",
-                PANELS.iter().map(|p| p.id).collect::<Vec<_>>().join(", ")
-            ),
-        )
-    })?;
+    let p = find(&id).ok_or_else(|| no_panel(&id))?;
     let view = view_of(&q)?;
-    let key = view.key_for(p);
-    server
-        .clone()
-        .cached(
-            format!("panel {id}"),
-            format!("panel {id} {key}"),
-            |snap| async move {
-                let range = range_of(&view);
-                let (s, guard) = server.session(&snap, &view.filters, range).await?;
-                let mut notes = Vec::new();
-                let mut view = view;
-                let busiest = p.query == "domain_timeline" && view.pick.is_none();
-                if busiest {
-                    view.pick = server.busiest(&snap, &s, &guard, &view, p).await?;
-                }
-                let mut answer = run_panel(&s, &guard, p, &view, &mut notes).await?;
-                answer["busiest"] = json!(busiest);
-                Ok(answer)
-            },
-        )
-        .await
+    let answer = server.panel(p, view).await?;
+    Ok((
+        [(header::CACHE_CONTROL, "no-store")],
+        Json(answer.as_ref().clone()),
+    )
+        .into_response())
+}
+
+/// The panels `ids=ID,ID,...` of one view in one answer: a line of JSON per
+/// panel as soon as its query is done, `{"id", "answer"}` or `{"id",
+/// "status", "error"}`, in the order they finish. Their queries run at once.
+/// The page asks for every panel this way: a browser sends at most 6 requests
+/// to one server at a time, and a seventh panel would wait for a connection
+/// while the server had its answer half done. When the browser goes away the
+/// answer is dropped, and with it every query still running.
+async fn panels(State(server): State<Shared>, Query(q): Pairs) -> Result<Response, ApiError> {
+    use axum::body::{Body, Bytes};
+    let ids = q
+        .iter()
+        .find(|(k, _)| k == "ids")
+        .map(|(_, v)| v.clone())
+        .ok_or_else(|| bad("say which panels: ids=ID,ID,..."))?;
+    let rest: Vec<_> = q.into_iter().filter(|(k, _)| k != "ids").collect();
+    let view = view_of(&rest)?;
+    let mut wanted: Vec<&'static Panel> = Vec::new();
+    for id in ids.split(',').filter(|id| !id.is_empty()) {
+        let p = find(id).ok_or_else(|| no_panel(id))?;
+        if !wanted.iter().any(|w| w.id == p.id) {
+            wanted.push(p);
+        }
+    }
+    // a task each, so that they run on every core; dropping the set (the
+    // answer dropped) aborts the tasks still running
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut names = HashMap::new();
+    for p in wanted {
+        let task = tasks.spawn(server.clone().panel(p, view.clone()));
+        names.insert(task.id(), p.id);
+    }
+    let lines = futures::stream::unfold((tasks, names), |(mut tasks, names)| async move {
+        let line = match tasks.join_next_with_id().await? {
+            Ok((task, Ok(answer))) => json!({ "id": names[&task], "answer": answer }),
+            Ok((task, Err(ApiError(status, why)))) => {
+                json!({ "id": names[&task], "status": status.as_u16(), "error": why })
+            }
+            Err(e) => json!({
+                "id": names.get(&e.id()).copied().unwrap_or_default(),
+                "status": 500,
+                "error": format!("the panel's query failed: {e}"),
+            }),
+        };
+        let mut bytes = serde_json::to_vec(&line).unwrap_or_default();
+        bytes.push(b'\n');
+        Some((
+            Ok::<_, std::convert::Infallible>(Bytes::from(bytes)),
+            (tasks, names),
+        ))
+    });
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/x-ndjson"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        Body::from_stream(lines),
+    )
+        .into_response())
 }
 
 /// The registered domains that start with `q`, busiest first: the domain
@@ -616,6 +751,7 @@ fn router(server: Shared) -> Router {
         .route("/api/meta", get(meta))
         .route("/api/summary", get(summary))
         .route("/api/panel/{id}", get(panel))
+        .route("/api/panels", get(panels))
         .route("/api/domains", get(domains))
         .route("/api/sql", post(sql))
         .fallback(not_found)
@@ -645,9 +781,11 @@ pub async fn serve(config: Config, addr: SocketAddr) -> anyhow::Result<()> {
         writeln!(out, "{url}")?;
         out.flush()?;
     }
+    let queries = Queries::new()?;
     let server = Arc::new(Server {
         config,
         current: tokio::sync::Mutex::new(None),
+        queries: queries.0.as_ref().expect("built").handle().clone(),
     });
     // the panels' columns are read now, while the operator opens the page,
     // rather than on its first request (a request meanwhile waits for them)
