@@ -30,6 +30,10 @@ impl Served {
     }
 
     fn start_at(dir: &Path, addr: &str, extra: &[&str]) -> Served {
+        Served::start_with(dir, addr, extra, &[])
+    }
+
+    fn start_with(dir: &Path, addr: &str, extra: &[&str], env: &[(&str, &str)]) -> Served {
         static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let stderr = dir.with_extension(format!("serve-{}-{n}.log", std::process::id()));
@@ -37,6 +41,7 @@ impl Served {
             .args(["serve", "--addr", addr, "-d"])
             .arg(dir)
             .args(extra)
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&stderr).unwrap())
             .spawn()
@@ -521,6 +526,56 @@ fn many_panels_in_one_streamed_answer_are_each_what_one_alone_gives() {
             "{path}"
         );
     }
+}
+
+/// A browser that leaves the page's one streamed answer cancels every panel
+/// query still running: none of them goes on to run (each first waits, by a
+/// test-only delay, so that they are still running when it leaves).
+#[test]
+fn a_browser_that_leaves_the_streamed_answer_cancels_every_panel() {
+    let (_tmp, dir) = sample_dataset();
+    let served = Served::start_with(
+        &dir,
+        "127.0.0.1:0",
+        &[],
+        &[("DNSQ_TEST_PANEL_DELAY_MS", "2000")],
+    );
+    served.json("/api/summary");
+    let mut s = TcpStream::connect(&served.addr).unwrap();
+    write!(
+        s,
+        "GET /api/panels?ids=rcodes,qtypes,top_domains HTTP/1.1\r\nHost: x\r\n\r\n"
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    drop(s);
+    let started = Instant::now();
+    let cancelled = |log: &str| {
+        ["rcodes", "qtypes", "top_domains"]
+            .iter()
+            .all(|id| log.contains(&format!("panel {id}: cancelled")))
+    };
+    while !cancelled(&served.log()) {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "not cancelled: {}",
+            served.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // past the delay: no query went on after its answer was dropped
+    std::thread::sleep(Duration::from_millis(2500));
+    assert!(!served.log().contains("DELAY_MS over"), "{}", served.log());
+    // and the next answer comes, after its own delay
+    let (status, body) = served.http("GET", "/api/panels?ids=rcodes", "");
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.starts_with(r#"{"answer""#) || body.contains(r#""id":"rcodes""#),
+        "{body}"
+    );
+    assert!(served
+        .log()
+        .contains("panel rcodes: DNSQ_TEST_PANEL_DELAY_MS over"));
 }
 
 #[test]

@@ -150,6 +150,14 @@ impl Drop for Queries {
     }
 }
 
+/// Test-only: `DNSQ_TEST_PANEL_DELAY_MS=N` makes every panel's query wait N
+/// ms before it runs (and say so when the wait is over), so a test can leave
+/// while the panels are running on a dataset where they would take no time.
+fn test_delay() -> Option<std::time::Duration> {
+    let ms = std::env::var("DNSQ_TEST_PANEL_DELAY_MS").ok()?;
+    ms.parse().ok().map(std::time::Duration::from_millis)
+}
+
 /// Aborts a task when the request that waits for it is dropped.
 struct AbortOnDrop(tokio::task::AbortHandle);
 
@@ -442,6 +450,10 @@ impl Server {
             format!("panel {}", p.id),
             format!("panel {} {key}", p.id),
             |snap| async move {
+                if let Some(delay) = test_delay() {
+                    tokio::time::sleep(delay).await;
+                    eprintln!("dnsq: panel {}: DNSQ_TEST_PANEL_DELAY_MS over", p.id);
+                }
                 let range = range_of(&view);
                 let (s, guard) = server.session(&snap, &view.filters, range).await?;
                 let mut notes = Vec::new();
