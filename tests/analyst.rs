@@ -211,6 +211,48 @@ fn client_facing_queries_default_to_the_downstream_leg() {
     assert_eq!(rows[1][1], "1", "upstream, the resolver is the only client");
 }
 
+/// A filter on the stored files reaches their scan once: each condition of
+/// the Parquet predicate appears once in the plan (the Delta scan and
+/// DataFusion each pushed the query's filters there, and every row paid for
+/// `leg`, three string columns, twice), and the rows counted are tshark's.
+#[test]
+fn each_filter_reaches_the_scan_once() {
+    let (_t, dir) = legs_dataset();
+    let want = expected_legs();
+    for leg in ["downstream", "upstream"] {
+        let query = format!(
+            "select count(*) from transactions where leg = '{leg}' and status <> 'response_only'"
+        );
+        let plan = csv(&dir, &[&format!("explain {query}")]);
+        let scan: Vec<&String> = plan
+            .iter()
+            .flatten()
+            .filter(|cell| cell.contains("DataSourceExec"))
+            .collect();
+        assert!(!scan.is_empty(), "{plan:?}");
+        for cell in scan {
+            let predicate = cell
+                .split("predicate=")
+                .nth(1)
+                .and_then(|p| p.split(", pruning_predicate").next())
+                .unwrap_or_else(|| panic!("no predicate: {cell}"));
+            let conditions: Vec<&str> = predicate.split(" AND ").collect();
+            let once: BTreeSet<&str> = conditions.iter().copied().collect();
+            assert_eq!(conditions.len(), once.len(), "{predicate}");
+            assert_eq!(predicate.matches("dnsq_leg(").count(), 1, "{predicate}");
+        }
+        let got = &csv(&dir, &[&query])[1][0];
+        // a client asking an authority itself is downstream too
+        let sent: usize = match leg {
+            "downstream" => {
+                n(&want["downstream_queries"]) as usize + n(&want["direct_queries"]) as usize
+            }
+            _ => n(&want["upstream_queries"]) as usize,
+        };
+        assert_eq!(n(got) as usize, sent, "{leg}");
+    }
+}
+
 #[test]
 fn the_sample_resolver_is_found_and_its_legs_match_tshark() {
     let (_t, dir) = sample_dataset();

@@ -10,9 +10,18 @@
 use std::num::NonZeroUsize;
 use std::sync::Arc;
 
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::config::ConfigOptions;
+use datafusion::datasource::physical_plan::{FileScanConfig, FileScanConfigBuilder, ParquetSource};
+use datafusion::datasource::source::DataSourceExec;
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::execution::SessionStateBuilder;
+use datafusion::physical_expr::utils::{conjunction, split_conjunction};
+use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_optimizer::PhysicalOptimizerRule;
+use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::error::Result;
@@ -49,7 +58,69 @@ pub fn context(options: &EngineOptions) -> Result<SessionContext> {
             DiskManagerBuilder::default().with_mode(DiskManagerMode::OsTmpDirectory),
         )
         .build_arc()?;
-    Ok(SessionContext::new_with_config_rt(config, runtime))
+    let state = SessionStateBuilder::new()
+        .with_config(config)
+        .with_runtime_env(runtime)
+        .with_default_features()
+        .with_physical_optimizer_rule(Arc::new(OnceEach))
+        .build();
+    Ok(SessionContext::new_with_state(state))
+}
+
+/// Each condition of a Parquet scan's predicate once. The Delta table's scan
+/// builds its predicate from the query's filters, and DataFusion then pushes
+/// the same filters into that scan again and joins them to it: every
+/// condition was evaluated on every row twice, `leg`'s (three string columns
+/// a row) among them. The conditions and their meaning are unchanged.
+#[derive(Debug)]
+struct OnceEach;
+
+impl PhysicalOptimizerRule for OnceEach {
+    fn optimize(
+        &self,
+        plan: Arc<dyn ExecutionPlan>,
+        _config: &ConfigOptions,
+    ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
+        plan.transform_up(|node| {
+            let Some(new) = once_each(&node) else {
+                return Ok(Transformed::no(node));
+            };
+            Ok(Transformed::yes(new as Arc<dyn ExecutionPlan>))
+        })
+        .map(|t| t.data)
+    }
+
+    fn name(&self) -> &str {
+        "dnsq_once_each"
+    }
+
+    fn schema_check(&self) -> bool {
+        true
+    }
+}
+
+/// `node` with its Parquet predicate's repeated conditions dropped, if it is
+/// such a scan and has any.
+fn once_each(node: &Arc<dyn ExecutionPlan>) -> Option<Arc<DataSourceExec>> {
+    let exec = node.downcast_ref::<DataSourceExec>()?;
+    let config = exec.data_source().downcast_ref::<FileScanConfig>()?;
+    let parquet = config.file_source().downcast_ref::<ParquetSource>()?;
+    let predicate = config.file_source().filter()?;
+    let all = split_conjunction(&predicate);
+    let mut once: Vec<Arc<dyn PhysicalExpr>> = Vec::with_capacity(all.len());
+    for c in &all {
+        if !once.iter().any(|o| o.as_ref() == c.as_ref()) {
+            once.push(Arc::clone(c));
+        }
+    }
+    if once.len() == all.len() {
+        return None;
+    }
+    let source = parquet.with_predicate(conjunction(once));
+    let config = FileScanConfigBuilder::from(config.clone())
+        .with_source(Arc::new(source))
+        .build();
+    Some(DataSourceExec::from_data_source(config))
 }
 
 /// Half of the memory this process may use: the smaller of the machine's
