@@ -390,14 +390,10 @@ impl Server {
         Fut: std::future::Future<Output = Result<serde_json::Value, ApiError>> + Send + 'static,
     {
         let answer = self.kept_or(what, key, compute).await?;
-        Ok((
-            [(header::CACHE_CONTROL, "no-store")],
-            Json(answer.as_ref().clone()),
-        )
-            .into_response())
+        Ok(no_store(&answer))
     }
 
-    /// The answer kept for `key` in this snapshot, or `compute`'s, then kept.
+    /// The answer kept for `key` in the newest snapshot, or `compute`'s, then kept.
     async fn kept_or<F, Fut>(
         &self,
         what: String,
@@ -408,8 +404,24 @@ impl Server {
         F: FnOnce(Arc<Snapshot>) -> Fut,
         Fut: std::future::Future<Output = Result<serde_json::Value, ApiError>> + Send + 'static,
     {
-        let started = Instant::now();
         let snap = self.snapshot().await?;
+        self.kept_in(snap, what, key, compute).await
+    }
+
+    /// The answer kept for `key` in `snap`, or `compute`'s, then kept. The
+    /// query runs on the queries' runtime and is aborted when this is dropped.
+    async fn kept_in<F, Fut>(
+        &self,
+        snap: Arc<Snapshot>,
+        what: String,
+        key: String,
+        compute: F,
+    ) -> Result<Arc<serde_json::Value>, ApiError>
+    where
+        F: FnOnce(Arc<Snapshot>) -> Fut,
+        Fut: std::future::Future<Output = Result<serde_json::Value, ApiError>> + Send + 'static,
+    {
+        let started = Instant::now();
         let answer = match snap.kept(&key) {
             Some(a) => a,
             None => {
@@ -437,16 +449,18 @@ impl Server {
         Ok(answer)
     }
 
-    /// Panel `p`'s answer for `view`, kept per snapshot and the view's parts
-    /// the panel reads.
+    /// Panel `p`'s answer for `view` in `snap`, kept per snapshot and the
+    /// view's parts the panel reads.
     async fn panel(
         self: Arc<Self>,
+        snap: Arc<Snapshot>,
         p: &'static Panel,
         view: View,
     ) -> Result<Arc<serde_json::Value>, ApiError> {
         let key = view.key_for(p);
         let server = self.clone();
-        self.kept_or(
+        self.kept_in(
+            snap,
             format!("panel {}", p.id),
             format!("panel {} {key}", p.id),
             |snap| async move {
@@ -604,12 +618,22 @@ async fn panel(
 ) -> Result<Response, ApiError> {
     let p = find(&id).ok_or_else(|| no_panel(&id))?;
     let view = view_of(&q)?;
-    let answer = server.panel(p, view).await?;
-    Ok((
-        [(header::CACHE_CONTROL, "no-store")],
-        Json(answer.as_ref().clone()),
+    let snap = server.snapshot().await?;
+    let answer = server.panel(snap, p, view).await?;
+    Ok(no_store(&answer))
+}
+
+/// A kept answer as JSON that the browser does not cache (a new commit
+/// changes it).
+fn no_store(answer: &serde_json::Value) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        serde_json::to_vec(answer).unwrap_or_default(),
     )
-        .into_response())
+        .into_response()
 }
 
 /// The panels `ids=ID,ID,...` of one view in one answer: a line of JSON per
@@ -635,17 +659,39 @@ async fn panels(State(server): State<Shared>, Query(q): Pairs) -> Result<Respons
             wanted.push(p);
         }
     }
-    // a task each, so that they run on every core; dropping the set (the
+    if wanted.is_empty() {
+        return Err(bad("say which panels: ids=ID,ID,..."));
+    }
+    // one snapshot for all, so that one answer never mixes two commits; a
+    // task each, so that they run on every core; dropping the set (the
     // answer dropped) aborts the tasks still running
+    let snap = server.snapshot().await?;
     let mut tasks = tokio::task::JoinSet::new();
     let mut names = HashMap::new();
     for p in wanted {
-        let task = tasks.spawn(server.clone().panel(p, view.clone()));
+        let task = tasks.spawn(server.clone().panel(snap.clone(), p, view.clone()));
         names.insert(task.id(), p.id);
     }
     let lines = futures::stream::unfold((tasks, names), |(mut tasks, names)| async move {
         let line = match tasks.join_next_with_id().await? {
-            Ok((task, Ok(answer))) => json!({ "id": names[&task], "answer": answer }),
+            Ok((task, Ok(answer))) => {
+                // the answer as it is kept, not a copy of it
+                #[derive(serde::Serialize)]
+                struct Line<'a> {
+                    id: &'a str,
+                    answer: &'a serde_json::Value,
+                }
+                let line = Line {
+                    id: names[&task],
+                    answer: &answer,
+                };
+                let mut bytes = serde_json::to_vec(&line).unwrap_or_default();
+                bytes.push(b'\n');
+                return Some((
+                    Ok::<_, std::convert::Infallible>(Bytes::from(bytes)),
+                    (tasks, names),
+                ));
+            }
             Ok((task, Err(ApiError(status, why)))) => {
                 json!({ "id": names[&task], "status": status.as_u16(), "error": why })
             }

@@ -123,7 +123,7 @@ fn bins<T: ArrowTimestampType>(
     let mut out = Vec::with_capacity(ts.len());
     for &v in ts.values().iter() {
         if v < lo || v >= hi {
-            if v.abs() > limit {
+            if v.unsigned_abs() > limit.unsigned_abs() {
                 return None;
             }
             let d = v - origin;

@@ -122,7 +122,7 @@ impl AggregateUDFImpl for Percentiles {
 /// The order statistics of `values`, found in rising rank: `values[..start]`
 /// are each no greater than any of `values[start..]`, so the next rank is
 /// looked for only among the rest. Three percentiles of a bucket cost about
-/// two passes over its values, not six selections over all of them.
+/// what two selections over all its values cost, not six.
 struct Ranks<'a> {
     values: &'a mut [f64],
     start: usize,
