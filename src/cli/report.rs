@@ -19,6 +19,7 @@ use crate::query::policy::Guard;
 use crate::query::Session;
 
 pub fn run(a: ReportArgs) -> anyhow::Result<ExitCode> {
+    crate::cli::without_huge_pages();
     let dir = ingest::dataset_dir(a.data.as_deref());
     let view = match View::of_scope(&a.scope) {
         Ok(v) => v,

@@ -190,6 +190,7 @@ pub fn run(
     allow_write: bool,
     max_rows: usize,
 ) -> anyhow::Result<ExitCode> {
+    crate::cli::without_huge_pages();
     let rt = runtime()?;
     let (session, guard) = rt.block_on(async {
         let session = Session::open_with(dir, &options).await?;

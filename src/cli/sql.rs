@@ -17,6 +17,7 @@ use crate::query::policy::{resolve, Guard};
 use crate::query::{saved, Session};
 
 pub fn run(a: SqlArgs) -> anyhow::Result<ExitCode> {
+    crate::cli::without_huge_pages();
     if a.list {
         let mut s = String::new();
         for (name, sql) in saved::SAVED {
