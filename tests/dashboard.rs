@@ -353,6 +353,22 @@ fn bad_requests_get_a_reason_and_the_page_runs_no_sql_of_its_own() {
             "{path}: {body}"
         );
     }
+    // the page links the vendored ECharts by its digest, served as vendored
+    let (status, page) = served.http("GET", "/", "");
+    assert_eq!(status, 200);
+    let link = page
+        .split("<script src=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("no script link in the page"));
+    assert!(link.starts_with("/assets/echarts.min.js?sha256="), "{link}");
+    let (status, js) = served.http("GET", link, "");
+    assert_eq!(status, 200);
+    let vendored = std::fs::read_to_string(repo().join("assets/echarts/echarts.min.js")).unwrap();
+    assert!(
+        js == vendored,
+        "the served ECharts is not the vendored file"
+    );
     // a filter value is a bound value, not SQL: a quote finds nothing
     let v = served.json("/api/summary?domain=x'%20OR%20'1'='1");
     assert_eq!(v["transactions"], 0);

@@ -398,9 +398,41 @@ pub fn page(data: Option<&serde_json::Value>) -> String {
             (format!("{head}{tail}"), d.to_string().replace("</", "<\\/"))
         }
     };
+    let charts = match data {
+        // the server's page names the library by its digest: the browser
+        // keeps it (and its compiled code) from one page load to the next
+        None => format!(
+            "<script src=\"{ECHARTS_PATH}?sha256={}\"></script>",
+            echarts_digest()
+        ),
+        // a report is one file
+        Some(_) => format!(
+            "<script>{}</script>",
+            ECHARTS.replace("</script", "<\\/script")
+        ),
+    };
     template
-        .replacen("/*ECHARTS*/", &ECHARTS.replace("</script", "<\\/script"), 1)
+        .replacen("<script>/*ECHARTS*/</script>", &charts, 1)
         .replacen("/*DATA*/null", &json, 1)
+}
+
+/// Where `dnsq serve` serves the vendored ECharts.
+pub const ECHARTS_PATH: &str = "/assets/echarts.min.js";
+
+/// The vendored ECharts, as `dnsq serve` sends it.
+pub fn echarts() -> &'static str {
+    ECHARTS
+}
+
+/// The first 16 hex digits of ECharts' SHA-256: the page's link to it
+/// changes when the library does.
+pub fn echarts_digest() -> &'static str {
+    use sha2::{Digest, Sha256};
+    static DIGEST: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DIGEST.get_or_init(|| {
+        let d = Sha256::digest(ECHARTS.as_bytes());
+        d.iter().take(8).map(|b| format!("{b:02x}")).collect()
+    })
 }
 
 #[cfg(test)]

@@ -123,7 +123,16 @@ struct Server {
     current: tokio::sync::Mutex<Option<Arc<Snapshot>>>,
     /// The runtime the panels' queries run on (see [`Queries`]).
     queries: tokio::runtime::Handle,
+    /// At most [`AT_ONCE`] queries run at a time; an answer kept is not one.
+    running: Arc<tokio::sync::Semaphore>,
 }
+
+/// Queries the server runs at once: a view's time series (7) all at once,
+/// since they are asked for together (`/api/panels`) after a change of
+/// bucket; beyond that, more at once (several browsers, a first load) finish
+/// no sooner on a few cores while each holds its memory (groups, a bucket's
+/// values).
+const AT_ONCE: usize = 8;
 
 /// A runtime of their own for the queries: DataFusion's work holds a worker
 /// thread for as long as a batch takes, and on the runtime that serves HTTP
@@ -422,27 +431,37 @@ impl Server {
         Fut: std::future::Future<Output = Result<serde_json::Value, ApiError>> + Send + 'static,
     {
         let started = Instant::now();
-        let answer = match snap.kept(&key) {
-            Some(a) => a,
-            None => {
-                let mut running = Running {
-                    what: what.clone(),
-                    done: false,
-                };
-                let task = self.queries.spawn(compute(snap.clone()));
-                let _abort = AbortOnDrop(task.abort_handle());
-                let a = task.await.unwrap_or_else(|e| {
-                    Err(ApiError(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        format!("{what}: the query's task failed: {e}"),
-                    ))
-                });
-                running.done = true;
-                let a = Arc::new(a?);
-                snap.keep(key, a.clone());
-                a
-            }
-        };
+        let answer =
+            match snap.kept(&key) {
+                Some(a) => a,
+                None => {
+                    let mut running = Running {
+                        what: what.clone(),
+                        done: false,
+                    };
+                    let permit =
+                        self.running.clone().acquire_owned().await.map_err(|e| {
+                            ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+                        })?;
+                    let work = compute(snap.clone());
+                    let task = self.queries.spawn(async move {
+                        let answer = work.await;
+                        drop(permit);
+                        answer
+                    });
+                    let _abort = AbortOnDrop(task.abort_handle());
+                    let a = task.await.unwrap_or_else(|e| {
+                        Err(ApiError(
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                            format!("{what}: the query's task failed: {e}"),
+                        ))
+                    });
+                    running.done = true;
+                    let a = Arc::new(a?);
+                    snap.keep(key, a.clone());
+                    a
+                }
+            };
         if self.config.timings {
             eprintln!("dnsq: {what}: {} ms", started.elapsed().as_millis());
         }
@@ -551,6 +570,18 @@ async fn index() -> impl IntoResponse {
     (
         [(header::CACHE_CONTROL, "no-store")],
         Html(super::page(None)),
+    )
+}
+
+/// The vendored ECharts: the same bytes for as long as this binary runs,
+/// and the page links to it by its digest, so the browser may keep it.
+async fn echarts() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
+        ],
+        super::echarts(),
     )
 }
 
@@ -806,6 +837,7 @@ fn router(server: Shared) -> Router {
     Router::new()
         .route("/", get(index))
         .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
+        .route(super::ECHARTS_PATH, get(echarts))
         .route("/api/meta", get(meta))
         .route("/api/summary", get(summary))
         .route("/api/panel/{id}", get(panel))
@@ -844,6 +876,7 @@ pub async fn serve(config: Config, addr: SocketAddr) -> anyhow::Result<()> {
         config,
         current: tokio::sync::Mutex::new(None),
         queries: queries.0.as_ref().expect("built").handle().clone(),
+        running: Arc::new(tokio::sync::Semaphore::new(AT_ONCE)),
     });
     // the panels' columns are read now, while the operator opens the page,
     // rather than on its first request (a request meanwhile waits for them)
