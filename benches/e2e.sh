@@ -9,6 +9,9 @@
 # Needs tshark (Debian package) and the venv of .ci/run (duckdb). DNSQ_BIN=path skips the
 # release build and measures that binary instead.
 set -euo pipefail
+for tool in tshark /usr/bin/time; do
+    command -v "$tool" > /dev/null || { echo "benches/e2e.sh: needs $tool (Debian: apt-get install tshark time)" >&2; exit 1; }
+done
 source "$(dirname "$0")/common.sh"
 packets=${1:-2000000}
 scale=${2:-20000000}
