@@ -17,7 +17,8 @@ use crate::query::params::{Binder, Given, Header, LEGS};
 use crate::query::policy::Guard;
 use crate::query::{parse_filter, saved, Session};
 
-const ECHARTS: &str = include_str!("../../assets/echarts/echarts.min.js");
+/// The vendored ECharts: inline in a report, served by `dnsq serve`.
+pub(crate) const ECHARTS: &str = include_str!("../../assets/echarts/echarts.min.js");
 const TEMPLATE: &str = include_str!("page.html");
 
 /// One panel of the dashboard.
@@ -418,11 +419,6 @@ pub fn page(data: Option<&serde_json::Value>) -> String {
 
 /// Where `dnsq serve` serves the vendored ECharts.
 pub const ECHARTS_PATH: &str = "/assets/echarts.min.js";
-
-/// The vendored ECharts, as `dnsq serve` sends it.
-pub fn echarts() -> &'static str {
-    ECHARTS
-}
 
 /// The first 16 hex digits of ECharts' SHA-256: the page's link to it
 /// changes when the library does.

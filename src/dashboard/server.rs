@@ -387,7 +387,7 @@ impl Server {
         Ok((s, guard))
     }
 
-    /// `compute`'s answer for `key` in this snapshot, computed once.
+    /// `compute`'s answer for `key` in the newest snapshot, computed once.
     async fn cached<F, Fut>(
         &self,
         what: String,
@@ -398,23 +398,9 @@ impl Server {
         F: FnOnce(Arc<Snapshot>) -> Fut,
         Fut: std::future::Future<Output = Result<serde_json::Value, ApiError>> + Send + 'static,
     {
-        let answer = self.kept_or(what, key, compute).await?;
-        Ok(no_store(&answer))
-    }
-
-    /// The answer kept for `key` in the newest snapshot, or `compute`'s, then kept.
-    async fn kept_or<F, Fut>(
-        &self,
-        what: String,
-        key: String,
-        compute: F,
-    ) -> Result<Arc<serde_json::Value>, ApiError>
-    where
-        F: FnOnce(Arc<Snapshot>) -> Fut,
-        Fut: std::future::Future<Output = Result<serde_json::Value, ApiError>> + Send + 'static,
-    {
         let snap = self.snapshot().await?;
-        self.kept_in(snap, what, key, compute).await
+        let answer = self.kept_in(snap, what, key, compute).await?;
+        Ok(no_store(&answer))
     }
 
     /// The answer kept for `key` in `snap`, or `compute`'s, then kept. The
@@ -581,7 +567,7 @@ async fn echarts() -> impl IntoResponse {
             (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
             (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
         ],
-        super::echarts(),
+        super::ECHARTS,
     )
 }
 
@@ -680,7 +666,7 @@ async fn panels(State(server): State<Shared>, Query(q): Pairs) -> Result<Respons
         .iter()
         .find(|(k, _)| k == "ids")
         .map(|(_, v)| v.clone())
-        .ok_or_else(|| bad("say which panels: ids=ID,ID,..."))?;
+        .unwrap_or_default();
     let rest: Vec<_> = q.into_iter().filter(|(k, _)| k != "ids").collect();
     let view = view_of(&rest)?;
     let mut wanted: Vec<&'static Panel> = Vec::new();
@@ -703,36 +689,28 @@ async fn panels(State(server): State<Shared>, Query(q): Pairs) -> Result<Respons
         let task = tasks.spawn(server.clone().panel(snap.clone(), p, view.clone()));
         names.insert(task.id(), p.id);
     }
+    // the answer as it is kept, not a copy of it
+    #[derive(serde::Serialize)]
+    struct Answer<'a> {
+        id: &'a str,
+        answer: &'a serde_json::Value,
+    }
     let lines = futures::stream::unfold((tasks, names), |(mut tasks, names)| async move {
         let line = match tasks.join_next_with_id().await? {
-            Ok((task, Ok(answer))) => {
-                // the answer as it is kept, not a copy of it
-                #[derive(serde::Serialize)]
-                struct Line<'a> {
-                    id: &'a str,
-                    answer: &'a serde_json::Value,
-                }
-                let line = Line {
-                    id: names[&task],
-                    answer: &answer,
-                };
-                let mut bytes = serde_json::to_vec(&line).unwrap_or_default();
-                bytes.push(b'\n');
-                return Some((
-                    Ok::<_, std::convert::Infallible>(Bytes::from(bytes)),
-                    (tasks, names),
-                ));
-            }
-            Ok((task, Err(ApiError(status, why)))) => {
-                json!({ "id": names[&task], "status": status.as_u16(), "error": why })
-            }
-            Err(e) => json!({
+            Ok((task, Ok(answer))) => serde_json::to_vec(&Answer {
+                id: names[&task],
+                answer: &answer,
+            }),
+            Ok((task, Err(ApiError(status, why)))) => serde_json::to_vec(
+                &json!({ "id": names[&task], "status": status.as_u16(), "error": why }),
+            ),
+            Err(e) => serde_json::to_vec(&json!({
                 "id": names.get(&e.id()).copied().unwrap_or_default(),
                 "status": 500,
                 "error": format!("the panel's query failed: {e}"),
-            }),
+            })),
         };
-        let mut bytes = serde_json::to_vec(&line).unwrap_or_default();
+        let mut bytes = line.unwrap_or_default();
         bytes.push(b'\n');
         Some((
             Ok::<_, std::convert::Infallible>(Bytes::from(bytes)),

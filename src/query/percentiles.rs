@@ -137,13 +137,7 @@ impl Ranks<'_> {
         if let Some(&(_, v)) = self.known.iter().find(|(i, _)| *i == k) {
             return v;
         }
-        if k < self.start {
-            // not reached in rising rank; still right: select among them all
-            let v = *self.values.select_nth_unstable_by(k, cmp).1;
-            self.start = k + 1;
-            self.known.push((k, v));
-            return v;
-        }
+        debug_assert!(k >= self.start, "rank {k} asked after {}", self.start);
         let rest = &mut self.values[self.start..];
         let v = if k == self.start {
             // the next rank: the smallest of the rest, moved to the front
