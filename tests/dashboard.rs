@@ -8,6 +8,7 @@
 
 mod common;
 
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
@@ -295,6 +296,37 @@ fn the_dashboard_in_a_browser_shows_what_dnsq_sql_gives_and_refilters_on_a_click
     assert!(!unchipped["search"].as_str().unwrap().contains("domain="));
     assert!(unchipped["search"].as_str().unwrap().contains("since="));
 
+    // another bucket from the menu: the time series answered anew, each
+    // panel that reads no bucket kept as drawn (the same answer, by its tag)
+    let rebucketed = &r["rebucketed"];
+    assert!(rebucketed["search"]
+        .as_str()
+        .unwrap()
+        .contains("bucket=10s"));
+    check_panels(
+        &dir,
+        rebucketed,
+        &[],
+        "after 10-second buckets from the menu",
+    );
+    let mut kept = Vec::new();
+    for (id, p) in rebucketed["panels"].as_object().unwrap() {
+        let before = &unchipped["panels"][id];
+        let reads_bucket = p["params"].get("bucket").is_some();
+        assert_eq!(
+            p["tag"] == before["tag"],
+            !reads_bucket,
+            "{id}: {p} / {before}"
+        );
+        if !reads_bucket {
+            kept.push(Value::from(id.as_str()));
+        }
+    }
+    assert!(kept.len() >= 7, "{kept:?} kept");
+    let mut unchanged = rebucketed["unchanged"].as_array().unwrap().clone();
+    unchanged.sort_by_key(|v| v.to_string());
+    assert_eq!(unchanged, kept, "answered `same`");
+
     // a click on a bar of the unanswered panel: that server, on that leg
     let legclick = &r["legclick"];
     let leg = legclick["state"]["leg"].as_str().unwrap();
@@ -507,6 +539,16 @@ fn an_ingest_while_served_shows_on_reload_and_a_browser_that_leaves_cancels() {
     assert!(started.elapsed() < Duration::from_secs(10));
 }
 
+/// A panel's answer without what differs between two computations of it:
+/// the query's time and the answer's tag.
+fn strip(mut v: Value) -> Value {
+    if let Some(o) = v.as_object_mut() {
+        o.remove("ms");
+        o.remove("tag");
+    }
+    v
+}
+
 /// `/api/panels` (the page's one request) answers each panel asked for once,
 /// a line each, with what `/api/panel/{id}` answers for the same view.
 #[test]
@@ -516,12 +558,6 @@ fn many_panels_in_one_streamed_answer_are_each_what_one_alone_gives() {
     // each panel alone from a server of its own: its answer computed again,
     // not the one the first server kept
     let other = Served::start(&dir, &[]);
-    let strip = |mut v: Value| {
-        if let Some(o) = v.as_object_mut() {
-            o.remove("ms");
-        }
-        v
-    };
     for view in [
         "",
         "&rcode=NXDOMAIN&bucket=1s",
@@ -546,6 +582,50 @@ fn many_panels_in_one_streamed_answer_are_each_what_one_alone_gives() {
             "{path}"
         );
     }
+}
+
+/// An answer the page says it has (`have=ID:TAG`, the tag it was sent with)
+/// comes back as `same`, not again; any other tag, or an answer that
+/// changed with the view, comes whole, with a tag of its own.
+#[test]
+fn an_answer_the_page_has_comes_back_as_same() {
+    let (_tmp, dir) = sample_dataset();
+    let served = Served::start(&dir, &[]);
+    let ask = |query: &str| -> HashMap<String, Value> {
+        let (status, body) = served.http("GET", &format!("/api/panels?{query}"), "");
+        assert_eq!(status, 200, "{query}: {body}");
+        body.lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .map(|v| (v["id"].as_str().unwrap().to_string(), v))
+            .collect()
+    };
+    let first = ask("ids=top_domains,rcodes&bucket=1m");
+    let tag = |id: &str| first[id]["answer"]["tag"].as_str().unwrap().to_string();
+    let (domains, rcodes) = (tag("top_domains"), tag("rcodes"));
+    assert_ne!(domains, rcodes);
+    // the same view: both the page has are `same`; a tag it never got is not
+    let have = format!("have=top_domains:{domains},rcodes:{rcodes}x");
+    let again = ask(&format!("ids=top_domains,rcodes&bucket=1m&{have}"));
+    assert_eq!(again["top_domains"]["same"], domains.as_str(), "{again:?}");
+    assert!(again["top_domains"].get("answer").is_none());
+    assert_eq!(again["rcodes"]["answer"], first["rcodes"]["answer"]);
+    // another bucket: the rcodes answer is another, top_domains reads none
+    let have = format!("have=top_domains:{domains},rcodes:{rcodes}");
+    let other = ask(&format!("ids=top_domains,rcodes&bucket=10s&{have}"));
+    assert_eq!(other["top_domains"]["same"], domains.as_str());
+    let tag10 = other["rcodes"]["answer"]["tag"].as_str().unwrap();
+    assert_ne!(tag10, rcodes);
+    assert_ne!(
+        other["rcodes"]["answer"]["rows"],
+        first["rcodes"]["answer"]["rows"]
+    );
+    // a new server's tags are its own, so a page kept open across a restart
+    // is sent every answer again
+    let restarted = Served::start(&dir, &[]);
+    let (status, body) = restarted.http("GET", &format!("/api/panels?ids=top_domains&{have}"), "");
+    assert_eq!(status, 200);
+    let v: Value = serde_json::from_str(body.lines().next().unwrap()).unwrap();
+    assert!(v["answer"]["rows"].is_array(), "{v}");
 }
 
 /// A browser that leaves the page's one streamed answer cancels every panel
@@ -621,12 +701,6 @@ fn panels_read_memory_when_it_fits_and_parquet_when_not_with_the_same_rows() {
         "/api/domains?q=ex",
     ] {
         let (a, b) = (hot.json(path), cold.json(path));
-        let strip = |mut v: Value| {
-            if let Some(o) = v.as_object_mut() {
-                o.remove("ms");
-            }
-            v
-        };
         assert_eq!(strip(a), strip(b), "{path}");
     }
     // the header of both legs counts every transaction; of one leg, its own

@@ -125,6 +125,9 @@ struct Server {
     queries: tokio::runtime::Handle,
     /// At most [`AT_ONCE`] queries run at a time; an answer kept is not one.
     running: Arc<tokio::sync::Semaphore>,
+    /// What tells one computed panel answer from every other this process
+    /// (and any before it) gave: `{boot}-{count}`.
+    tags: (String, std::sync::atomic::AtomicU64),
 }
 
 /// Queries the server runs at once: a view's time series (7) all at once,
@@ -483,10 +486,21 @@ impl Server {
                 }
                 let mut answer = run_panel(&s, &guard, p, &view, &mut notes).await?;
                 answer["busiest"] = json!(busiest);
+                answer["tag"] = json!(server.tag());
                 Ok(answer)
             },
         )
         .await
+    }
+
+    /// A new answer's tag: the page sends back the tags of the answers it
+    /// drew, and gets `same` instead of an answer it already has.
+    fn tag(&self) -> String {
+        let n = self
+            .tags
+            .1
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        format!("{}-{n}", self.tags.0)
     }
 
     /// The domain the timeline follows when none is picked: the busiest
@@ -667,7 +681,21 @@ async fn panels(State(server): State<Shared>, Query(q): Pairs) -> Result<Respons
         .find(|(k, _)| k == "ids")
         .map(|(_, v)| v.clone())
         .unwrap_or_default();
-    let rest: Vec<_> = q.into_iter().filter(|(k, _)| k != "ids").collect();
+    // `have=ID:TAG,...`: the answers the page has drawn; one of them is
+    // answered `same`, not sent again (a change of bucket leaves the panels
+    // that read none as they were, and one of them is megabytes)
+    let have: Arc<HashMap<String, String>> = Arc::new(
+        q.iter()
+            .filter(|(k, _)| k == "have")
+            .flat_map(|(_, v)| v.split(','))
+            .filter_map(|pair| pair.split_once(':'))
+            .map(|(id, tag)| (id.to_string(), tag.to_string()))
+            .collect(),
+    );
+    let rest: Vec<_> = q
+        .into_iter()
+        .filter(|(k, _)| k != "ids" && k != "have")
+        .collect();
     let view = view_of(&rest)?;
     let mut wanted: Vec<&'static Panel> = Vec::new();
     for id in ids.split(',').filter(|id| !id.is_empty()) {
@@ -695,27 +723,38 @@ async fn panels(State(server): State<Shared>, Query(q): Pairs) -> Result<Respons
         id: &'a str,
         answer: &'a serde_json::Value,
     }
-    let lines = futures::stream::unfold((tasks, names), |(mut tasks, names)| async move {
-        let line = match tasks.join_next_with_id().await? {
-            Ok((task, Ok(answer))) => serde_json::to_vec(&Answer {
-                id: names[&task],
-                answer: &answer,
-            }),
-            Ok((task, Err(ApiError(status, why)))) => serde_json::to_vec(
-                &json!({ "id": names[&task], "status": status.as_u16(), "error": why }),
-            ),
-            Err(e) => serde_json::to_vec(&json!({
-                "id": names.get(&e.id()).copied().unwrap_or_default(),
-                "status": 500,
-                "error": format!("the panel's query failed: {e}"),
-            })),
-        };
-        let mut bytes = line.unwrap_or_default();
-        bytes.push(b'\n');
-        Some((
-            Ok::<_, std::convert::Infallible>(Bytes::from(bytes)),
-            (tasks, names),
-        ))
+    let lines = futures::stream::unfold((tasks, names), move |(mut tasks, names)| {
+        let have = have.clone();
+        async move {
+            let line = match tasks.join_next_with_id().await? {
+                Ok((task, Ok(answer))) => {
+                    let id = names[&task];
+                    match (have.get(id), answer["tag"].as_str()) {
+                        (Some(had), Some(tag)) if had == tag => {
+                            serde_json::to_vec(&json!({ "id": id, "same": tag }))
+                        }
+                        _ => serde_json::to_vec(&Answer {
+                            id,
+                            answer: &answer,
+                        }),
+                    }
+                }
+                Ok((task, Err(ApiError(status, why)))) => serde_json::to_vec(
+                    &json!({ "id": names[&task], "status": status.as_u16(), "error": why }),
+                ),
+                Err(e) => serde_json::to_vec(&json!({
+                    "id": names.get(&e.id()).copied().unwrap_or_default(),
+                    "status": 500,
+                    "error": format!("the panel's query failed: {e}"),
+                })),
+            };
+            let mut bytes = line.unwrap_or_default();
+            bytes.push(b'\n');
+            Some((
+                Ok::<_, std::convert::Infallible>(Bytes::from(bytes)),
+                (tasks, names),
+            ))
+        }
     });
     Ok((
         [
@@ -855,6 +894,10 @@ pub async fn serve(config: Config, addr: SocketAddr) -> anyhow::Result<()> {
         current: tokio::sync::Mutex::new(None),
         queries: queries.0.as_ref().expect("built").handle().clone(),
         running: Arc::new(tokio::sync::Semaphore::new(AT_ONCE)),
+        tags: (
+            uuid::Uuid::new_v4().simple().to_string()[..8].to_string(),
+            std::sync::atomic::AtomicU64::new(0),
+        ),
     });
     // the panels' columns are read now, while the operator opens the page,
     // rather than on its first request (a request meanwhile waits for them)

@@ -21,6 +21,7 @@ STATE = """() => ({
   state: window.dnsq.state,
   summary: window.dnsq.summary,
   panels: window.dnsq.panels,
+  unchanged: window.dnsq.unchanged,
   chips: [...document.querySelectorAll('#bar .chip')].map(c => [c.dataset.key, c.dataset.value]),
   sections: [...document.querySelectorAll('section.panel')].map(s => ({
     id: s.dataset.panel, state: s.dataset.state, leg: s.dataset.leg,
@@ -88,6 +89,11 @@ with sync_playwright() as p:
         page.locator("#bar .chip[data-key=domain] button.remove").click()
         result["unchipped"] = settled(page, 2)
 
+        # 10-second buckets from the menu: the panels that read no bucket are
+        # answered `same` by the server and stay as drawn
+        page.select_option("#bucket", "10s")
+        result["rebucketed"] = settled(page, 3)
+
         # a bar of the unanswered panel is a server on one leg: a click narrows to both
         page.locator("#chart-unanswered").scroll_into_view_if_needed()
         x, y = page.evaluate("""() => {
@@ -99,7 +105,7 @@ with sync_playwright() as p:
           return [r.left + px[0], r.top + px[1]];
         }""")
         page.mouse.click(x, y)
-        result["legclick"] = settled(page, 3)
+        result["legclick"] = settled(page, 4)
         ctx.close()
 
     # the report, from a file, with the network off: every request is refused
