@@ -669,10 +669,7 @@ fn a_browser_that_leaves_the_streamed_answer_cancels_every_panel() {
     // and the next answer comes, after its own delay
     let (status, body) = served.http("GET", "/api/panels?ids=rcodes", "");
     assert_eq!(status, 200, "{body}");
-    assert!(
-        body.starts_with(r#"{"answer""#) || body.contains(r#""id":"rcodes""#),
-        "{body}"
-    );
+    assert!(body.contains(r#""id":"rcodes""#), "{body}");
     assert!(served
         .log()
         .contains("panel rcodes: DNSQ_TEST_PANEL_DELAY_MS over"));

@@ -4,7 +4,8 @@
 //! Routes: `/` the page; `/api/meta` what the dataset holds and which
 //! panels there are; `/api/summary` the header's figures; `/api/panel/{id}`
 //! one panel's rows; `/api/panels?ids=` several panels' rows in one
-//! streamed answer, each as soon as it is ready; `/api/domains?q=` the domain picker's type-ahead;
+//! streamed answer, each as soon as it is ready (`have=` names those the
+//! page has); `/api/domains?q=` the domain picker's type-ahead;
 //! `/api/sql` (only with `--allow-sql`) read-only SQL from the page.
 //! Every route takes the page's view as its query string (see [`View`]).
 //!
@@ -125,9 +126,10 @@ struct Server {
     queries: tokio::runtime::Handle,
     /// At most [`AT_ONCE`] queries run at a time; an answer kept is not one.
     running: Arc<tokio::sync::Semaphore>,
-    /// What tells one computed panel answer from every other this process
-    /// (and any before it) gave: `{boot}-{count}`.
-    tags: (String, std::sync::atomic::AtomicU64),
+    /// A computed panel answer's tag is `{boot}-{count}`: random per
+    /// process, so no tag of an earlier server's matches, and counted within.
+    boot: String,
+    answers: std::sync::atomic::AtomicU64,
 }
 
 /// Queries the server runs at once: a view's time series (7) all at once,
@@ -497,10 +499,9 @@ impl Server {
     /// drew, and gets `same` instead of an answer it already has.
     fn tag(&self) -> String {
         let n = self
-            .tags
-            .1
+            .answers
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        format!("{}-{n}", self.tags.0)
+        format!("{}-{n}", self.boot)
     }
 
     /// The domain the timeline follows when none is picked: the busiest
@@ -668,8 +669,9 @@ fn no_store(answer: &serde_json::Value) -> Response {
 }
 
 /// The panels `ids=ID,ID,...` of one view in one answer: a line of JSON per
-/// panel as soon as its query is done, `{"id", "answer"}` or `{"id",
-/// "status", "error"}`, in the order they finish. Their queries run at once.
+/// panel as soon as its query is done, `{"id", "answer"}`, `{"id", "same"}`
+/// (the answer whose tag the page sent in `have`) or `{"id", "status",
+/// "error"}`, in the order they finish. Their queries run at once.
 /// The page asks for every panel this way: a browser sends at most 6 requests
 /// to one server at a time, and a seventh panel would wait for a connection
 /// while the server had its answer half done. When the browser goes away the
@@ -684,14 +686,13 @@ async fn panels(State(server): State<Shared>, Query(q): Pairs) -> Result<Respons
     // `have=ID:TAG,...`: the answers the page has drawn; one of them is
     // answered `same`, not sent again (a change of bucket leaves the panels
     // that read none as they were, and one of them is megabytes)
-    let have: Arc<HashMap<String, String>> = Arc::new(
-        q.iter()
-            .filter(|(k, _)| k == "have")
-            .flat_map(|(_, v)| v.split(','))
-            .filter_map(|pair| pair.split_once(':'))
-            .map(|(id, tag)| (id.to_string(), tag.to_string()))
-            .collect(),
-    );
+    let have: HashMap<String, String> = q
+        .iter()
+        .filter(|(k, _)| k == "have")
+        .flat_map(|(_, v)| v.split(','))
+        .filter_map(|pair| pair.split_once(':'))
+        .map(|(id, tag)| (id.to_string(), tag.to_string()))
+        .collect();
     let rest: Vec<_> = q
         .into_iter()
         .filter(|(k, _)| k != "ids" && k != "have")
@@ -723,38 +724,36 @@ async fn panels(State(server): State<Shared>, Query(q): Pairs) -> Result<Respons
         id: &'a str,
         answer: &'a serde_json::Value,
     }
-    let lines = futures::stream::unfold((tasks, names), move |(mut tasks, names)| {
-        let have = have.clone();
-        async move {
-            let line = match tasks.join_next_with_id().await? {
-                Ok((task, Ok(answer))) => {
-                    let id = names[&task];
-                    match (have.get(id), answer["tag"].as_str()) {
-                        (Some(had), Some(tag)) if had == tag => {
-                            serde_json::to_vec(&json!({ "id": id, "same": tag }))
-                        }
-                        _ => serde_json::to_vec(&Answer {
-                            id,
-                            answer: &answer,
-                        }),
+    let state = (tasks, names, have);
+    let lines = futures::stream::unfold(state, |(mut tasks, names, have)| async move {
+        let line = match tasks.join_next_with_id().await? {
+            Ok((task, Ok(answer))) => {
+                let id = names[&task];
+                match (have.get(id), answer["tag"].as_str()) {
+                    (Some(had), Some(tag)) if had == tag => {
+                        serde_json::to_vec(&json!({ "id": id, "same": tag }))
                     }
+                    _ => serde_json::to_vec(&Answer {
+                        id,
+                        answer: &answer,
+                    }),
                 }
-                Ok((task, Err(ApiError(status, why)))) => serde_json::to_vec(
-                    &json!({ "id": names[&task], "status": status.as_u16(), "error": why }),
-                ),
-                Err(e) => serde_json::to_vec(&json!({
-                    "id": names.get(&e.id()).copied().unwrap_or_default(),
-                    "status": 500,
-                    "error": format!("the panel's query failed: {e}"),
-                })),
-            };
-            let mut bytes = line.unwrap_or_default();
-            bytes.push(b'\n');
-            Some((
-                Ok::<_, std::convert::Infallible>(Bytes::from(bytes)),
-                (tasks, names),
-            ))
-        }
+            }
+            Ok((task, Err(ApiError(status, why)))) => serde_json::to_vec(
+                &json!({ "id": names[&task], "status": status.as_u16(), "error": why }),
+            ),
+            Err(e) => serde_json::to_vec(&json!({
+                "id": names.get(&e.id()).copied().unwrap_or_default(),
+                "status": 500,
+                "error": format!("the panel's query failed: {e}"),
+            })),
+        };
+        let mut bytes = line.unwrap_or_default();
+        bytes.push(b'\n');
+        Some((
+            Ok::<_, std::convert::Infallible>(Bytes::from(bytes)),
+            (tasks, names, have),
+        ))
     });
     Ok((
         [
@@ -894,10 +893,8 @@ pub async fn serve(config: Config, addr: SocketAddr) -> anyhow::Result<()> {
         current: tokio::sync::Mutex::new(None),
         queries: queries.0.as_ref().expect("built").handle().clone(),
         running: Arc::new(tokio::sync::Semaphore::new(AT_ONCE)),
-        tags: (
-            uuid::Uuid::new_v4().simple().to_string()[..8].to_string(),
-            std::sync::atomic::AtomicU64::new(0),
-        ),
+        boot: uuid::Uuid::new_v4().simple().to_string()[..8].to_string(),
+        answers: std::sync::atomic::AtomicU64::new(0),
     });
     // the panels' columns are read now, while the operator opens the page,
     // rather than on its first request (a request meanwhile waits for them)
