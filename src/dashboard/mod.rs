@@ -8,6 +8,7 @@
 //! timeline follows); it becomes bound parameters and DataFrame filters,
 //! never SQL text.
 
+mod heap;
 pub mod server;
 
 use anyhow::Context;
