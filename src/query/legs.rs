@@ -72,11 +72,16 @@ fn endpoint(ip: &str, port: u16) -> String {
     }
 }
 
-/// `192.0.2.1`, `192.0.2.1:5353`, `2001:db8::1`, `[2001:db8::1]:5353`.
+/// `192.0.2.1`, `192.0.2.1:5353`, `2001:db8::1`, `[2001:db8::1]`,
+/// `[2001:db8::1]:5353`.
 pub fn parse_endpoint(s: &str) -> std::result::Result<(String, u16), String> {
     let t = s.trim();
     let bad = || format!("--resolver {s}: expected ADDR or ADDR:PORT (IPv6 as [ADDR]:PORT)");
-    if let Ok(ip) = t.parse::<IpAddr>() {
+    let bare = t
+        .strip_prefix('[')
+        .and_then(|r| r.strip_suffix(']'))
+        .unwrap_or(t);
+    if let Ok(ip) = bare.parse::<IpAddr>() {
         return Ok((ip.to_string(), 53));
     }
     let (addr, port) = match t.strip_prefix('[') {
@@ -312,6 +317,12 @@ mod tests {
             parse_endpoint("[2001:db8::1]:5300"),
             Ok(("2001:db8::1".into(), 5300))
         );
+        assert_eq!(
+            parse_endpoint("[2001:db8::53]"),
+            Ok(("2001:db8::53".into(), 53))
+        );
+        assert!(parse_endpoint("[192.0.2.1").is_err());
+        assert!(parse_endpoint("[resolver.example]").is_err());
         assert!(parse_endpoint("resolver.example").is_err());
         assert!(parse_endpoint("192.0.2.1:99999").is_err());
     }
