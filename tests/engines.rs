@@ -319,6 +319,15 @@ fn every_engine_answers_every_saved_query_as_dnsq_does() {
         aa_nulls > 0 && ac_nulls > 0,
         "the sample has responses missing"
     );
+    // the columns written with BYTE_STREAM_SPLIT (src/ingest/write.rs) read
+    // back to the same values in every engine
+    let split = sql(
+        tmp.path(),
+        "select sum(id), sum(client_port), sum(response_frame), \
+         sum(arrow_cast(response_ts, 'Int64') - arrow_cast(ts, 'Int64')) from transactions",
+    );
+    let split: Vec<i64> = split[1].iter().map(|v| num(v)).collect();
+    assert!(split.iter().all(|&s| s > 0), "{split:?}");
     for (engine, [date, ts, aa, ac]) in expected {
         let t = &out["types"][engine];
         if t.is_null() {
@@ -334,6 +343,7 @@ fn every_engine_answers_every_saved_query_as_dnsq_does() {
             ac_nulls,
             "{engine}"
         );
+        assert_eq!(t["split_sums"], json!(split), "{engine}");
     }
     // ... and the plain conversion the docs warn about really loses them
     let arrow = &out["types"]["arrow"];

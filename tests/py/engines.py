@@ -19,7 +19,7 @@ Prints one JSON object:
     {"queries": {name: [column, ...]},
      "runs": [{"params": {...}, "results": {engine: {name: [[cell, ...], ...]}}}],
      "types": {engine: {"date": ..., "ts": ..., "aa": ..., "answer_count": ...,
-                        "aa_nulls": n, "answer_count_nulls": n, ...}},
+                        "aa_nulls": n, "answer_count_nulls": n, "split_sums": [...], ...}},
      "counts": {"rows": n, "by_status": {...}, "by_leg": {...}, "resolvers": [...], ...}}
 Rows are lists in the saved query's column order and row order; timestamps are
 RFC 3339 strings in UTC (`2026-11-28T09:49:00Z`, `.ffffff` when not whole
@@ -205,6 +205,9 @@ class Engine:
                 "count(*) - count(aa), count(*) - count(answer_count), count(*) "
                 "FROM raw_transactions GROUP BY ALL").fetchall()
             (date, ts, aa, ac, aa_nulls, ac_nulls, rows), = r
+            split = self.handle.execute(
+                "SELECT sum(id), sum(client_port), sum(response_frame), "
+                "sum(epoch_us(response_ts) - epoch_us(ts)) FROM raw_transactions").fetchall()[0]
         elif self.name == "pandas":
             t = self.handle
             date, ts, aa, ac = (str(t.dtypes[c]) for c in ("date", "ts", "aa", "answer_count"))
@@ -212,6 +215,10 @@ class Engine:
             # the values next to the nulls are still booleans and integers
             assert set(t.aa.dropna().unique()) <= {True, False}
             assert all(isinstance(x, int) for x in t.answer_count.dropna().map(int))
+            import pandas as pd
+
+            waited = ((t.response_ts - t.ts) / pd.Timedelta(microseconds=1)).sum()
+            split = (t.id.sum(), t.client_port.sum(), t.response_frame.sum(), round(waited))
         elif self.name == "polars":
             import polars as pl
 
@@ -220,6 +227,9 @@ class Engine:
             r = self.handle.select(
                 pl.col("aa").null_count(), pl.col("answer_count").null_count(), pl.len()).collect().row(0)
             aa_nulls, ac_nulls, rows = r
+            split = self.handle.select(
+                pl.col("id").sum(), pl.col("client_port").sum(), pl.col("response_frame").sum(),
+                (pl.col("response_ts") - pl.col("ts")).dt.total_microseconds().sum()).collect().row(0)
         else:
             df = self.handle.table("raw_transactions")
             date, ts, aa, ac = (str(df.schema[c].dataType) for c in ("date", "ts", "aa", "answer_count"))
@@ -227,8 +237,14 @@ class Engine:
                 "SELECT count(*) - count(aa), count(*) - count(answer_count), count(*) FROM raw_transactions"
             ).collect()[0]
             aa_nulls, ac_nulls, rows = r[0], r[1], r[2]
+            split = tuple(self.handle.sql(
+                "SELECT sum(id), sum(client_port), sum(response_frame), "
+                "sum(unix_micros(response_ts) - unix_micros(ts)) FROM raw_transactions").collect()[0])
+        # the columns written with BYTE_STREAM_SPLIT, decoded
+        split = [int(x) for x in split]
         return {"date": date, "ts": ts, "aa": aa, "answer_count": ac,
-                "aa_nulls": aa_nulls, "answer_count_nulls": ac_nulls, "rows": rows}
+                "aa_nulls": aa_nulls, "answer_count_nulls": ac_nulls, "rows": rows,
+                "split_sums": split}
 
 
 def arrow_types(root):
