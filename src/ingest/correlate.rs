@@ -130,6 +130,9 @@ struct Pending {
 /// Outstanding queries kept at most; beyond this the oldest is closed as
 /// `unanswered` early, so memory stays bounded on any input.
 pub const MAX_PENDING: usize = 1_000_000;
+/// Entries of answered queries `order` may hold beyond as many as there are
+/// live ones, before they are dropped (`Correlator::compact_order`).
+const ORDER_SLACK: usize = 4096;
 
 pub struct Correlator {
     timeout_ns: i64,
@@ -200,8 +203,26 @@ impl Correlator {
         });
         self.live += 1;
         if self.live > self.cap {
-            self.close_oldest();
+            // the oldest query still waiting, not the entry of one answered
+            while !self.close_oldest() && !self.order.is_empty() {}
         }
+        if self.order.len() > 2 * self.live + ORDER_SLACK {
+            self.compact_order();
+        }
+    }
+
+    /// Drops the entries of answered queries from `order`, keeping the
+    /// others in their order. An answered query leaves `pending` at once but
+    /// `order` only when its time is up: at 10 s and 15 k queries a second
+    /// for a shard, 150 k entries of 72 bytes a shard (heaptrack: 44 MB of a
+    /// 2-thread ingest's peak, in `VecDeque` growth).
+    fn compact_order(&mut self) {
+        let pending = &self.pending;
+        self.order.retain(|(_, key, seq)| {
+            pending
+                .get(key)
+                .is_some_and(|queue| queue.iter().any(|p| p.seq == *seq))
+        });
     }
 
     fn push_response(&mut self, obs: Observed) {
@@ -300,15 +321,17 @@ impl Correlator {
         }
     }
 
-    fn close_oldest(&mut self) {
+    /// Pops the oldest entry of `order` and closes its query as unanswered;
+    /// false if that query was already answered.
+    fn close_oldest(&mut self) -> bool {
         let Some((_, key, seq)) = self.order.pop_front() else {
-            return;
+            return false;
         };
         let Some(queue) = self.pending.get_mut(&key) else {
-            return;
+            return false;
         };
         let Some(idx) = queue.iter().position(|p| p.seq == seq) else {
-            return; // already answered
+            return false; // already answered
         };
         let p = queue.remove(idx);
         self.live -= 1;
@@ -321,6 +344,7 @@ impl Correlator {
         if queue.is_empty() {
             self.pending.remove(&key);
         }
+        true
     }
 
     /// Hands over the transactions that are complete. A zone transfer still
@@ -563,5 +587,56 @@ mod tests {
                 (Status::Unanswered, 1, None)
             ]
         );
+    }
+
+    /// Answered queries' entries do not pile up in `order` for the length
+    /// of the timeout, and the unanswered ones among them still close, in
+    /// time, as unanswered.
+    #[test]
+    fn answered_queries_leave_the_expiry_order() {
+        let mut c = Correlator::new(10_000_000_000);
+        let mut most = 0;
+        for i in 0..50_000i64 {
+            let id = (i % 60_000) as u16;
+            c.push(obs(i, false, id, "a.example"));
+            // every hundredth query goes unanswered
+            if i % 100 != 0 {
+                c.push(obs(i, true, id, "a.example"));
+            }
+            most = most.max(c.order.len());
+        }
+        // a query a millisecond: of the last 10 s, 100 wait and 9,900 were
+        // answered, which the order held until their time was up
+        assert_eq!(c.live, 100);
+        assert!(most <= 2 * 101 + ORDER_SLACK + 1, "{most}");
+        let out = c.finish();
+        let unanswered: Vec<i64> = out
+            .iter()
+            .filter(|t| t.status == Status::Unanswered)
+            .map(|t| t.ts_ns() / 1_000_000)
+            .collect();
+        assert_eq!(unanswered, (0..50_000).step_by(100).collect::<Vec<_>>());
+        assert_eq!(out.len(), 50_000);
+    }
+
+    /// Past its cap, a correlator closes the oldest query still waiting,
+    /// even when answered queries' entries come before it.
+    #[test]
+    fn past_the_cap_the_oldest_waiting_query_closes() {
+        let mut c = Correlator {
+            cap: 2,
+            ..Correlator::new(10_000_000_000)
+        };
+        c.push(obs(0, false, 1, "a.example"));
+        c.push(obs(1, true, 1, "a.example"));
+        c.push(obs(2, false, 2, "a.example"));
+        c.push(obs(3, false, 3, "a.example"));
+        c.push(obs(4, false, 4, "a.example"));
+        assert_eq!(c.live, 2);
+        let closed: Vec<(Status, i64)> = c
+            .take_done(4_000_000)
+            .map(|t| (t.status, t.ts_ns() / 1_000_000))
+            .collect();
+        assert_eq!(closed, vec![(Status::Answered, 0), (Status::Unanswered, 2)]);
     }
 }
