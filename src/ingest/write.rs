@@ -15,11 +15,14 @@ use std::sync::Arc;
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch};
 use arrow::compute::interleave;
 use arrow::datatypes::DataType;
+use parquet::arrow::arrow_writer::{compute_leaves, ArrowColumnWriter};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::metadata::{KeyValue, SortingColumn};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::ColumnPath;
+use rayon::prelude::*;
 
 use crate::dataset::schema::{SCHEMA_VERSION, TRANSACTIONS};
 use crate::dataset::{self, DataFile};
@@ -147,7 +150,14 @@ impl Staged {
             ts_range: None,
         };
         self.files.push((tmp.clone(), dest, info.clone()));
-        let mut w = ArrowWriter::try_new(file, TRANSACTIONS.clone(), Some(properties()))?;
+        // ArrowWriter's file (its properties and the Arrow schema in the
+        // metadata), its columns encoded in parallel: see `encode`
+        let (mut w, factory) =
+            ArrowWriter::try_new(file, TRANSACTIONS.clone(), Some(properties()))?
+                .into_serialized_writer()?;
+        let mut group = 0;
+        let mut columns = factory.create_column_writers(group)?;
+        let mut in_group = 0;
         for b in batches {
             let b = b?;
             info.rows += b.num_rows() as u64;
@@ -157,7 +167,24 @@ impl Staged {
                         .map_or((lo, hi), |(a, z)| (a.min(lo), z.max(hi))),
                 );
             }
-            w.write(&b)?;
+            // row groups of ROW_GROUP_ROWS, a batch cut where one ends, as
+            // ArrowWriter cuts them
+            let mut at = 0;
+            while at < b.num_rows() {
+                let n = (b.num_rows() - at).min(ROW_GROUP_ROWS - in_group);
+                encode(&mut columns, &b.slice(at, n))?;
+                (at, in_group) = (at + n, in_group + n);
+                if in_group == ROW_GROUP_ROWS {
+                    group += 1;
+                    let full =
+                        std::mem::replace(&mut columns, factory.create_column_writers(group)?);
+                    close_row_group(&mut w, full)?;
+                    in_group = 0;
+                }
+            }
+        }
+        if in_group > 0 {
+            close_row_group(&mut w, columns)?;
         }
         let file = w.into_inner()?;
         file.sync_all().map_err(|e| Error::io(&tmp, e))?;
@@ -167,6 +194,41 @@ impl Staged {
         }
         Ok(())
     }
+}
+
+/// Encodes `b` into its row group's column writers, the columns in
+/// parallel (each leaf column an encoder of its own, as ArrowWriter encodes
+/// them one after the other). A spool's flush is the largest piece of work
+/// in a window, and a shard's flush alone kept one thread busy while the
+/// other waited.
+fn encode(columns: &mut [ArrowColumnWriter], b: &RecordBatch) -> Result<()> {
+    let mut leaves = Vec::with_capacity(columns.len());
+    for (field, array) in TRANSACTIONS.fields().iter().zip(b.columns()) {
+        leaves.extend(compute_leaves(field, array)?);
+    }
+    columns
+        .par_iter_mut()
+        .zip(leaves.into_par_iter())
+        .try_for_each(|(w, leaf)| w.write(&leaf))?;
+    Ok(())
+}
+
+/// Closes a row group's column writers (in parallel) and appends the row
+/// group to the file.
+fn close_row_group(
+    w: &mut SerializedFileWriter<File>,
+    columns: Vec<ArrowColumnWriter>,
+) -> Result<()> {
+    let chunks = columns
+        .into_par_iter()
+        .map(|c| c.close())
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let mut group = w.next_row_group()?;
+    for chunk in chunks {
+        chunk.append_to_row_group(&mut group)?;
+    }
+    group.close()?;
+    Ok(())
 }
 
 /// Sort key that makes output independent of threads and chunking.
@@ -201,6 +263,9 @@ pub struct Spool {
     /// `part-<writer id>-<shard>`: file names are `<prefix>-<n>.parquet`.
     prefix: String,
     file_rows: usize,
+    /// Rows that make this spool's next file: `file_rows`, but for the
+    /// first file of a shard (`Spool::staggered`).
+    next_rows: usize,
     rows: Arc<batch::Rows>,
     memo: batch::Memo,
     pending: Vec<Transaction>,
@@ -216,6 +281,7 @@ impl Spool {
             root: root.to_path_buf(),
             prefix,
             file_rows: file_rows.max(1),
+            next_rows: file_rows.max(1),
             rows,
             memo: batch::Memo::default(),
             pending: Vec::new(),
@@ -226,12 +292,24 @@ impl Spool {
         }
     }
 
+    /// Shard `shard` of `shards` writes its first file at `shard + 1`
+    /// shards' part of `file_rows`, then every file at `file_rows`. The
+    /// shards get rows at the same pace, so without this they all filled
+    /// up, and wrote, at the same moment: the peak held every shard's spool
+    /// full and as many Parquet writers at once. Out of step, about half
+    /// the spools' rows are held at any time.
+    pub fn staggered(mut self, shard: usize, shards: usize) -> Self {
+        let shards = shards.max(1);
+        self.next_rows = (self.file_rows * (shard % shards + 1) / shards).max(1);
+        self
+    }
+
     pub fn push(&mut self, t: Transaction) -> Result<()> {
         self.pending.push(t);
         if self.pending.len() >= BUILD_ROWS {
             self.build()?;
         }
-        if self.spooled >= self.file_rows {
+        if self.spooled >= self.next_rows {
             self.flush()?;
         }
         Ok(())
@@ -284,6 +362,7 @@ impl Spool {
             self.staged.write(&self.root, &day, &name, slices)?;
         }
         self.spooled = 0;
+        self.next_rows = self.file_rows;
         Ok(())
     }
 

@@ -212,7 +212,8 @@ fn ingest_opened(
                 format!("{}-{s}", writer.file_prefix()),
                 cfg.spool_rows / shards,
                 rows.clone(),
-            ),
+            )
+            .staggered(s, shards),
             by_status: Vec::new(),
         })
         .collect();
