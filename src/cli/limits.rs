@@ -2,8 +2,9 @@
 //! (benches/limits.sh), each stage alone on one core.
 //!
 //! - `writer DATASET`: the dataset's transactions read into memory as Arrow
-//!   batches, then written to one Parquet file with the ingest's writer
-//!   settings (`write::properties()`), on the calling thread. Reading is not
+//!   batches, then written to one Parquet file by the ingest's writer
+//!   (`write::FileWriter`: its settings, its columns encoded on rayon's
+//!   threads, one when benches/limits.sh pins it to a core). Reading is not
 //!   timed; the write, the file's close and its flush to the page cache are.
 //! - `decode CAPTURE`: every frame of a mapped capture to its DNS header and
 //!   question (`link::decode_frame`, `dns::decode` without rendering the
@@ -18,7 +19,6 @@ use std::time::Instant;
 use arrow::array::RecordBatch;
 use clap::{Args, Subcommand};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use parquet::arrow::ArrowWriter;
 
 use crate::ingest::capture::{Capture, CHUNK_BYTES};
 use crate::ingest::link::{self, Packet};
@@ -89,22 +89,17 @@ fn writer(dataset: &Path, batch_rows: usize, rounds: usize) -> anyhow::Result<Ex
             batches.push(b?);
         }
     }
-    let schema = batches[0].schema();
     let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
     // beside the dataset, on the disk the ingest writes to; removed after each round
     let scratch = dataset.join(format!(".limits-{}.parquet", std::process::id()));
     for round in 1..=rounds {
         let path = &scratch;
         let start = Instant::now();
-        let mut w = ArrowWriter::try_new(
-            std::fs::File::create(path)?,
-            schema.clone(),
-            Some(write::properties()),
-        )?;
+        let mut w = write::FileWriter::new(std::fs::File::create(path)?)?;
         for b in &batches {
             w.write(b)?;
         }
-        w.close()?;
+        w.finish()?;
         let seconds = start.elapsed().as_secs_f64();
         let bytes = std::fs::metadata(path)?.len();
         std::fs::remove_file(path)?;
