@@ -4,16 +4,17 @@
 use std::collections::hash_map::{Entry, HashMap};
 use std::fmt::{self, Write as _};
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use arrow::array::builder::ArrayBuilder as _;
 use arrow::array::builder::NullBufferBuilder;
 use arrow::array::{
-    ArrayRef, BooleanBuilder, Float64Builder, Int32Builder, Int64Builder, ListArray, RecordBatch,
-    StringBuilder, StructArray, TimestampMicrosecondBuilder,
+    new_null_array, Array, ArrayRef, BooleanBuilder, DictionaryArray, Float64Builder, Int32Builder,
+    Int64Builder, ListArray, RecordBatch, StringArray, StringBuilder, StructArray,
+    TimestampMicrosecondBuilder,
 };
 use arrow::buffer::OffsetBuffer;
-use arrow::datatypes::{DataType, Field};
+use arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef};
 
 use crate::anonymize::Anonymizer;
 use crate::codes::Mnemonic;
@@ -103,6 +104,112 @@ impl Rows {
     }
 }
 
+/// Text columns with a handful of distinct values. A spooled batch holds
+/// them as dictionary keys (4 bytes a row) into one list of texts per spool
+/// instead of the texts (6 to 19 bytes a row, and an offset), and
+/// `write::gather` turns them back into text as it hands rows to the writer.
+pub const CODED: [&str; 8] = [
+    schema::STATUS,
+    schema::TRANSPORT,
+    schema::QTYPE,
+    schema::QCLASS,
+    schema::OPCODE,
+    schema::RCODE,
+    schema::CAPTURE,
+    schema::SOURCE,
+];
+// places in `CODED` and `Memo::codes`
+const STATUS: usize = 0;
+const TRANSPORT: usize = 1;
+const QTYPE: usize = 2;
+const QCLASS: usize = 3;
+const OPCODE: usize = 4;
+const RCODE: usize = 5;
+const CAPTURE: usize = 6;
+const SOURCE: usize = 7;
+
+/// The schema of the batches [`build`] makes: `transactions`, with the
+/// [`CODED`] columns as dictionaries.
+pub static SPOOLED: LazyLock<SchemaRef> = LazyLock::new(|| {
+    let coded = DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
+    let fields: Vec<Field> = TRANSACTIONS
+        .fields()
+        .iter()
+        .map(|f| {
+            let f = f.as_ref().clone();
+            if CODED.contains(&f.name().as_str()) {
+                f.with_data_type(coded.clone())
+            } else {
+                f
+            }
+        })
+        .collect();
+    Arc::new(Schema::new_with_metadata(
+        fields,
+        TRANSACTIONS.metadata().clone(),
+    ))
+});
+
+/// The texts of one [`CODED`] column, each under a key that never changes,
+/// found by the number it renders (a status, a capture's index, a qtype).
+#[derive(Default)]
+struct Codes {
+    /// `key + 1` of the numbers under 256; 0 for none yet.
+    small: Vec<i32>,
+    large: HashMap<u32, i32, foldhash::fast::RandomState>,
+    texts: Vec<String>,
+    /// `texts` as an array, made again only when a text was added.
+    array: Option<ArrayRef>,
+}
+
+impl Codes {
+    fn key(&mut self, code: u32, text: impl FnOnce(&mut String)) -> i32 {
+        if self.small.is_empty() {
+            self.small = vec![0; 256];
+        }
+        let known = match usize::try_from(code) {
+            Ok(c) if c < self.small.len() => self.small[c].checked_sub(1).filter(|k| *k >= 0),
+            _ => self.large.get(&code).copied(),
+        };
+        if let Some(k) = known {
+            return k;
+        }
+        let k = i32::try_from(self.texts.len()).expect("fewer than 2^31 distinct codes");
+        let mut t = String::new();
+        text(&mut t);
+        self.texts.push(t);
+        self.array = None;
+        match usize::try_from(code) {
+            Ok(c) if c < self.small.len() => self.small[c] = k + 1,
+            _ => {
+                self.large.insert(code, k);
+            }
+        }
+        k
+    }
+
+    /// A batch's column: its keys into every text known so far.
+    fn column(&mut self, keys: Int32Builder) -> Result<ArrayRef> {
+        let texts = self
+            .array
+            .get_or_insert_with(|| Arc::new(StringArray::from_iter_values(&self.texts)))
+            .clone();
+        let mut keys = keys;
+        Ok(Arc::new(DictionaryArray::<Int32Type>::try_new(
+            keys.finish(),
+            texts,
+        )?))
+    }
+}
+
+/// Writes a protocol number's mnemonic, or its RFC 3597 form when it has none.
+fn write_code(s: &mut String, v: impl Mnemonic) {
+    match v.mnemonic() {
+        Some(m) => s.push_str(m),
+        None => write!(s, "{v}").expect("writing to a String cannot fail"),
+    }
+}
+
 /// The most addresses a [`Memo`] keeps in each of its maps before that map
 /// starts over.
 const MEMO_MAX: usize = 1 << 17;
@@ -116,11 +223,15 @@ fn bounded<V>(map: &mut HashMap<IpAddr, V, foldhash::fast::RandomState>, key: &I
 
 /// Lookups and pseudonyms already made, kept across the batches of one
 /// spool: a capture holds far fewer distinct addresses than rows. Cleared
-/// when it reaches `MEMO_MAX` addresses, so memory stays bounded.
+/// when it reaches `MEMO_MAX` addresses, so memory stays bounded. Also the
+/// texts of the [`CODED`] columns (bounded by their numbers' range), and a
+/// column of nulls of each type that the batches' all-null columns share.
 #[derive(Default)]
 pub struct Memo {
     places: HashMap<IpAddr, enrich::Record, foldhash::fast::RandomState>,
     pseudonyms: HashMap<IpAddr, IpAddr, foldhash::fast::RandomState>,
+    codes: [Codes; 8],
+    nulls: HashMap<DataType, ArrayRef>,
 }
 
 impl Memo {
@@ -144,7 +255,29 @@ impl Memo {
         bounded(&mut self.pseudonyms, &ip);
         *self.pseudonyms.entry(ip).or_insert_with(|| a.map(ip))
     }
+
+    /// `column`, or a slice of a shared column of nulls when it holds
+    /// nothing else: a spool's batches hold most of the enrichment, EDNS
+    /// option and dnstap columns (4 to 8 bytes a row each) once, not once
+    /// a batch.
+    fn share_nulls(&mut self, column: ArrayRef) -> ArrayRef {
+        let n = column.len();
+        if n == 0 || column.null_count() != n {
+            return column;
+        }
+        let shared = self
+            .nulls
+            .entry(column.data_type().clone())
+            .or_insert_with(|| new_null_array(column.data_type(), n.max(SHARED_NULL_ROWS)));
+        if shared.len() < n {
+            *shared = new_null_array(column.data_type(), n);
+        }
+        shared.slice(0, n)
+    }
 }
+
+/// Rows of a column of nulls that a [`Memo`] shares out.
+const SHARED_NULL_ROWS: usize = 8_192;
 
 /// Continent, country, AS number and organisation of one address role.
 struct Place {
@@ -205,7 +338,7 @@ where
     let [mut client_place, mut server_place, mut ecs_place] =
         [0; 3].map(|_| Place::new(n, places.is_some()));
     let mut tunnel = StringBuilder::new();
-    let mut source = StringBuilder::with_capacity(n, n * 6);
+    let mut source = Int32Builder::with_capacity(n);
     let mut dnstap_type = StringBuilder::new();
     let mut identity = StringBuilder::new();
     // the name of the last server seen (a batch holds one or a few)
@@ -213,22 +346,22 @@ where
     let mut ts = ts_builder(n);
     let mut response_ts = ts_builder(n);
     let mut rtt = Float64Builder::with_capacity(n);
-    let mut status = StringBuilder::with_capacity(n, n * 8);
+    let mut status = Int32Builder::with_capacity(n);
     let mut query_count = Int32Builder::with_capacity(n);
     let mut client_ip = StringBuilder::with_capacity(n, n * 12);
     let mut server_ip = StringBuilder::with_capacity(n, n * 12);
     let mut client_port = Int32Builder::with_capacity(n);
     let mut server_port = Int32Builder::with_capacity(n);
-    let mut transport = StringBuilder::with_capacity(n, n * 3);
+    let mut transport = Int32Builder::with_capacity(n);
     let mut ipv = Int32Builder::with_capacity(n);
     let mut id = Int32Builder::with_capacity(n);
     let mut qname = StringBuilder::with_capacity(n, n * 24);
-    let mut qtype = StringBuilder::with_capacity(n, n * 4);
-    let mut qclass = StringBuilder::with_capacity(n, n * 2);
+    let mut qtype = Int32Builder::with_capacity(n);
+    let mut qclass = Int32Builder::with_capacity(n);
     let mut tld_b = StringBuilder::with_capacity(n, n * 4);
     let mut reg = StringBuilder::with_capacity(n, n * 16);
-    let mut opcode = StringBuilder::with_capacity(n, n * 5);
-    let mut rcode = StringBuilder::with_capacity(n, n * 7);
+    let mut opcode = Int32Builder::with_capacity(n);
+    let mut rcode = Int32Builder::with_capacity(n);
     let mut bools: Vec<BooleanBuilder> = (0..6).map(|_| BooleanBuilder::with_capacity(n)).collect();
     let mut counts: Vec<Int32Builder> = (0..3).map(|_| Int32Builder::with_capacity(n)).collect();
     let mut qsize = Int32Builder::with_capacity(n);
@@ -246,7 +379,7 @@ where
     let mut ede_text = StringBuilder::new();
     let mut sections = Sections([0; 3].map(|_| RrList::new(n)));
     let mut malformed = BooleanBuilder::with_capacity(n);
-    let mut capture = StringBuilder::with_capacity(n, n * 16);
+    let mut capture = Int32Builder::with_capacity(n);
     let mut qframe = Int64Builder::with_capacity(n);
     let mut rframe = Int64Builder::with_capacity(n);
 
@@ -263,7 +396,8 @@ where
             }
             _ => rtt.append_null(),
         }
-        status.append_value(t.status.as_str());
+        let st = t.status;
+        status.append_value(memo.codes[STATUS].key(st as u32, |s| s.push_str(st.as_str())));
         query_count.append_value(t.query_count as i32);
         // client = the side that sent the query
         let (cip, cport, sip, sport) = match q {
@@ -294,7 +428,8 @@ where
         }
         client_port.append_value(cport as i32);
         server_port.append_value(sport as i32);
-        transport.append_value(first.transport.as_str());
+        let tr = first.transport;
+        transport.append_value(memo.codes[TRANSPORT].key(tr as u32, |s| s.push_str(tr.as_str())));
         ipv.append_value(ip_version(&cip));
         id.append_value(first.msg.id as i32);
         let question = q
@@ -303,8 +438,9 @@ where
         match question {
             Some(qu) => {
                 qname.append_value(qu.qname.as_str());
-                append_code(&mut qtype, qu.qtype);
-                append_code(&mut qclass, qu.qclass);
+                let (qt, qc) = (qu.qtype, qu.qclass);
+                qtype.append_value(memo.codes[QTYPE].key(qt.0.into(), |s| write_code(s, qt)));
+                qclass.append_value(memo.codes[QCLASS].key(qc.0.into(), |s| write_code(s, qc)));
                 tld_b.append_option(tld(&qu.qname));
                 reg.append_option(reg_domain(&qu.qname));
             }
@@ -316,9 +452,13 @@ where
                 reg.append_null();
             }
         }
-        append_code(&mut opcode, first.msg.flags.opcode());
+        let op = first.msg.flags.opcode();
+        opcode.append_value(memo.codes[OPCODE].key(op.0.into(), |s| write_code(s, op)));
         match r {
-            Some(r) => append_code(&mut rcode, r.msg.rcode),
+            Some(r) => {
+                let rc = r.msg.rcode;
+                rcode.append_value(memo.codes[RCODE].key(rc.0.into(), |s| write_code(s, rc)))
+            }
             None => rcode.append_null(),
         }
         bools[0].append_value(first.msg.flags.rd());
@@ -363,7 +503,8 @@ where
         sections.append(r.map(|r| &*r.msg));
         malformed
             .append_value(q.is_some_and(|q| q.msg.malformed) || r.is_some_and(|r| r.msg.malformed));
-        capture.append_value(&captures[first.capture as usize]);
+        let cap = first.capture;
+        capture.append_value(memo.codes[CAPTURE].key(cap, |s| s.push_str(&captures[cap as usize])));
         if first.tunnels.is_empty() {
             tunnel.append_null();
         } else {
@@ -374,7 +515,7 @@ where
         // the response's log entry says most (its type, and the query's time)
         match r.or(q).and_then(|o| o.logged.as_ref()) {
             Some(l) => {
-                source.append_value("dnstap");
+                source.append_value(memo.codes[SOURCE].key(1, |s| s.push_str("dnstap")));
                 dnstap_type.append_value(&*l.kind.name());
                 if server.0 != l.server {
                     server = (l.server, crate::ingest::dnstap::server_name(l.server));
@@ -382,7 +523,7 @@ where
                 identity.append_option(server.1.as_deref());
             }
             None => {
-                source.append_value("pcap");
+                source.append_value(memo.codes[SOURCE].key(0, |s| s.push_str("pcap")));
                 dnstap_type.append_null();
                 identity.append_null();
             }
@@ -399,22 +540,22 @@ where
         (schema::TS, Arc::new(ts.finish())),
         (schema::RESPONSE_TS, Arc::new(response_ts.finish())),
         (schema::RESPONSE_TIME_MS, Arc::new(rtt.finish())),
-        (schema::STATUS, Arc::new(status.finish())),
+        (schema::STATUS, memo.codes[STATUS].column(status)?),
         (schema::QUERY_COUNT, Arc::new(query_count.finish())),
         (schema::CLIENT_IP, Arc::new(client_ip.finish())),
         (schema::SERVER_IP, Arc::new(server_ip.finish())),
         (schema::CLIENT_PORT, Arc::new(client_port.finish())),
         (schema::SERVER_PORT, Arc::new(server_port.finish())),
-        (schema::TRANSPORT, Arc::new(transport.finish())),
+        (schema::TRANSPORT, memo.codes[TRANSPORT].column(transport)?),
         (schema::IP_VERSION, Arc::new(ipv.finish())),
         (schema::ID, Arc::new(id.finish())),
         (schema::QNAME, Arc::new(qname.finish())),
-        (schema::QTYPE, Arc::new(qtype.finish())),
-        (schema::QCLASS, Arc::new(qclass.finish())),
+        (schema::QTYPE, memo.codes[QTYPE].column(qtype)?),
+        (schema::QCLASS, memo.codes[QCLASS].column(qclass)?),
         (schema::TLD, Arc::new(tld_b.finish())),
         (schema::REG_DOMAIN, Arc::new(reg.finish())),
-        (schema::OPCODE, Arc::new(opcode.finish())),
-        (schema::RCODE, Arc::new(rcode.finish())),
+        (schema::OPCODE, memo.codes[OPCODE].column(opcode)?),
+        (schema::RCODE, memo.codes[RCODE].column(rcode)?),
         ("rd", Arc::new(rd.finish())),
         ("cd", Arc::new(cd.finish())),
         ("aa", Arc::new(aa.finish())),
@@ -441,11 +582,11 @@ where
         (schema::AUTHORITY, authority.finish()?),
         (schema::ADDITIONAL, additional.finish()?),
         ("malformed", Arc::new(malformed.finish())),
-        (schema::CAPTURE, Arc::new(capture.finish())),
+        (schema::CAPTURE, memo.codes[CAPTURE].column(capture)?),
         (schema::QUERY_FRAME, Arc::new(qframe.finish())),
         (schema::RESPONSE_FRAME, Arc::new(rframe.finish())),
         ("tunnel", Arc::new(tunnel.finish())),
-        (schema::SOURCE, Arc::new(source.finish())),
+        (schema::SOURCE, memo.codes[SOURCE].column(source)?),
         (schema::DNSTAP_TYPE, Arc::new(dnstap_type.finish())),
         (schema::SERVER_IDENTITY, Arc::new(identity.finish())),
     ];
@@ -456,7 +597,11 @@ where
     ] {
         columns.extend(place.finish(role));
     }
-    Ok(schema::bind(&TRANSACTIONS, columns)?)
+    let columns = columns
+        .into_iter()
+        .map(|(name, c)| (name, memo.share_nulls(c)))
+        .collect();
+    Ok(schema::bind(&SPOOLED, columns)?)
 }
 
 /// The records of one section, for every row of a batch: a list of

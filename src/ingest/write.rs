@@ -12,9 +12,9 @@ use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch};
-use arrow::compute::interleave;
-use arrow::datatypes::DataType;
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, DictionaryArray, RecordBatch};
+use arrow::compute::{interleave, take};
+use arrow::datatypes::{DataType, Int32Type, SchemaRef};
 use parquet::arrow::arrow_writer::{compute_leaves, ArrowColumnWriter, ArrowRowGroupWriterFactory};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, Encoding, ZstdLevel};
@@ -418,7 +418,7 @@ impl Spool {
                     .iter()
                     .map(|&(_, b, r)| (b as usize, r as usize))
                     .collect();
-                gather(&sources, &rows)
+                gather(&TRANSACTIONS, &sources, &rows)
             });
             self.staged.write(&self.root, &day, &name, slices)?;
         }
@@ -439,15 +439,34 @@ impl Spool {
     }
 }
 
-/// The rows `rows` (batch, row) of `sources`, in that order: arrow's
-/// `interleave`, except for booleans, which it copies a row at a time through
-/// `MutableArrayData`; gathering the eight boolean columns here saved 3.6% of
-/// an ingest's instructions (callgrind, 200 k packets).
-fn gather(sources: &[&RecordBatch], rows: &[(usize, usize)]) -> Result<RecordBatch> {
-    let schema = sources[0].schema();
+/// The rows `rows` (batch, row) of `sources`, in that order, as a batch of
+/// `schema`: arrow's `interleave`, except for booleans, which it copies a
+/// row at a time through `MutableArrayData` (gathering the eight boolean
+/// columns here saved 3.6% of an ingest's instructions, callgrind, 200 k
+/// packets), and for the spool's dictionary columns (`batch::CODED`), whose
+/// keys are gathered and looked up in the newest batch's texts, which hold
+/// every older batch's under the same keys.
+fn gather(
+    schema: &SchemaRef,
+    sources: &[&RecordBatch],
+    rows: &[(usize, usize)],
+) -> Result<RecordBatch> {
     let columns = (0..schema.fields().len())
         .map(|c| {
-            if schema.field(c).data_type() == &DataType::Boolean {
+            if let DataType::Dictionary(..) = sources[0].schema().field(c).data_type() {
+                let dicts: Vec<&DictionaryArray<Int32Type>> = sources
+                    .iter()
+                    .map(|b| b.column(c).as_dictionary::<Int32Type>())
+                    .collect();
+                let keys: Vec<&dyn Array> = dicts.iter().map(|d| d.keys() as &dyn Array).collect();
+                let keys = interleave(&keys, rows)?;
+                let texts = dicts
+                    .iter()
+                    .map(|d| d.values())
+                    .max_by_key(|v| v.len())
+                    .expect("a spool gathers from one batch or more");
+                Ok(take(texts, &keys, None)?)
+            } else if schema.field(c).data_type() == &DataType::Boolean {
                 let arrays: Vec<&BooleanArray> =
                     sources.iter().map(|b| b.column(c).as_boolean()).collect();
                 let gathered: BooleanArray = rows
@@ -462,7 +481,7 @@ fn gather(sources: &[&RecordBatch], rows: &[(usize, usize)]) -> Result<RecordBat
             }
         })
         .collect::<std::result::Result<Vec<_>, _>>()?;
-    Ok(RecordBatch::try_new(schema, columns)?)
+    Ok(RecordBatch::try_new(schema.clone(), columns)?)
 }
 
 #[cfg(test)]
@@ -525,7 +544,7 @@ mod tests {
         let a = batch(vec![Some(true), None, Some(false)], vec![0, 1, 2]);
         let b = batch(vec![None, Some(true)], vec![3, 4]);
         let rows = [(1, 1), (0, 1), (0, 0), (1, 0), (0, 2), (0, 1)];
-        let got = gather(&[&a, &b], &rows).unwrap();
+        let got = gather(&schema, &[&a, &b], &rows).unwrap();
         assert_eq!(got, interleave_record_batch(&[&a, &b], &rows).unwrap());
         let flags = got.column(0).as_boolean();
         let flags: Vec<Option<bool>> = flags.iter().collect();
