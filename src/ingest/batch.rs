@@ -9,12 +9,11 @@ use std::sync::{Arc, LazyLock};
 use arrow::array::builder::ArrayBuilder as _;
 use arrow::array::builder::NullBufferBuilder;
 use arrow::array::{
-    new_null_array, Array, ArrayRef, BooleanBuilder, DictionaryArray, Float64Builder, Int32Builder,
-    Int64Builder, ListArray, RecordBatch, StringArray, StringBuilder, StructArray,
-    TimestampMicrosecondBuilder,
+    new_null_array, Array, ArrayRef, BooleanBuilder, Float64Builder, Int32Builder, Int64Builder,
+    ListArray, RecordBatch, StringArray, StringBuilder, StructArray, TimestampMicrosecondBuilder,
 };
 use arrow::buffer::OffsetBuffer;
-use arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
 use crate::anonymize::Anonymizer;
 use crate::codes::Mnemonic;
@@ -66,13 +65,6 @@ fn append_code(b: &mut StringBuilder, v: impl Mnemonic) {
     }
 }
 
-fn append_ip(b: &mut StringBuilder, ip: IpAddr) {
-    match ip {
-        IpAddr::V4(v4) => b.append_value(ipv4_text(v4.octets(), &mut [0; 15])),
-        IpAddr::V6(_) => append_display(b, ip),
-    }
-}
-
 fn ts_builder(n: usize) -> TimestampMicrosecondBuilder {
     TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC")
 }
@@ -104,11 +96,11 @@ impl Rows {
     }
 }
 
-/// Text columns with a handful of distinct values. A spooled batch holds
-/// them as dictionary keys (4 bytes a row) into one list of texts per spool
+/// Text columns with few distinct values. A spooled batch holds them as
+/// keys (4 bytes a row) into one list of texts per spool ([`Memo::texts`])
 /// instead of the texts (6 to 19 bytes a row, and an offset), and
 /// `write::gather` turns them back into text as it hands rows to the writer.
-pub const CODED: [&str; 8] = [
+pub const CODED: [&str; 10] = [
     schema::STATUS,
     schema::TRANSPORT,
     schema::QTYPE,
@@ -117,6 +109,8 @@ pub const CODED: [&str; 8] = [
     schema::RCODE,
     schema::CAPTURE,
     schema::SOURCE,
+    schema::CLIENT_IP,
+    schema::SERVER_IP,
 ];
 // places in `CODED` and `Memo::codes`
 const STATUS: usize = 0;
@@ -127,11 +121,14 @@ const OPCODE: usize = 4;
 const RCODE: usize = 5;
 const CAPTURE: usize = 6;
 const SOURCE: usize = 7;
+// places in `Memo::addresses`
+const CLIENT: usize = 0;
+const SERVER: usize = 1;
 
 /// The schema of the batches [`build`] makes: `transactions`, with the
-/// [`CODED`] columns as dictionaries.
+/// [`CODED`] columns as keys.
 pub static SPOOLED: LazyLock<SchemaRef> = LazyLock::new(|| {
-    let coded = DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
+    let coded = DataType::Int32;
     let fields: Vec<Field> = TRANSACTIONS
         .fields()
         .iter()
@@ -150,16 +147,38 @@ pub static SPOOLED: LazyLock<SchemaRef> = LazyLock::new(|| {
     ))
 });
 
-/// The texts of one [`CODED`] column, each under a key that never changes,
-/// found by the number it renders (a status, a capture's index, a qtype).
+/// The texts a spool's dictionary column has met, each under its key.
+#[derive(Default)]
+struct Texts {
+    texts: Vec<String>,
+    /// `texts` as an array, made again only when a text was added.
+    array: Option<ArrayRef>,
+}
+
+impl Texts {
+    fn add(&mut self, text: String) -> i32 {
+        let k = i32::try_from(self.texts.len()).expect("fewer than 2^31 texts in a spool");
+        self.texts.push(text);
+        self.array = None;
+        k
+    }
+
+    /// Every text met so far, at its key.
+    fn array(&mut self) -> ArrayRef {
+        self.array
+            .get_or_insert_with(|| Arc::new(StringArray::from_iter_values(&self.texts)))
+            .clone()
+    }
+}
+
+/// The texts of one [`CODED`] column, found by the number each renders (a
+/// status, a capture's index, a qtype).
 #[derive(Default)]
 struct Codes {
     /// `key + 1` of the numbers under 256; 0 for none yet.
     small: Vec<i32>,
     large: HashMap<u32, i32, foldhash::fast::RandomState>,
-    texts: Vec<String>,
-    /// `texts` as an array, made again only when a text was added.
-    array: Option<ArrayRef>,
+    texts: Texts,
 }
 
 impl Codes {
@@ -167,38 +186,48 @@ impl Codes {
         if self.small.is_empty() {
             self.small = vec![0; 256];
         }
-        let known = match usize::try_from(code) {
-            Ok(c) if c < self.small.len() => self.small[c].checked_sub(1).filter(|k| *k >= 0),
-            _ => self.large.get(&code).copied(),
+        let slot = usize::try_from(code).ok().filter(|&c| c < self.small.len());
+        let known = match slot {
+            Some(c) => self.small[c].checked_sub(1).filter(|k| *k >= 0),
+            None => self.large.get(&code).copied(),
         };
         if let Some(k) = known {
             return k;
         }
-        let k = i32::try_from(self.texts.len()).expect("fewer than 2^31 distinct codes");
         let mut t = String::new();
         text(&mut t);
-        self.texts.push(t);
-        self.array = None;
-        match usize::try_from(code) {
-            Ok(c) if c < self.small.len() => self.small[c] = k + 1,
-            _ => {
+        let k = self.texts.add(t);
+        match slot {
+            Some(c) => self.small[c] = k + 1,
+            None => {
                 self.large.insert(code, k);
             }
         }
         k
     }
+}
 
-    /// A batch's column: its keys into every text known so far.
-    fn column(&mut self, keys: Int32Builder) -> Result<ArrayRef> {
-        let texts = self
-            .array
-            .get_or_insert_with(|| Arc::new(StringArray::from_iter_values(&self.texts)))
-            .clone();
-        let mut keys = keys;
-        Ok(Arc::new(DictionaryArray::<Int32Type>::try_new(
-            keys.finish(),
-            texts,
-        )?))
+/// The texts of an address column (`client_ip`, `server_ip`): a spool's
+/// rows come from far fewer addresses than rows, and a lookup is cheaper
+/// than writing the text again.
+#[derive(Default)]
+struct Addresses {
+    keys: HashMap<IpAddr, i32, foldhash::fast::RandomState>,
+    texts: Texts,
+}
+
+impl Addresses {
+    fn key(&mut self, ip: IpAddr) -> i32 {
+        if let Some(&k) = self.keys.get(&ip) {
+            return k;
+        }
+        let text = match ip {
+            IpAddr::V4(v4) => ipv4_text(v4.octets(), &mut [0; 15]).to_string(),
+            IpAddr::V6(_) => ip.to_string(),
+        };
+        let k = self.texts.add(text);
+        self.keys.insert(ip, k);
+        k
     }
 }
 
@@ -231,6 +260,8 @@ pub struct Memo {
     places: HashMap<IpAddr, enrich::Record, foldhash::fast::RandomState>,
     pseudonyms: HashMap<IpAddr, IpAddr, foldhash::fast::RandomState>,
     codes: [Codes; 8],
+    /// `client_ip`, `server_ip`.
+    addresses: [Addresses; 2],
     nulls: HashMap<DataType, ArrayRef>,
 }
 
@@ -254,6 +285,32 @@ impl Memo {
     fn pseudonym(&mut self, a: &Anonymizer, ip: IpAddr) -> IpAddr {
         bounded(&mut self.pseudonyms, &ip);
         *self.pseudonyms.entry(ip).or_insert_with(|| a.map(ip))
+    }
+
+    /// The texts of the [`CODED`] columns, at their places in `transactions`
+    /// (`None` for the other columns): `texts[c]` at `key` is the text of
+    /// key `key` in column `c` of every batch built since [`Memo::forget_texts`].
+    pub fn texts(&mut self) -> Vec<Option<ArrayRef>> {
+        TRANSACTIONS
+            .fields()
+            .iter()
+            .map(|f| {
+                let name = f.name().as_str();
+                let texts = match CODED.iter().position(|c| *c == name)? {
+                    i if i < self.codes.len() => &mut self.codes[i].texts,
+                    i => &mut self.addresses[i - self.codes.len()].texts,
+                };
+                Some(texts.array())
+            })
+            .collect()
+    }
+
+    /// Forgets the coded columns' texts: call when no spooled batch
+    /// refers to them (a spool that was just written), so that they never
+    /// outgrow a spool.
+    pub fn forget_texts(&mut self) {
+        self.codes = Default::default();
+        self.addresses = Default::default();
     }
 
     /// `column`, or a slice of a shared column of nulls when it holds
@@ -348,8 +405,8 @@ where
     let mut rtt = Float64Builder::with_capacity(n);
     let mut status = Int32Builder::with_capacity(n);
     let mut query_count = Int32Builder::with_capacity(n);
-    let mut client_ip = StringBuilder::with_capacity(n, n * 12);
-    let mut server_ip = StringBuilder::with_capacity(n, n * 12);
+    let mut client_ip = Int32Builder::with_capacity(n);
+    let mut server_ip = Int32Builder::with_capacity(n);
     let mut client_port = Int32Builder::with_capacity(n);
     let mut server_port = Int32Builder::with_capacity(n);
     let mut transport = Int32Builder::with_capacity(n);
@@ -411,21 +468,19 @@ where
             client_place.append(None);
             server_place.append(None);
         }
-        match anon {
+        let (shown_cip, shown_sip) = match anon {
             Some(a) => {
-                append_ip(&mut client_ip, memo.pseudonym(a, cip));
                 let sip = if anon_servers {
                     memo.pseudonym(a, sip)
                 } else {
                     sip
                 };
-                append_ip(&mut server_ip, sip);
+                (memo.pseudonym(a, cip), sip)
             }
-            None => {
-                append_ip(&mut client_ip, cip);
-                append_ip(&mut server_ip, sip);
-            }
-        }
+            None => (cip, sip),
+        };
+        client_ip.append_value(memo.addresses[CLIENT].key(shown_cip));
+        server_ip.append_value(memo.addresses[SERVER].key(shown_sip));
         client_port.append_value(cport as i32);
         server_port.append_value(sport as i32);
         let tr = first.transport;
@@ -540,22 +595,22 @@ where
         (schema::TS, Arc::new(ts.finish())),
         (schema::RESPONSE_TS, Arc::new(response_ts.finish())),
         (schema::RESPONSE_TIME_MS, Arc::new(rtt.finish())),
-        (schema::STATUS, memo.codes[STATUS].column(status)?),
+        (schema::STATUS, Arc::new(status.finish())),
         (schema::QUERY_COUNT, Arc::new(query_count.finish())),
         (schema::CLIENT_IP, Arc::new(client_ip.finish())),
         (schema::SERVER_IP, Arc::new(server_ip.finish())),
         (schema::CLIENT_PORT, Arc::new(client_port.finish())),
         (schema::SERVER_PORT, Arc::new(server_port.finish())),
-        (schema::TRANSPORT, memo.codes[TRANSPORT].column(transport)?),
+        (schema::TRANSPORT, Arc::new(transport.finish())),
         (schema::IP_VERSION, Arc::new(ipv.finish())),
         (schema::ID, Arc::new(id.finish())),
         (schema::QNAME, Arc::new(qname.finish())),
-        (schema::QTYPE, memo.codes[QTYPE].column(qtype)?),
-        (schema::QCLASS, memo.codes[QCLASS].column(qclass)?),
+        (schema::QTYPE, Arc::new(qtype.finish())),
+        (schema::QCLASS, Arc::new(qclass.finish())),
         (schema::TLD, Arc::new(tld_b.finish())),
         (schema::REG_DOMAIN, Arc::new(reg.finish())),
-        (schema::OPCODE, memo.codes[OPCODE].column(opcode)?),
-        (schema::RCODE, memo.codes[RCODE].column(rcode)?),
+        (schema::OPCODE, Arc::new(opcode.finish())),
+        (schema::RCODE, Arc::new(rcode.finish())),
         ("rd", Arc::new(rd.finish())),
         ("cd", Arc::new(cd.finish())),
         ("aa", Arc::new(aa.finish())),
@@ -582,11 +637,11 @@ where
         (schema::AUTHORITY, authority.finish()?),
         (schema::ADDITIONAL, additional.finish()?),
         ("malformed", Arc::new(malformed.finish())),
-        (schema::CAPTURE, memo.codes[CAPTURE].column(capture)?),
+        (schema::CAPTURE, Arc::new(capture.finish())),
         (schema::QUERY_FRAME, Arc::new(qframe.finish())),
         (schema::RESPONSE_FRAME, Arc::new(rframe.finish())),
         ("tunnel", Arc::new(tunnel.finish())),
-        (schema::SOURCE, memo.codes[SOURCE].column(source)?),
+        (schema::SOURCE, Arc::new(source.finish())),
         (schema::DNSTAP_TYPE, Arc::new(dnstap_type.finish())),
         (schema::SERVER_IDENTITY, Arc::new(identity.finish())),
     ];
@@ -682,6 +737,43 @@ impl Sections {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn codes_keep_their_keys_and_texts() {
+        let mut memo = Memo::default();
+        let q = |memo: &mut Memo, t: u16| {
+            memo.codes[QTYPE].key(t.into(), |s| write_code(s, crate::codes::Qtype(t)))
+        };
+        let keys: Vec<i32> = [1, 28, 65280, 1, 65280, 255]
+            .into_iter()
+            .map(|t| q(&mut memo, t))
+            .collect();
+        assert_eq!(keys, [0, 1, 2, 0, 2, 3]);
+        let ip: IpAddr = "2001:db8::53".parse().unwrap();
+        let v4: IpAddr = "192.0.2.1".parse().unwrap();
+        let ips = [ip, v4, ip].map(|a| memo.addresses[SERVER].key(a));
+        assert_eq!(ips, [0, 1, 0]);
+
+        let texts = memo.texts();
+        let at = |name: &str| TRANSACTIONS.index_of(name).unwrap();
+        let text = |c: usize, k: usize| {
+            let a = texts[c].as_ref().unwrap();
+            a.as_any()
+                .downcast_ref::<StringArray>()
+                .unwrap()
+                .value(k)
+                .to_string()
+        };
+        let qtypes: Vec<String> = (0..4).map(|k| text(at(schema::QTYPE), k)).collect();
+        assert_eq!(qtypes, ["A", "AAAA", "TYPE65280", "ANY"]);
+        assert_eq!(text(at(schema::SERVER_IP), 0), "2001:db8::53");
+        assert_eq!(text(at(schema::SERVER_IP), 1), "192.0.2.1");
+        assert!(texts[at(schema::QNAME)].is_none());
+        assert_eq!(texts.iter().flatten().count(), CODED.len());
+
+        memo.forget_texts();
+        assert_eq!(q(&mut memo, 65280), 0);
+    }
 
     #[test]
     fn tld_and_registered_domain() {

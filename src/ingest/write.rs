@@ -12,9 +12,9 @@ use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, DictionaryArray, RecordBatch};
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch};
 use arrow::compute::{interleave, take};
-use arrow::datatypes::{DataType, Int32Type, SchemaRef};
+use arrow::datatypes::{DataType, SchemaRef};
 use parquet::arrow::arrow_writer::{compute_leaves, ArrowColumnWriter, ArrowRowGroupWriterFactory};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, Encoding, ZstdLevel};
@@ -408,6 +408,7 @@ impl Spool {
     /// Writes every day's spooled rows, sorted, as a file of its own.
     fn flush(&mut self) -> Result<()> {
         self.build()?;
+        let texts = self.memo.texts();
         for (day, mut spool) in std::mem::take(&mut self.days) {
             spool.keys.sort_unstable();
             let name = format!("{}-{}.parquet", self.prefix, self.files);
@@ -418,10 +419,11 @@ impl Spool {
                     .iter()
                     .map(|&(_, b, r)| (b as usize, r as usize))
                     .collect();
-                gather(&TRANSACTIONS, &sources, &rows)
+                gather(&TRANSACTIONS, &sources, &rows, &texts)
             });
             self.staged.write(&self.root, &day, &name, slices)?;
         }
+        self.memo.forget_texts();
         self.spooled = 0;
         self.next_rows = self.file_rows;
         Ok(())
@@ -443,29 +445,19 @@ impl Spool {
 /// `schema`: arrow's `interleave`, except for booleans, which it copies a
 /// row at a time through `MutableArrayData` (gathering the eight boolean
 /// columns here saved 3.6% of an ingest's instructions, callgrind, 200 k
-/// packets), and for the spool's dictionary columns (`batch::CODED`), whose
-/// keys are gathered and looked up in the newest batch's texts, which hold
-/// every older batch's under the same keys.
+/// packets), and for the columns with `texts` (`batch::CODED`), whose keys
+/// are gathered and then looked up.
 fn gather(
     schema: &SchemaRef,
     sources: &[&RecordBatch],
     rows: &[(usize, usize)],
+    texts: &[Option<ArrayRef>],
 ) -> Result<RecordBatch> {
     let columns = (0..schema.fields().len())
         .map(|c| {
-            if let DataType::Dictionary(..) = sources[0].schema().field(c).data_type() {
-                let dicts: Vec<&DictionaryArray<Int32Type>> = sources
-                    .iter()
-                    .map(|b| b.column(c).as_dictionary::<Int32Type>())
-                    .collect();
-                let keys: Vec<&dyn Array> = dicts.iter().map(|d| d.keys() as &dyn Array).collect();
-                let keys = interleave(&keys, rows)?;
-                let texts = dicts
-                    .iter()
-                    .map(|d| d.values())
-                    .max_by_key(|v| v.len())
-                    .expect("a spool gathers from one batch or more");
-                Ok(take(texts, &keys, None)?)
+            if let Some(Some(texts)) = texts.get(c) {
+                let keys: Vec<&dyn Array> = sources.iter().map(|b| b.column(c).as_ref()).collect();
+                Ok(take(texts, &interleave(&keys, rows)?, None)?)
             } else if schema.field(c).data_type() == &DataType::Boolean {
                 let arrays: Vec<&BooleanArray> =
                     sources.iter().map(|b| b.column(c).as_boolean()).collect();
@@ -544,7 +536,7 @@ mod tests {
         let a = batch(vec![Some(true), None, Some(false)], vec![0, 1, 2]);
         let b = batch(vec![None, Some(true)], vec![3, 4]);
         let rows = [(1, 1), (0, 1), (0, 0), (1, 0), (0, 2), (0, 1)];
-        let got = gather(&schema, &[&a, &b], &rows).unwrap();
+        let got = gather(&schema, &[&a, &b], &rows, &[]).unwrap();
         assert_eq!(got, interleave_record_batch(&[&a, &b], &rows).unwrap());
         let flags = got.column(0).as_boolean();
         let flags: Vec<Option<bool>> = flags.iter().collect();
