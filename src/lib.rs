@@ -16,6 +16,8 @@ pub mod dataset;
 #[cfg(feature = "engine")]
 pub mod enrich;
 pub mod error;
+#[cfg(feature = "engine")]
+pub mod heap;
 pub mod ingest;
 #[cfg(feature = "engine")]
 pub mod query;

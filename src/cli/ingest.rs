@@ -35,6 +35,7 @@ pub fn run(a: IngestArgs) -> anyhow::Result<ExitCode> {
         }
     }
     watch_signals()?;
+    crate::heap::release_freed_soon();
     let report = match ingest::run(&cfg) {
         Ok(r) => r,
         Err(e @ crate::error::Error::Interrupted(_)) => {

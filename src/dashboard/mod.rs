@@ -8,7 +8,6 @@
 //! timeline follows); it becomes bound parameters and DataFrame filters,
 //! never SQL text.
 
-mod heap;
 pub mod server;
 
 use anyhow::Context;

@@ -309,7 +309,7 @@ impl Server {
         }
         // loading frees Parquet's buffers, and replacing a snapshot frees the
         // old one's rows: those go back to the kernel (see `heap`)
-        super::heap::release_freed();
+        crate::heap::release_freed();
         let session = Session::open_with(&self.config.dir, &self.config.options).await?;
         let rows = session
             .ctx
@@ -349,7 +349,7 @@ impl Server {
             answers: Mutex::new(HashMap::new()),
         });
         *current = Some(s.clone());
-        super::heap::keep_freed();
+        crate::heap::keep_freed();
         Ok(s)
     }
 
