@@ -12,24 +12,28 @@ pub(super) fn decode_options(mut opts: &[u8], edns: &mut Edns) -> Result<(), Dec
         match code {
             8 => {
                 edns.ecs_scope = data.get(3).copied();
-                edns.ecs = Some(render_ecs(data)?);
+                edns.ecs = Some(render_ecs(data)?.into());
             }
             3 => {
-                edns.nsid = Some(
-                    if !data.is_empty() && data.iter().all(|b| b.is_ascii_graphic() || *b == b' ') {
-                        String::from_utf8_lossy(data).into_owned()
-                    } else {
-                        data_encoding::HEXLOWER.encode(data)
-                    },
-                );
+                edns.nsid =
+                    Some(
+                        if !data.is_empty()
+                            && data.iter().all(|b| b.is_ascii_graphic() || *b == b' ')
+                        {
+                            String::from_utf8_lossy(data).into_owned()
+                        } else {
+                            data_encoding::HEXLOWER.encode(data)
+                        }
+                        .into(),
+                    );
             }
             10 => {
                 if !(8..=40).contains(&len) {
                     return Err(DecodeError::BadRdata);
                 }
-                edns.client_cookie = Some(data_encoding::HEXLOWER.encode(&data[..8]));
+                edns.client_cookie = Some(data_encoding::HEXLOWER.encode(&data[..8]).into());
                 if len > 8 {
-                    edns.server_cookie = Some(data_encoding::HEXLOWER.encode(&data[8..]));
+                    edns.server_cookie = Some(data_encoding::HEXLOWER.encode(&data[8..]).into());
                 }
             }
             12 => edns.padding = Some(len as u16),
@@ -38,7 +42,7 @@ pub(super) fn decode_options(mut opts: &[u8], edns: &mut Edns) -> Result<(), Dec
                 let text = String::from_utf8_lossy(&data[2..]);
                 let text = text.trim_end_matches('\0');
                 if !text.is_empty() {
-                    edns.ede_text = Some(text.to_string());
+                    edns.ede_text = Some(text.into());
                 }
             }
             _ => {}

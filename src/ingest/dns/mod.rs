@@ -195,22 +195,24 @@ impl PartialEq<str> for QName {
     }
 }
 
+/// The texts are `Box<str>` (16 bytes, not a `String`'s 24): a query
+/// waits in the pairing with its message for up to the match timeout.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Edns {
     pub udp_size: u16,
     pub version: u8,
     pub do_bit: bool,
     /// Client subnet as `address/source-prefix`.
-    pub ecs: Option<String>,
+    pub ecs: Option<Box<str>>,
     /// Client subnet SCOPE PREFIX-LENGTH (set by servers, RFC 7871 §6).
     pub ecs_scope: Option<u8>,
     pub ede_code: Option<u16>,
-    pub ede_text: Option<String>,
+    pub ede_text: Option<Box<str>>,
     /// DNS Cookie (RFC 7873 §4): client cookie and, if present, server cookie, in hex.
-    pub client_cookie: Option<String>,
-    pub server_cookie: Option<String>,
+    pub client_cookie: Option<Box<str>>,
+    pub server_cookie: Option<Box<str>>,
     /// Name server identifier (RFC 5001): the text when printable, else hex.
-    pub nsid: Option<String>,
+    pub nsid: Option<Box<str>>,
     /// Length of the Padding option (RFC 7830).
     pub padding: Option<u16>,
 }
