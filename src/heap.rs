@@ -13,9 +13,9 @@
 //! **ingest.** The other way round: an ingest frees a spool's rows and a
 //! file's encoders as it writes them, while its other shards fill, and
 //! what it frees waits a second before it leaves. Handing it back after
-//! 100 ms instead took the peak RSS of a 20 M-packet ingest from 572-589
-//! MiB to 536-539 (2 rounds, interleaved), in the same time (41.5-45.5 s
-//! against 44.0-44.6 in a noisy spell); at 10 ms, 520-526 MiB but 5-25%
+//! 100 ms instead took the peak RSS of a 20 M-packet ingest from 558-575
+//! MiB to 523-527 (2 rounds, interleaved), in the same time (41.5-45.5 s
+//! against 44.0-44.6 in a noisy spell); at 10 ms, 508-514 MiB but 5-25%
 //! slower.
 //!
 //! `MIMALLOC_PURGE_DELAY` in the environment is the operator's choice and

@@ -40,8 +40,8 @@ pub use stream::{StreamPiece, StreamReader};
 /// threads took 3.30-3.38 s and peaked at 650 MiB, at 4 MiB 3.38-3.72 s and
 /// 825-836 MiB (at 256 KiB the hand-offs start to cost: 4.2 s). Later, at
 /// 512 KiB against 1 MiB: 3.90-4.24 s against 3.80-4.78 s (3 rounds,
-/// interleaved), and a 20 M-packet ingest peaked at 514-521 MiB against
-/// 532-535.
+/// interleaved), and a 20 M-packet ingest peaked at 502-509 MiB against
+/// 519-522.
 pub const CHUNK_BYTES: usize = 512 << 10;
 /// How far around a page fault Linux may map the file's cached pages too:
 /// `fault_around_bytes` (64 KiB by default), or the whole folio the page
