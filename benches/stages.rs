@@ -56,7 +56,9 @@ fn stages(c: &mut Criterion) {
     };
     let txs = pair(msgs.clone());
     let names = batch::Rows::plain(vec![path.display().to_string()]);
-    let rows = batch::build(txs.clone(), &names, &mut batch::Memo::default()).unwrap();
+    let mut memo = batch::Memo::default();
+    let spooled = batch::build(txs.clone(), &names, &mut memo).unwrap();
+    let rows = write::unspool(&spooled, &mut memo).unwrap();
 
     let mut g = c.benchmark_group("stages");
     g.throughput(Throughput::Elements(frames.len() as u64));

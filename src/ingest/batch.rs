@@ -147,7 +147,7 @@ pub static SPOOLED: LazyLock<SchemaRef> = LazyLock::new(|| {
     ))
 });
 
-/// The texts a spool's dictionary column has met, each under its key.
+/// The texts a spool's coded column has met, each under its key.
 #[derive(Default)]
 struct Texts {
     texts: Vec<String>,
@@ -175,7 +175,7 @@ impl Texts {
 /// status, a capture's index, a qtype).
 #[derive(Default)]
 struct Codes {
-    /// `key + 1` of the numbers under 256; 0 for none yet.
+    /// The key of each number under 256; -1 for none yet.
     small: Vec<i32>,
     large: HashMap<u32, i32, foldhash::fast::RandomState>,
     texts: Texts,
@@ -184,11 +184,11 @@ struct Codes {
 impl Codes {
     fn key(&mut self, code: u32, text: impl FnOnce(&mut String)) -> i32 {
         if self.small.is_empty() {
-            self.small = vec![0; 256];
+            self.small = vec![-1; 256];
         }
         let slot = usize::try_from(code).ok().filter(|&c| c < self.small.len());
         let known = match slot {
-            Some(c) => self.small[c].checked_sub(1).filter(|k| *k >= 0),
+            Some(c) => Some(self.small[c]).filter(|k| *k >= 0),
             None => self.large.get(&code).copied(),
         };
         if let Some(k) = known {
@@ -198,7 +198,7 @@ impl Codes {
         text(&mut t);
         let k = self.texts.add(t);
         match slot {
-            Some(c) => self.small[c] = k + 1,
+            Some(c) => self.small[c] = k,
             None => {
                 self.large.insert(code, k);
             }
@@ -253,8 +253,9 @@ fn bounded<V>(map: &mut HashMap<IpAddr, V, foldhash::fast::RandomState>, key: &I
 /// Lookups and pseudonyms already made, kept across the batches of one
 /// spool: a capture holds far fewer distinct addresses than rows. Cleared
 /// when it reaches `MEMO_MAX` addresses, so memory stays bounded. Also the
-/// texts of the [`CODED`] columns (bounded by their numbers' range), and a
-/// column of nulls of each type that the batches' all-null columns share.
+/// texts of the [`CODED`] columns (forgotten each time the spool is
+/// written), and a column of nulls of each type that the batches' all-null
+/// columns share.
 #[derive(Default)]
 pub struct Memo {
     places: HashMap<IpAddr, enrich::Record, foldhash::fast::RandomState>,

@@ -441,6 +441,13 @@ impl Spool {
     }
 }
 
+/// A batch [`batch::build`] made, as rows of `transactions` in its own
+/// order (what the writer is handed; for benchmarks and tests).
+pub fn unspool(spooled: &RecordBatch, memo: &mut batch::Memo) -> Result<RecordBatch> {
+    let rows: Vec<(usize, usize)> = (0..spooled.num_rows()).map(|r| (0, r)).collect();
+    gather(&TRANSACTIONS, &[spooled], &rows, &memo.texts())
+}
+
 /// The rows `rows` (batch, row) of `sources`, in that order, as a batch of
 /// `schema`: arrow's `interleave`, except for booleans, which it copies a
 /// row at a time through `MutableArrayData` (gathering the eight boolean
@@ -518,6 +525,42 @@ mod tests {
             assert_eq!(props.compression(&path), zstd(level));
         }
         assert_eq!(props.compression(&ColumnPath::from("ts")), zstd(ZSTD_LEVEL));
+    }
+
+    #[test]
+    fn gather_turns_keys_into_texts() {
+        let schema = Arc::new(Schema::new(vec![Field::new("rcode", DataType::Utf8, true)]));
+        let keys = Arc::new(Schema::new(vec![Field::new(
+            "rcode",
+            DataType::Int32,
+            true,
+        )]));
+        let batch = |k: Vec<Option<i32>>| {
+            RecordBatch::try_new(
+                keys.clone(),
+                vec![Arc::new(Int32Array::from(k)) as ArrayRef],
+            )
+            .unwrap()
+        };
+        let a = batch(vec![Some(0), None, Some(1)]);
+        let b = batch(vec![Some(2), Some(0)]);
+        let texts: ArrayRef = Arc::new(arrow::array::StringArray::from(vec![
+            "NOERROR", "NXDOMAIN", "SERVFAIL",
+        ]));
+        let rows = [(1, 0), (0, 1), (0, 2), (1, 1), (0, 0)];
+        let got = gather(&schema, &[&a, &b], &rows, &[Some(texts)]).unwrap();
+        assert_eq!(got.schema(), schema);
+        let got: Vec<Option<&str>> = got.column(0).as_string::<i32>().iter().collect();
+        assert_eq!(
+            got,
+            [
+                Some("SERVFAIL"),
+                None,
+                Some("NXDOMAIN"),
+                Some("NOERROR"),
+                Some("NOERROR")
+            ]
+        );
     }
 
     #[test]
