@@ -208,6 +208,12 @@ macro_rules! display_mnemonic {
             }
         }
 
+        impl From<$ty> for u32 {
+            fn from(v: $ty) -> u32 {
+                v.0.into()
+            }
+        }
+
         impl fmt::Display for $ty {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 match self.mnemonic() {

@@ -32,38 +32,36 @@ const PURGE_DELAY: mi::mi_option_t = 15;
 /// mimalloc 3's default `purge_delay`, in milliseconds.
 const DEFAULT_PURGE_DELAY_MS: std::os::raw::c_long = 1000;
 
+/// How long an ingest lets freed memory wait before handing it back.
+const INGEST_PURGE_DELAY_MS: std::os::raw::c_long = 100;
+
 fn operator_chose() -> bool {
     std::env::var_os("MIMALLOC_PURGE_DELAY").is_some()
 }
 
-/// How long an ingest lets freed memory wait before handing it back.
-const INGEST_PURGE_DELAY_MS: std::os::raw::c_long = 100;
-
-/// Freed memory goes back to the kernel after [`INGEST_PURGE_DELAY_MS`]:
-/// call when an ingest starts.
-pub fn release_freed_soon() {
+/// Sets the purge delay (-1: never), unless the operator chose one.
+fn set_purge_delay(ms: std::os::raw::c_long) {
     if operator_chose() {
         return;
     }
     #[allow(unsafe_code)]
     // SAFETY: sets one of mimalloc's options, as its API allows at any time.
     unsafe {
-        mi::mi_option_set(PURGE_DELAY, INGEST_PURGE_DELAY_MS)
+        mi::mi_option_set(PURGE_DELAY, ms)
     };
+}
+
+/// Freed memory goes back to the kernel after [`INGEST_PURGE_DELAY_MS`]:
+/// call when an ingest starts.
+pub fn release_freed_soon() {
+    set_purge_delay(INGEST_PURGE_DELAY_MS);
 }
 
 /// Freed memory is handed back to the kernel again, as mimalloc does by
 /// default: call before a load whose buffers and predecessor should not
 /// stay with the process.
 pub fn release_freed() {
-    if operator_chose() {
-        return;
-    }
-    #[allow(unsafe_code)]
-    // SAFETY: sets one of mimalloc's options, as its API allows at any time.
-    unsafe {
-        mi::mi_option_set(PURGE_DELAY, DEFAULT_PURGE_DELAY_MS)
-    };
+    set_purge_delay(DEFAULT_PURGE_DELAY_MS);
 }
 
 /// Hands back now what was freed since [`release_freed`], then keeps what
@@ -73,12 +71,12 @@ pub fn keep_freed() {
         return;
     }
     #[allow(unsafe_code)]
-    // SAFETY: mi_collect and mi_option_set are mimalloc's public API, safe
-    // to call from any thread at any time.
+    // SAFETY: mi_collect is mimalloc's public API, safe to call from any
+    // thread at any time.
     unsafe {
-        mi::mi_collect(true);
-        mi::mi_option_set(PURGE_DELAY, -1);
+        mi::mi_collect(true)
     };
+    set_purge_delay(-1);
 }
 
 #[cfg(test)]

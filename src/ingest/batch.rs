@@ -182,7 +182,7 @@ struct Codes {
 }
 
 impl Codes {
-    fn key(&mut self, code: u32, text: impl FnOnce(&mut String)) -> i32 {
+    fn key(&mut self, code: u32, text: impl FnOnce() -> String) -> i32 {
         if self.small.is_empty() {
             self.small = vec![-1; 256];
         }
@@ -194,9 +194,7 @@ impl Codes {
         if let Some(k) = known {
             return k;
         }
-        let mut t = String::new();
-        text(&mut t);
-        let k = self.texts.add(t);
+        let k = self.texts.add(text());
         match slot {
             Some(c) => self.small[c] = k,
             None => {
@@ -204,6 +202,12 @@ impl Codes {
             }
         }
         k
+    }
+
+    /// The key of a protocol number (`Display`: its mnemonic, or its RFC
+    /// 3597 form when it has none).
+    fn number(&mut self, v: impl Mnemonic + Into<u32>) -> i32 {
+        self.key(v.into(), || v.to_string())
     }
 }
 
@@ -228,14 +232,6 @@ impl Addresses {
         let k = self.texts.add(text);
         self.keys.insert(ip, k);
         k
-    }
-}
-
-/// Writes a protocol number's mnemonic, or its RFC 3597 form when it has none.
-fn write_code(s: &mut String, v: impl Mnemonic) {
-    match v.mnemonic() {
-        Some(m) => s.push_str(m),
-        None => write!(s, "{v}").expect("writing to a String cannot fail"),
     }
 }
 
@@ -455,7 +451,7 @@ where
             _ => rtt.append_null(),
         }
         let st = t.status;
-        status.append_value(memo.codes[STATUS].key(st as u32, |s| s.push_str(st.as_str())));
+        status.append_value(memo.codes[STATUS].key(st as u32, || st.as_str().into()));
         query_count.append_value(t.query_count as i32);
         // client = the side that sent the query
         let (cip, cport, sip, sport) = match q {
@@ -485,7 +481,7 @@ where
         client_port.append_value(cport as i32);
         server_port.append_value(sport as i32);
         let tr = first.transport;
-        transport.append_value(memo.codes[TRANSPORT].key(tr as u32, |s| s.push_str(tr.as_str())));
+        transport.append_value(memo.codes[TRANSPORT].key(tr as u32, || tr.as_str().into()));
         ipv.append_value(ip_version(&cip));
         id.append_value(first.msg.id as i32);
         let question = q
@@ -494,9 +490,8 @@ where
         match question {
             Some(qu) => {
                 qname.append_value(qu.qname.as_str());
-                let (qt, qc) = (qu.qtype, qu.qclass);
-                qtype.append_value(memo.codes[QTYPE].key(qt.0.into(), |s| write_code(s, qt)));
-                qclass.append_value(memo.codes[QCLASS].key(qc.0.into(), |s| write_code(s, qc)));
+                qtype.append_value(memo.codes[QTYPE].number(qu.qtype));
+                qclass.append_value(memo.codes[QCLASS].number(qu.qclass));
                 tld_b.append_option(tld(&qu.qname));
                 reg.append_option(reg_domain(&qu.qname));
             }
@@ -508,13 +503,9 @@ where
                 reg.append_null();
             }
         }
-        let op = first.msg.flags.opcode();
-        opcode.append_value(memo.codes[OPCODE].key(op.0.into(), |s| write_code(s, op)));
+        opcode.append_value(memo.codes[OPCODE].number(first.msg.flags.opcode()));
         match r {
-            Some(r) => {
-                let rc = r.msg.rcode;
-                rcode.append_value(memo.codes[RCODE].key(rc.0.into(), |s| write_code(s, rc)))
-            }
+            Some(r) => rcode.append_value(memo.codes[RCODE].number(r.msg.rcode)),
             None => rcode.append_null(),
         }
         bools[0].append_value(first.msg.flags.rd());
@@ -560,7 +551,7 @@ where
         malformed
             .append_value(q.is_some_and(|q| q.msg.malformed) || r.is_some_and(|r| r.msg.malformed));
         let cap = first.capture;
-        capture.append_value(memo.codes[CAPTURE].key(cap, |s| s.push_str(&captures[cap as usize])));
+        capture.append_value(memo.codes[CAPTURE].key(cap, || captures[cap as usize].clone()));
         if first.tunnels.is_empty() {
             tunnel.append_null();
         } else {
@@ -571,7 +562,7 @@ where
         // the response's log entry says most (its type, and the query's time)
         match r.or(q).and_then(|o| o.logged.as_ref()) {
             Some(l) => {
-                source.append_value(memo.codes[SOURCE].key(1, |s| s.push_str("dnstap")));
+                source.append_value(memo.codes[SOURCE].key(1, || "dnstap".into()));
                 dnstap_type.append_value(&*l.kind.name());
                 if server.0 != l.server {
                     server = (l.server, crate::ingest::dnstap::server_name(l.server));
@@ -579,7 +570,7 @@ where
                 identity.append_option(server.1.as_deref());
             }
             None => {
-                source.append_value(memo.codes[SOURCE].key(0, |s| s.push_str("pcap")));
+                source.append_value(memo.codes[SOURCE].key(0, || "pcap".into()));
                 dnstap_type.append_null();
                 identity.append_null();
             }
@@ -742,9 +733,7 @@ mod tests {
     #[test]
     fn codes_keep_their_keys_and_texts() {
         let mut memo = Memo::default();
-        let q = |memo: &mut Memo, t: u16| {
-            memo.codes[QTYPE].key(t.into(), |s| write_code(s, crate::codes::Qtype(t)))
-        };
+        let q = |memo: &mut Memo, t: u16| memo.codes[QTYPE].number(crate::codes::Qtype(t));
         let keys: Vec<i32> = [1, 28, 65280, 1, 65280, 255]
             .into_iter()
             .map(|t| q(&mut memo, t))

@@ -91,8 +91,7 @@ pub fn properties() -> WriterProperties {
             .set_column_encoding(column, Encoding::BYTE_STREAM_SPLIT);
     }
     for (path, level) in ZSTD_DEEP_COLUMNS {
-        let column = ColumnPath::new(path.iter().map(|p| p.to_string()).collect());
-        builder = builder.set_column_compression(column, zstd(level));
+        builder = builder.set_column_compression(column_path(path), zstd(level));
     }
     builder
         .set_compression(zstd(ZSTD_LEVEL))
@@ -110,6 +109,11 @@ pub fn properties() -> WriterProperties {
             KeyValue::new("dnsq.version".into(), env!("CARGO_PKG_VERSION").to_string()),
         ]))
         .build()
+}
+
+/// A leaf column's path (`["answers", "list", "element", "name"]`).
+fn column_path(parts: &[&str]) -> ColumnPath {
+    ColumnPath::new(parts.iter().map(|p| p.to_string()).collect())
 }
 
 fn zstd(level: i32) -> Compression {
@@ -520,7 +524,7 @@ mod tests {
         let leaves: Vec<ColumnPath> = parquet.columns().iter().map(|c| c.path().clone()).collect();
         let props = properties();
         for (path, level) in ZSTD_DEEP_COLUMNS {
-            let path = ColumnPath::new(path.iter().map(|p| p.to_string()).collect());
+            let path = column_path(path);
             assert!(leaves.contains(&path), "{path} is not a leaf column");
             assert_eq!(props.compression(&path), zstd(level));
         }

@@ -50,7 +50,7 @@ pub const CHUNK_BYTES: usize = 512 << 10;
 /// mapped past their chunks and the map's resident share grew through a
 /// 20 M-packet ingest to 28 MiB after 30 s (pages read from
 /// `/proc/PID/pagemap`, Linux 6.18).
-const FAULT_AROUND: usize = 2 << 20;
+const RELEASE_MARGIN: usize = 2 << 20;
 /// Largest legacy pcap record dnsq reads (Wireshark's WTAP_MAX_PACKET_SIZE_STANDARD),
 /// whatever the file header's snapshot length says: a record header claiming
 /// more is corrupt, never a reason to buffer it.
@@ -447,7 +447,7 @@ impl Capture {
     /// file then leave this process (they stay in the page cache), so that
     /// memory does not grow with the size of the capture.
     ///
-    /// The pages up to [`FAULT_AROUND`] bytes on either side go too: a fault
+    /// The pages up to [`RELEASE_MARGIN`] bytes on either side go too: a fault
     /// maps the cached pages around it as well, so reading the start of one
     /// chunk mapped the end of the chunk before it, often already released
     /// by another thread, and those pages stayed. On a 20 M-packet capture
@@ -458,8 +458,8 @@ impl Capture {
     #[allow(unsafe_code)]
     pub fn release(&self, start: usize, end: usize) {
         if let Bytes::Mapped(m) = &self.bytes {
-            let start = start.saturating_sub(FAULT_AROUND);
-            let end = end.saturating_add(FAULT_AROUND).min(m.len());
+            let start = start.saturating_sub(RELEASE_MARGIN);
+            let end = end.saturating_add(RELEASE_MARGIN).min(m.len());
             if end > start {
                 // SAFETY: the map is a read-only shared mapping of a file: a
                 // page dropped with MADV_DONTNEED is read back from the file

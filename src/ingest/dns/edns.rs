@@ -15,17 +15,14 @@ pub(super) fn decode_options(mut opts: &[u8], edns: &mut Edns) -> Result<(), Dec
                 edns.ecs = Some(render_ecs(data)?.into());
             }
             3 => {
-                edns.nsid =
-                    Some(
-                        if !data.is_empty()
-                            && data.iter().all(|b| b.is_ascii_graphic() || *b == b' ')
-                        {
-                            String::from_utf8_lossy(data).into_owned()
-                        } else {
-                            data_encoding::HEXLOWER.encode(data)
-                        }
-                        .into(),
-                    );
+                let printable =
+                    !data.is_empty() && data.iter().all(|b| b.is_ascii_graphic() || *b == b' ');
+                let nsid = if printable {
+                    String::from_utf8_lossy(data).into_owned()
+                } else {
+                    data_encoding::HEXLOWER.encode(data)
+                };
+                edns.nsid = Some(nsid.into());
             }
             10 => {
                 if !(8..=40).contains(&len) {
