@@ -19,12 +19,13 @@ use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::physical_expr::utils::{conjunction, split_conjunction};
-use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_expr::{PhysicalExpr, ScalarFunctionExpr};
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::error::Result;
+use crate::query::legs::LEG_FN;
 
 /// When neither `--memory-limit` nor /proc/meminfo says otherwise.
 const FALLBACK_MEMORY_LIMIT: usize = 4 << 30;
@@ -71,7 +72,8 @@ pub fn context(options: &EngineOptions) -> Result<SessionContext> {
 /// builds its predicate from the query's filters, and DataFusion then pushes
 /// the same filters into that scan again and joins them to it: every
 /// condition was evaluated on every row twice, `leg`'s (three string columns
-/// a row) among them. The conditions and their meaning are unchanged.
+/// a row) among them. The conditions that compute `leg` go last
+/// ([`reads_leg`]). The conditions and their meaning are unchanged.
 #[derive(Debug)]
 struct OnceEach;
 
@@ -113,7 +115,10 @@ fn once_each(node: &Arc<dyn ExecutionPlan>) -> Option<Arc<DataSourceExec>> {
             once.push(Arc::clone(c));
         }
     }
-    if once.len() == all.len() {
+    // stable: the other conditions keep their order, `leg`'s follow them
+    once.sort_by_key(reads_leg);
+    let reordered = once.iter().zip(&all).any(|(o, a)| !Arc::ptr_eq(o, a));
+    if once.len() == all.len() && !reordered {
         return None;
     }
     let source = parquet.with_predicate(conjunction(once));
@@ -121,6 +126,19 @@ fn once_each(node: &Arc<dyn ExecutionPlan>) -> Option<Arc<DataSourceExec>> {
         .with_source(Arc::new(source))
         .build();
     Some(DataSourceExec::from_data_source(config))
+}
+
+/// Whether `condition` computes the `leg` column, the dearest condition a
+/// scan evaluates: three columns a row. Evaluated last, it reads only the
+/// rows the others kept: with a domain's filter before it, domain_timeline's
+/// second scan computes `leg` for 0.4 M rows of 10 M instead of all of them.
+fn reads_leg(condition: &Arc<dyn PhysicalExpr>) -> bool {
+    condition
+        .exists(|e| {
+            Ok(e.downcast_ref::<ScalarFunctionExpr>()
+                .is_some_and(|f| f.name() == LEG_FN))
+        })
+        .unwrap_or(false)
 }
 
 /// Half of the memory this process may use: the smaller of the machine's

@@ -24,7 +24,7 @@ use std::collections::HashSet;
 use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};
 
-use arrow::array::{Array, ArrayRef, AsArray, StringViewArray};
+use arrow::array::{Array, AsArray, StringViewArray, UInt32Array};
 use arrow::datatypes::DataType;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::logical_expr::{
@@ -283,18 +283,26 @@ impl ScalarUDFImpl for LegFn {
         let (c, s) = (strings(&arrays[0])?, strings(&arrays[1])?);
         let p = arrow::compute::cast(&arrays[2], &DataType::Int64)?;
         let p = p.as_primitive::<arrow::datatypes::Int64Type>();
-        let legs = (0..c.len()).map(|i| {
-            let (server, port) = (s.value(i), p.value(i));
-            if ends.iter().any(|&(ip, ep)| ep == port && ip == server) {
-                "downstream"
-            } else if ips.contains(&c.value(i)) {
-                "upstream"
-            } else {
-                "downstream"
-            }
-        });
-        let out = StringViewArray::from_iter_values(legs);
-        Ok(ColumnarValue::Array(Arc::new(out) as ArrayRef))
+        // each row takes one of the two names' views (both inline, so no
+        // string is copied): building each row's view through a builder
+        // took a tenth of a `leg`-filtered group-by
+        let names = StringViewArray::from_iter_values(["downstream", "upstream"]);
+        let (down, up) = (0u32, 1u32);
+        let legs: UInt32Array = (0..c.len())
+            .map(|i| {
+                let (server, port) = (s.value(i), p.value(i));
+                if ends.iter().any(|&(ip, ep)| ep == port && ip == server) {
+                    down
+                } else if ips.contains(&c.value(i)) {
+                    up
+                } else {
+                    down
+                }
+            })
+            .collect::<Vec<u32>>()
+            .into();
+        let out = arrow::compute::take(&names, &legs, None)?;
+        Ok(ColumnarValue::Array(out))
     }
 }
 
