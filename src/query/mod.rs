@@ -18,6 +18,11 @@ pub mod policy;
 pub mod saved;
 pub mod table;
 
+mod filters;
+mod held;
+
+pub use filters::{parse_filter, FILTERS};
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -48,9 +53,6 @@ pub struct Session {
     /// The rows behind `transactions`, when [`Session::in_memory`] read them.
     held: Option<Arc<memory::Held>>,
 }
-
-/// Rows per batch of what [`Session::in_memory`] holds.
-const HELD_BATCH: usize = 65536;
 
 /// The table as stored; `transactions` is a view of it with the computed
 /// columns (`leg`) and `date` as a DATE.
@@ -206,96 +208,6 @@ impl Session {
         self.fork_with(tables)
     }
 
-    /// A session like [`Session::fork`]'s whose `transactions` (and the raw
-    /// table under it) are `columns` of this one's, read once into memory
-    /// with `leg` computed and laid out as [`memory::Held`] says: what
-    /// `dnsq serve`'s panels query, each then scanning memory instead of
-    /// decoding Parquet and finding legs again.
-    pub async fn in_memory(&self, columns: &[&str]) -> Result<Session> {
-        use futures::TryStreamExt;
-        self.legs.ensure(&self.ctx, RAW).await?;
-        // Fewer, larger batches: each panel's scan pays its per-batch costs
-        // once per HELD_BATCH rows (and a batch is cut into its legs' runs).
-        let mut state = self.ctx.state();
-        state.config_mut().options_mut().execution.batch_size =
-            datafusion::common::config::ConfigNonZeroUsize::try_new(HELD_BATCH)?;
-        let df = SessionContext::new_with_state(state)
-            .table("transactions")
-            .await?
-            .select_columns(columns)?;
-        let schema = df.schema().as_arrow().clone();
-        let batches: Vec<RecordBatch> = df.execute_stream().await?.try_collect().await?;
-        let held = Arc::new(memory::Held::new(&schema, batches)?);
-        let mem = self.held_table(held.clone(), (None, None));
-        let captures = self.ctx.table_provider("captures").await?;
-        let mut session = self.fork_with(vec![
-            (RAW, mem.clone()),
-            ("captures", captures),
-            ("transactions", mem),
-        ])?;
-        session.held = Some(held);
-        Ok(session)
-    }
-
-    /// The bytes of the rows [`Session::in_memory`] holds (0 for a session
-    /// that reads files).
-    pub fn held_bytes(&self) -> usize {
-        self.held.as_ref().map_or(0, |h| h.bytes)
-    }
-
-    /// `held`'s rows in `window` as a table, read in the engine's partitions.
-    fn held_table(
-        &self,
-        held: Arc<memory::Held>,
-        window: (Option<i64>, Option<i64>),
-    ) -> Arc<dyn datafusion::catalog::TableProvider> {
-        let n = self.ctx.state().config().target_partitions();
-        Arc::new(memory::HeldTable::new(held, window, n))
-    }
-
-    /// A session whose `transactions` holds only the rows `filters` admit in
-    /// `[since, until)` (microseconds; the queries still bound their own
-    /// range) of the rows [`Session::in_memory`] holds, over the same raw
-    /// table (so spans, and with them `bucket auto`, stay those of the whole
-    /// data, as with [`Session::filter`]). The range is a slice of each held
-    /// batch, no copy; only the rows the filters keep are copied. Also
-    /// returns the bytes the copy takes.
-    pub async fn narrowed(
-        &self,
-        filters: &[(String, String)],
-        range: (Option<i64>, Option<i64>),
-    ) -> Result<(Session, usize)> {
-        use futures::TryStreamExt;
-        let held = self
-            .held
-            .as_ref()
-            .ok_or_else(|| Error::Usage("a narrowed view needs the rows held in memory".into()))?;
-        let raw = self.ctx.table_provider(RAW).await?;
-        let captures = self.ctx.table_provider("captures").await?;
-        let slices = self.held_table(held.clone(), range);
-        let s = self.fork_with(vec![
-            (RAW, raw.clone()),
-            ("captures", captures.clone()),
-            ("transactions", slices),
-        ])?;
-        if filters.is_empty() {
-            return Ok((s, 0));
-        }
-        s.filter(filters).await?;
-        let df = s.ctx.table("transactions").await?;
-        let schema = df.schema().as_arrow().clone();
-        let batches: Vec<RecordBatch> = df.execute_stream().await?.try_collect().await?;
-        let sub = Arc::new(memory::Held::new(&schema, batches)?);
-        let bytes = sub.bytes;
-        let sub = self.held_table(sub, (None, None));
-        let session = self.fork_with(vec![
-            (RAW, raw),
-            ("captures", captures),
-            ("transactions", sub),
-        ])?;
-        Ok((session, bytes))
-    }
-
     fn fork_with(
         &self,
         tables: Vec<(&str, Arc<dyn datafusion::catalog::TableProvider>)>,
@@ -438,73 +350,6 @@ impl Session {
             values.insert(name.clone(), v);
         }
         Ok(plan.with_param_values(values)?)
-    }
-
-    /// Narrows `transactions` to the rows every filter admits, for the rest of
-    /// the session (`--filter client=192.0.2.0/24 --filter rcode=SERVFAIL`).
-    /// The values become literals of a plan built with DataFrame calls, never
-    /// SQL text; the legs are still found over all the rows.
-    pub async fn filter(&self, filters: &[(String, String)]) -> Result<()> {
-        use datafusion::execution::FunctionRegistry;
-        use datafusion::prelude::{col, lit};
-        if filters.is_empty() {
-            return Ok(());
-        }
-        let mut df = self.ctx.table("transactions").await?;
-        for (key, value) in filters {
-            let column = filter_column(key).ok_or_else(|| {
-                Error::Usage(format!(
-                    "--filter {key}={value}: no such filter; use one of {}",
-                    FILTERS
-                        .iter()
-                        .map(|(k, _)| *k)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ))
-            })?;
-            let is_address = column == "client_ip" || column == "server_ip";
-            let e = if column == "leg" {
-                // `all` is both legs: no filter (the dashboard's leg menu offers it)
-                match value.to_ascii_lowercase().as_str() {
-                    "all" => continue,
-                    leg @ ("downstream" | "upstream") => col(column).eq(lit(leg.to_string())),
-                    _ => {
-                        return Err(Error::Usage(format!(
-                            "--filter {key}={value}: expected downstream, upstream or all"
-                        )))
-                    }
-                }
-            } else if is_address && value.contains('/') {
-                let f = self.ctx.udf("ip_in")?;
-                f.call(vec![col(column), lit(value.clone())]).is_true()
-            } else if column == "server_ip"
-                && (value.starts_with('[') || value.matches(':').count() == 1)
-            {
-                // `192.0.2.1:53`, `[2001:db8::1]:53`: an address and its port
-                let (ip, port) = legs::parse_endpoint(value).map_err(Error::Usage)?;
-                col("server_ip")
-                    .eq(lit(ip))
-                    .and(col("server_port").eq(lit(i32::from(port))))
-            } else if is_address {
-                let ip: std::net::IpAddr = value.parse().map_err(|_| {
-                    Error::Usage(format!(
-                        "--filter {key}={value}: not an address or a network"
-                    ))
-                })?;
-                col(column).eq(lit(ip.to_string()))
-            } else if column == "qname" || column == "reg_domain" || column == "tld" {
-                col(column).eq(lit(value.trim_end_matches('.').to_ascii_lowercase()))
-            } else if column == "rcode" || column == "qtype" {
-                col(column).eq(lit(value.to_ascii_uppercase()))
-            } else {
-                col(column).eq(lit(value.clone()))
-            };
-            df = df.filter(e)?;
-        }
-        let view = df.into_view();
-        self.ctx.deregister_table("transactions")?;
-        self.ctx.register_table("transactions", view)?;
-        Ok(())
     }
 
     /// The `;`-separated statements of `sql`, parsed (nothing runs yet).
@@ -663,42 +508,6 @@ pub fn thousands(n: u64) -> String {
         out.push(c);
     }
     out
-}
-
-/// `--filter` keys and the column each one narrows.
-pub const FILTERS: &[(&str, &str)] = &[
-    ("domain", "reg_domain"),
-    ("tld", "tld"),
-    ("qname", "qname"),
-    ("client", "client_ip"),
-    ("server", "server_ip"),
-    ("rcode", "rcode"),
-    ("qtype", "qtype"),
-    ("leg", "leg"),
-    ("status", "status"),
-    ("transport", "transport"),
-];
-
-fn filter_column(key: &str) -> Option<&'static str> {
-    FILTERS.iter().find(|(k, _)| *k == key).map(|(_, c)| *c)
-}
-
-/// `key=value`, as `--filter` takes it.
-pub fn parse_filter(s: &str) -> std::result::Result<(String, String), String> {
-    let (k, v) = s.split_once('=').ok_or_else(|| {
-        format!("--filter {s}: expected KEY=VALUE (for example client=192.0.2.0/24)")
-    })?;
-    if filter_column(k.trim()).is_none() {
-        return Err(format!(
-            "--filter {s}: no filter `{k}`; use one of {}",
-            FILTERS
-                .iter()
-                .map(|(k, _)| *k)
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
-    }
-    Ok((k.trim().to_string(), v.trim().to_string()))
 }
 
 #[cfg(test)]
