@@ -20,11 +20,7 @@ impl Session {
             let column = filter_column(key).ok_or_else(|| {
                 Error::Usage(format!(
                     "--filter {key}={value}: no such filter; use one of {}",
-                    FILTERS
-                        .iter()
-                        .map(|(k, _)| *k)
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    filter_keys()
                 ))
             })?;
             let is_address = column == "client_ip" || column == "server_ip";
@@ -87,6 +83,15 @@ pub const FILTERS: &[(&str, &str)] = &[
     ("transport", "transport"),
 ];
 
+/// The `--filter` keys, for a message: `domain, tld, ...`.
+fn filter_keys() -> String {
+    FILTERS
+        .iter()
+        .map(|(k, _)| *k)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn filter_column(key: &str) -> Option<&'static str> {
     FILTERS.iter().find(|(k, _)| *k == key).map(|(_, c)| *c)
 }
@@ -99,11 +104,7 @@ pub fn parse_filter(s: &str) -> std::result::Result<(String, String), String> {
     if filter_column(k.trim()).is_none() {
         return Err(format!(
             "--filter {s}: no filter `{k}`; use one of {}",
-            FILTERS
-                .iter()
-                .map(|(k, _)| *k)
-                .collect::<Vec<_>>()
-                .join(", ")
+            filter_keys()
         ));
     }
     Ok((k.trim().to_string(), v.trim().to_string()))

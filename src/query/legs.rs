@@ -278,8 +278,7 @@ impl ScalarUDFImpl for LegFn {
             .iter()
             .map(|(ip, p)| (ip.as_str(), i64::from(*p)))
             .collect();
-        let mut ips: Vec<&str> = resolvers.ips().into_iter().collect();
-        ips.sort_unstable();
+        let ips: Vec<&str> = resolvers.ips().into_iter().collect();
         let (c, s) = (strings(&arrays[0])?, strings(&arrays[1])?);
         let p = arrow::compute::cast(&arrays[2], &DataType::Int64)?;
         let p = p.as_primitive::<arrow::datatypes::Int64Type>();
@@ -287,17 +286,12 @@ impl ScalarUDFImpl for LegFn {
         // string is copied): building each row's view through a builder
         // took a tenth of a `leg`-filtered group-by
         let names = StringViewArray::from_iter_values(["downstream", "upstream"]);
-        let (down, up) = (0u32, 1u32);
+        // upstream (1): from a resolver's address, to no resolver endpoint
         let legs: UInt32Array = (0..c.len())
             .map(|i| {
                 let (server, port) = (s.value(i), p.value(i));
-                if ends.iter().any(|&(ip, ep)| ep == port && ip == server) {
-                    down
-                } else if ips.contains(&c.value(i)) {
-                    up
-                } else {
-                    down
-                }
+                let to_resolver = ends.iter().any(|&(ip, ep)| ep == port && ip == server);
+                u32::from(!to_resolver && ips.contains(&c.value(i)))
             })
             .collect::<Vec<u32>>()
             .into();

@@ -14,7 +14,6 @@ use crate::codes::Mnemonic;
 use crate::dataset::schema::{self, TRANSACTIONS};
 use crate::enrich::{self, Enricher};
 use crate::error::Result;
-use crate::ingest::rdata::ipv4_text;
 
 /// Text columns with few distinct values. A spooled batch holds them as
 /// keys (4 bytes a row) into one list of texts per spool ([`Memo::texts`])
@@ -145,11 +144,8 @@ impl Addresses {
         if let Some(&k) = self.keys.get(&ip) {
             return k;
         }
-        let text = match ip {
-            IpAddr::V4(v4) => ipv4_text(v4.octets(), &mut [0; 15]).to_string(),
-            IpAddr::V6(_) => ip.to_string(),
-        };
-        let k = self.texts.add(text);
+        // once per distinct address a spool: std's form is the same text
+        let k = self.texts.add(ip.to_string());
         self.keys.insert(ip, k);
         k
     }
