@@ -179,25 +179,50 @@ impl Staged {
             ts_range: None,
         };
         self.files.push((tmp.clone(), dest, info.clone()));
-        let mut w = FileWriter::new(file)?;
-        for b in batches {
-            let b = b?;
-            info.rows += b.num_rows() as u64;
-            if let Some((lo, hi)) = dataset::ts_range(&b) {
-                info.ts_range = Some(
-                    info.ts_range
-                        .map_or((lo, hi), |(a, z)| (a.min(lo), z.max(hi))),
-                );
-            }
-            w.write(&b)?;
-        }
-        let file = w.finish()?;
+        let file = write_file(file, batches, &mut info).map_err(|e| naming(&tmp, e))?;
         file.sync_all().map_err(|e| Error::io(&tmp, e))?;
         info.size = file.metadata().map_err(|e| Error::io(&tmp, e))?.len();
         if let Some(last) = self.files.last_mut() {
             last.2 = info;
         }
         Ok(())
+    }
+}
+
+/// Writes `batches` into `file` as one transactions file, counting them
+/// into `info`; the file, unsynced.
+fn write_file(
+    file: File,
+    batches: impl IntoIterator<Item = Result<RecordBatch>>,
+    info: &mut DataFile,
+) -> Result<File> {
+    let mut w = FileWriter::new(file)?;
+    for b in batches {
+        let b = b?;
+        info.rows += b.num_rows() as u64;
+        if let Some((lo, hi)) = dataset::ts_range(&b) {
+            info.ts_range = Some(
+                info.ts_range
+                    .map_or((lo, hi), |(a, z)| (a.min(lo), z.max(hi))),
+            );
+        }
+        w.write(&b)?;
+    }
+    w.finish()
+}
+
+/// A Parquet writer's error names the file it was writing: a full disk
+/// says which file it stopped, with the system's own words
+/// (`No space left on device`), not Parquet's wrapping of them.
+fn naming(path: &Path, e: Error) -> Error {
+    use parquet::errors::ParquetError;
+    match e {
+        Error::Parquet(ParquetError::External(inner)) => match inner.downcast::<std::io::Error>() {
+            Ok(io) => Error::io(path, *io),
+            Err(other) => Error::io(path, std::io::Error::other(other)),
+        },
+        Error::Parquet(e) => Error::io(path, std::io::Error::other(e)),
+        e => e,
     }
 }
 
@@ -529,6 +554,64 @@ mod tests {
             assert_eq!(props.compression(&path), zstd(level));
         }
         assert_eq!(props.compression(&ColumnPath::from("ts")), zstd(ZSTD_LEVEL));
+    }
+
+    /// A device that is full (Linux's /dev/full refuses every write with
+    /// ENOSPC) stops the file with an error that names it and says why.
+    #[test]
+    fn a_full_disk_names_the_file() {
+        // the sample's rows, as an ingest wrote them
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("ds");
+        let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/sample.pcap");
+        crate::ingest::run(&crate::ingest::IngestConfig::new(vec![sample], out.clone())).unwrap();
+        let mut batches = Vec::new();
+        for day in fs::read_dir(out.join(TRANSACTIONS_DIR)).unwrap() {
+            let day = day.unwrap().path();
+            if !day
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("date=")
+            {
+                continue;
+            }
+            for f in fs::read_dir(day).unwrap() {
+                let reader =
+                    parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+                        File::open(f.unwrap().path()).unwrap(),
+                    )
+                    .unwrap()
+                    .build()
+                    .unwrap();
+                batches.extend(reader.map(|b| b.unwrap()));
+            }
+        }
+        assert!(batches.iter().map(|b| b.num_rows()).sum::<usize>() > 1000);
+        let full = File::options().write(true).open("/dev/full").unwrap();
+        let path = Path::new("/data/transactions/date=2023-01-01/.part-x.tmp");
+        let mut info = DataFile {
+            rel: String::new(),
+            day: String::new(),
+            size: 0,
+            rows: 0,
+            ts_range: None,
+        };
+        let e = write_file(full, batches.into_iter().map(Ok), &mut info)
+            .map_err(|e| naming(path, e))
+            .unwrap_err();
+        match &e {
+            Error::Io { path: p, source } => {
+                assert_eq!(p, path);
+                assert_eq!(source.kind(), std::io::ErrorKind::StorageFull, "{e}");
+            }
+            other => panic!("not an I/O error naming the file: {other}"),
+        }
+        assert!(
+            e.to_string()
+                .starts_with(&format!("{}: No space left on device", path.display())),
+            "{e}"
+        );
     }
 
     #[test]
