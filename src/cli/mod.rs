@@ -435,8 +435,11 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 /// whole, which was half of `dnsq sql -f latency_percentiles`'s CPU samples
 /// over 10 M transactions (perf). Without them (MIMALLOC_ALLOW_THP=0, 5
 /// runs each): median 0.78 s instead of 0.96 (the slowest 0.88 instead of
-/// 1.47), 553 MB RSS instead of 629. Not for `dnsq ingest`, whose peak RSS on
-/// 20 M packets went from 0.8 to 1.8 GB without them, nor `dnsq serve`,
+/// 1.47), 553 MB RSS instead of 629. Not for `dnsq ingest`: without them a
+/// 20 M-packet ingest peaked at 444-448 MiB instead of 490-495, but the
+/// 2 M-packet one on 2 threads took 5.74-7.30 s instead of 5.27-6.13 (3
+/// rounds interleaved, 2026-12-07; more user time, the cost of the small
+/// pages' TLB misses, than the kernel time it saved). Nor `dnsq serve`,
 /// whose held rows gain nothing (the same CPU over 6 bucket changes).
 #[cfg(target_os = "linux")]
 #[allow(unsafe_code)]
