@@ -231,7 +231,11 @@ impl<'a> Needle<'a> {
     fn new(text: &'a str) -> Needle<'a> {
         let inline = text.len() <= 12;
         let view = arrow::array::builder::make_view(text.as_bytes(), 0, 0);
-        let view = if inline { view } else { view & u128::from(u64::MAX) };
+        let view = if inline {
+            view
+        } else {
+            view & u128::from(u64::MAX)
+        };
         Needle { text, view, inline }
     }
 
@@ -321,9 +325,7 @@ impl ScalarUDFImpl for LegFn {
         let legs: UInt32Array = (0..c.len())
             .map(|i| {
                 let port = p[i];
-                let to_resolver = ends
-                    .iter()
-                    .any(|(ip, ep)| *ep == port && ip.matches(&s, i));
+                let to_resolver = ends.iter().any(|(ip, ep)| *ep == port && ip.matches(&s, i));
                 u32::from(!to_resolver && ips.iter().any(|ip| ip.matches(&c, i)))
             })
             .collect::<Vec<u32>>()
@@ -386,7 +388,13 @@ mod tests {
             (long, long, 53, "downstream"),
         ];
         let col = |k: usize| -> ArrayRef {
-            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| if k == 0 { r.0 } else { r.1 })))
+            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| {
+                if k == 0 {
+                    r.0
+                } else {
+                    r.1
+                }
+            })))
         };
         let ports: ArrayRef = Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| r.2)));
         let fields = ["c", "s", "p"].map(|n| Arc::new(Field::new(n, DataType::Utf8, false)));
