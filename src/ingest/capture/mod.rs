@@ -136,6 +136,8 @@ pub struct Interface {
     pub units_per_sec: u64,
     /// Seconds added to every timestamp (`if_tsoffset`).
     pub offset_secs: i64,
+    /// Bytes of a packet the interface kept (`snaplen`; 0: no limit).
+    pub snaplen: u32,
 }
 
 /// A run of whole records, `[start, end)` bytes of the capture.
