@@ -146,7 +146,7 @@ fn names_with_escapes_and_long_names() {
     out.clear();
     assert_eq!(read_name(&m, 14, &mut out, false), Ok(16));
     assert_eq!(out, "www.Exa\\.mple");
-    // 128 one-octet labels: 256 octets of wire form, one too many
+    // 128 one-octet labels: 257 octets of wire form with the root
     let mut long: Vec<u8> = (0..128).flat_map(|_| [1, b'a']).collect();
     long.push(0);
     assert_eq!(
