@@ -403,3 +403,6 @@ impl<'a> Entry<'a> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests;
