@@ -284,3 +284,44 @@ fn standard_input_and_threads() {
         }
     }
 }
+
+/// pcapng interface options and blocks no capture of the corpus has, in
+/// files made by tests/fixtures/pcapng-options/make.py and read by tshark
+/// 4.0.17 into tshark.tsv: an `if_tsresol` in units of 2^-10 s, an
+/// `if_tsoffset` in a big-endian section, and a simple packet block cut by
+/// the interface's snapshot length (its padding is no packet data).
+#[test]
+fn pcapng_options_are_read_as_tshark_reads_them() {
+    let dir = repo().join("tests/fixtures/pcapng-options");
+    let tsv = std::fs::read_to_string(dir.join("tshark.tsv")).unwrap();
+    let mut checked = 0;
+    for line in tsv.lines().skip(1) {
+        let f: Vec<&str> = line.split('\t').collect();
+        let (file, epoch, len, cap_len, qname) = (f[0], f[1], f[2], f[3], f[4]);
+        let tmp = tempfile::tempdir().unwrap();
+        ingest(tmp.path(), &[&dir.join(file)], &[]);
+        let rows = sql(
+            tmp.path(),
+            "select cast(ts as bigint), coalesce(qname, ''), cast(malformed as varchar) \
+             from transactions",
+        );
+        // a header and one row
+        assert_eq!(rows.len(), 2, "{file}: {rows:?}");
+        let (ts_us, name, malformed) = (&rows[1][0], &rows[1][1], &rows[1][2]);
+        if !epoch.is_empty() {
+            // "1700000000.500000000" to microseconds
+            let (s, frac) = epoch.split_once('.').unwrap();
+            let want = s.parse::<i64>().unwrap() * 1_000_000 + frac[..6].parse::<i64>().unwrap();
+            assert_eq!(ts_us, &want.to_string(), "{file}: time");
+        }
+        assert_eq!(name, qname, "{file}: qname");
+        // a frame cut short of its length leaves its DNS message cut
+        assert_eq!(
+            malformed,
+            &(cap_len != len).to_string(),
+            "{file}: malformed"
+        );
+        checked += 1;
+    }
+    assert_eq!(checked, 3);
+}
