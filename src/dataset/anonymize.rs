@@ -207,3 +207,6 @@ pub fn rewrite(src: &Path, dst: &Path, anon: &Anonymizer) -> Result<Rewritten> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -187,3 +187,6 @@ pub enum Committed {
     /// nothing was added.
     AlreadyThere(Vec<String>),
 }
+
+#[cfg(test)]
+mod tests;

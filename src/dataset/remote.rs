@@ -178,3 +178,6 @@ pub async fn read_parquet(
         .collect::<std::result::Result<Vec<_>, _>>()
         .map_err(|e| store_err(url, format!("{rel}: {e}")))
 }
+
+#[cfg(test)]
+mod tests;

@@ -315,3 +315,6 @@ pub(super) fn committed_paths(dir: &Path, table: &DeltaTable) -> Result<Vec<Path
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests;

@@ -575,3 +575,6 @@ pub(super) fn read_dir(dir: &Path) -> Result<Vec<PathBuf>> {
         Err(e) => Err(Error::io(dir, e)),
     }
 }
+
+#[cfg(test)]
+mod tests;

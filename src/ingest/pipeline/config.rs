@@ -111,3 +111,6 @@ pub fn dataset_dir(flag: Option<&Path>) -> PathBuf {
         .or_else(|| std::env::var_os("DNSQ_DATA").map(PathBuf::from))
         .unwrap_or_else(|| PathBuf::from("dnsq-data"))
 }
+
+#[cfg(test)]
+mod tests;
