@@ -376,8 +376,14 @@ impl Writer {
         }
         let root = self.root.clone();
         // liveness first, the log second: a writer found dead has committed
-        // before the log is read, or never will
-        let live = live_writers(&self.root, &self.id)?;
+        // before the log is read, or never will. A writer whose lock was not
+        // there yet started after this scan; it publishes its lock before it
+        // writes a file, so its files are younger than LOCKLESS_AGE: the
+        // files of a writer without a lock are removed only when older.
+        let Writers { live, dead } = writers(&self.root, &self.id)?;
+        let abandoned = |owner: &str, path: &Path| {
+            !live.contains(owner) && (dead.contains(owner) || older_than(path, LOCKLESS_AGE))
+        };
         self.rt
             .block_on(self.table.update_incremental(None))
             .map_err(|e| delta_err(&root, e))?;
@@ -408,7 +414,7 @@ impl Writer {
             let Some(owner) = writer_of(&name) else {
                 continue;
             };
-            if owner == self.id || live.contains(owner) || committed.contains(&name) {
+            if owner == self.id || committed.contains(&name) || !abandoned(owner, &path) {
                 continue;
             }
             fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
@@ -422,7 +428,7 @@ impl Writer {
             let Some(owner) = writer_of(&name) else {
                 continue;
             };
-            if owner == self.id || live.contains(owner) {
+            if owner == self.id || !abandoned(owner, &path) {
                 continue;
             }
             let done = name.ends_with(".parquet") && self.ingest_committed(owner)?;
@@ -431,13 +437,15 @@ impl Writer {
                 removed += 1;
             }
         }
-        // locks of dead writers, whose files are gone: a lock this process can
-        // take is nobody's (a writer started since the scan holds its own)
+        // locks of dead writers, whose files are gone: a published lock this
+        // process can take is nobody's (a writer locks it before it publishes
+        // it). A lock not yet published may be a starting writer's, between
+        // creating it and locking it: left alone until it is old.
         for path in read_dir(&self.root.join(WRITERS_DIR))? {
             let mine = path
                 .file_name()
                 .is_some_and(|n| n.to_string_lossy().contains(self.id.as_str()));
-            if mine {
+            if mine || (lock_id(&path).is_none() && !older_than(&path, LOCKLESS_AGE)) {
                 continue;
             }
             if let Ok(f) = File::open(&path) {
@@ -540,9 +548,20 @@ pub(super) fn lock_id(path: &Path) -> Option<String> {
     (!id.starts_with('.')).then(|| id.to_string())
 }
 
-/// Ids of the writers whose lock is held by a running ingest.
-pub(super) fn live_writers(root: &Path, me: &str) -> Result<HashSet<String>> {
-    let mut live = HashSet::new();
+/// How old the files of a writer without a lock, and a lock not yet
+/// published, must be before a clean-up removes them: a starting writer
+/// publishes its lock within moments.
+const LOCKLESS_AGE: Duration = Duration::from_secs(3600);
+
+/// The writers whose lock is published: held by a running ingest (`live`)
+/// or left by one that is gone (`dead`).
+pub(super) struct Writers {
+    pub(super) live: HashSet<String>,
+    pub(super) dead: HashSet<String>,
+}
+
+pub(super) fn writers(root: &Path, me: &str) -> Result<Writers> {
+    let (mut live, mut dead) = (HashSet::new(), HashSet::new());
     for path in read_dir(&root.join(WRITERS_DIR))? {
         let Some(id) = lock_id(&path) else {
             continue;
@@ -552,13 +571,28 @@ pub(super) fn live_writers(root: &Path, me: &str) -> Result<HashSet<String>> {
         }
         let Ok(f) = File::open(&path) else { continue };
         match f.try_lock() {
-            Ok(()) => {} // nobody holds it: that writer is gone
-            Err(_) => {
-                live.insert(id);
-            }
-        }
+            // nobody holds it: that writer is gone
+            Ok(()) => dead.insert(id),
+            Err(_) => live.insert(id),
+        };
     }
-    Ok(live)
+    Ok(Writers { live, dead })
+}
+
+/// Ids of the writers whose lock is held by a running ingest.
+#[cfg(test)]
+pub(super) fn live_writers(root: &Path, me: &str) -> Result<HashSet<String>> {
+    Ok(writers(root, me)?.live)
+}
+
+/// Whether the file at `path` was last modified more than `age` ago (false
+/// when that cannot be told).
+fn older_than(path: &Path, age: Duration) -> bool {
+    fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .is_some_and(|e| e > age)
 }
 
 pub(super) fn read_dir(dir: &Path) -> Result<Vec<PathBuf>> {

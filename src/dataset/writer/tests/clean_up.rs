@@ -26,6 +26,10 @@ fn opening_removes_a_dead_writers_uncommitted_files_only() {
         fs::write(&p, b"x").unwrap();
         rel
     };
+    let age = |rel: String| {
+        made_old(&dir.join(&rel));
+        rel
+    };
     let day = format!("{TRANSACTIONS_DIR}/date={DAY}");
     let dead = [
         put(format!("{day}/part-{DEAD}-0-0.parquet")),
@@ -35,8 +39,9 @@ fn opening_removes_a_dead_writers_uncommitted_files_only() {
         )),
         put(format!("{CAPTURES_DIR}/part-{DEAD}.parquet")),
         put(format!("{CAPTURES_DIR}/.part-{DEAD}.parquet.tmp")),
-        // a temporary captures file of the committed ingest is no captures file
-        put(format!("{CAPTURES_DIR}/.part-{done_id}.parquet.tmp")),
+        // a temporary captures file of the committed ingest (its lock gone)
+        // is no captures file, once it is old
+        age(put(format!("{CAPTURES_DIR}/.part-{done_id}.parquet.tmp"))),
     ];
     put(format!("{WRITERS_DIR}/{DEAD}.lock"));
     let alive = [
@@ -68,7 +73,13 @@ fn opening_removes_a_dead_writers_uncommitted_files_only() {
     assert_eq!(files(dir), want);
     // nothing left to remove; the live writer's files stay while it runs
     assert_eq!(w.clean_up().unwrap(), 0);
+    // a writer dropped without abandoning its files takes its lock with it:
+    // its files look like those of a writer that is starting, until old
     drop(live);
+    assert_eq!(w.clean_up().unwrap(), 0);
+    for rel in &alive {
+        made_old(&dir.join(rel));
+    }
     assert_eq!(w.clean_up().unwrap(), alive.len());
 }
 
@@ -173,5 +184,50 @@ fn read_dir_sorts_and_a_missing_dir_is_empty() {
             assert_eq!(source.raw_os_error(), Some(20), "ENOTDIR: {source}");
         }
         other => panic!("{other:?}"),
+    }
+}
+
+/// Backdates a file's modification time by two hours.
+fn made_old(path: &Path) {
+    let two_hours_ago = std::time::SystemTime::now() - Duration::from_secs(7200);
+    File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(two_hours_ago)
+        .unwrap();
+}
+
+/// A writer that started after the clean-up read which writers are alive
+/// (its lock not there yet) keeps its files: files of a writer without a
+/// lock go only once they are older than any starting writer's, and so
+/// does a lock not yet published (created, about to be locked and renamed).
+#[test]
+fn a_writer_without_a_lock_keeps_its_young_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let mut w = Writer::open(dir).unwrap();
+    let young = "eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee";
+    let old = "ffffffffffffffffffffffffffffffff";
+    let day = dir.join(TRANSACTIONS_DIR).join(format!("date={DAY}"));
+    fs::create_dir_all(&day).unwrap();
+    fs::create_dir_all(dir.join(CAPTURES_DIR)).unwrap();
+    let file = |id: &str| day.join(format!("part-{id}-0-0.parquet"));
+    let capture = |id: &str| dir.join(CAPTURES_DIR).join(format!("part-{id}.parquet"));
+    let unpublished = |id: &str| dir.join(WRITERS_DIR).join(format!(".{id}.lock.tmp"));
+    for id in [young, old] {
+        for p in [file(id), capture(id), unpublished(id)] {
+            fs::write(&p, b"x").unwrap();
+        }
+    }
+    for p in [file(old), capture(old), unpublished(old)] {
+        made_old(&p);
+    }
+    assert_eq!(w.clean_up().unwrap(), 2);
+    for p in [file(young), capture(young), unpublished(young)] {
+        assert!(p.exists(), "{} was removed", p.display());
+    }
+    for p in [file(old), capture(old), unpublished(old)] {
+        assert!(!p.exists(), "{} was kept", p.display());
     }
 }
