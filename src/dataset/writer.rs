@@ -363,6 +363,16 @@ impl Writer {
                         .map_err(|e| delta_err(&root, e))?;
                     self.check_anonymization()?;
                 }
+                Err(e) if is_race(&e) => {
+                    return Err(Error::io(
+                        &self.root,
+                        other(format!(
+                            "the log's next version was taken before this ingest's commit \
+                             {attempts} times in a row; nothing of this ingest was committed: \
+                             run it again ({e})"
+                        )),
+                    ))
+                }
                 Err(e) => return Err(delta_err(&self.root, e)),
             }
         }
