@@ -33,7 +33,9 @@ pub const ORPHAN_AGE: Duration = Duration::from_secs(6 * 3600);
 pub fn url_of(dir: &Path) -> Option<Url> {
     let s = dir.to_str()?;
     let (scheme, _) = s.split_once("://")?;
-    if !["s3", "s3a", "gs", "az", "azure", "abfs", "abfss"].contains(&scheme) {
+    // a URL's scheme is case-insensitive (RFC 3986 §3.1): `S3://` too
+    let scheme = scheme.to_ascii_lowercase();
+    if !["s3", "s3a", "gs", "az", "azure", "abfs", "abfss"].contains(&scheme.as_str()) {
         return None;
     }
     let with_slash = if s.ends_with('/') {

@@ -19,6 +19,9 @@ fn object_store_urls_get_a_trailing_slash() {
     assert_eq!(url("s3://bucket/dns").as_deref(), Some("s3://bucket/dns/"));
     assert_eq!(url("s3://bucket/dns/").as_deref(), Some("s3://bucket/dns/"));
     assert_eq!(url("s3://bucket").as_deref(), Some("s3://bucket/"));
+    // schemes are case-insensitive; the URL has the lower-case one
+    assert_eq!(url("S3://bucket/dns").as_deref(), Some("s3://bucket/dns/"));
+    assert_eq!(url("Gs://b/p").as_deref(), Some("gs://b/p/"));
     for scheme in ["s3a", "gs", "az", "azure", "abfs", "abfss"] {
         assert_eq!(
             url(&format!("{scheme}://c/p")),
