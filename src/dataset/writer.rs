@@ -50,12 +50,7 @@ impl Writer {
         let writers = root.join(WRITERS_DIR);
         fs::create_dir_all(&writers).map_err(|e| Error::io(&writers, e))?;
         let id = uuid::Uuid::new_v4().simple().to_string();
-        // locked under a hidden name, then renamed: a visible lock is always held
-        let lock_path = writers.join(format!("{id}.lock"));
-        let hidden = writers.join(format!(".{id}.lock.tmp"));
-        let lock = File::create(&hidden).map_err(|e| Error::io(&hidden, e))?;
-        lock.lock().map_err(|e| Error::io(&hidden, e))?;
-        fs::rename(&hidden, &lock_path).map_err(|e| Error::io(&lock_path, e))?;
+        let (lock_path, lock) = publish_lock(&writers, &id)?;
         let mut notes = Vec::new();
         let url = table_url(&tx_dir)?;
         let table = rt.block_on(open_or_create(url, Some(root), &mut notes))?;
@@ -450,15 +445,14 @@ impl Writer {
                 removed += 1;
             }
         }
-        // locks of dead writers, whose files are gone: a published lock this
-        // process can take is nobody's (a writer locks it before it publishes
-        // it). A lock not yet published may be a starting writer's, between
-        // creating it and locking it: left alone until it is old.
+        // locks of dead writers, whose files are gone: a lock this process can
+        // take is nobody's (a writer started since the scan holds its own; one
+        // caught between creating its lock and locking it makes another)
         for path in read_dir(&self.root.join(WRITERS_DIR))? {
             let mine = path
                 .file_name()
                 .is_some_and(|n| n.to_string_lossy().contains(self.id.as_str()));
-            if mine || (lock_id(&path).is_none() && !older_than(&path, LOCKLESS_AGE)) {
+            if mine {
                 continue;
             }
             if let Ok(f) = File::open(&path) {

@@ -23,9 +23,9 @@ pub(in crate::dataset) fn lock_id(path: &Path) -> Option<String> {
     (!id.starts_with('.')).then(|| id.to_string())
 }
 
-/// How old the files of a writer without a lock, and a lock not yet
-/// published, must be before a clean-up removes them: a starting writer
-/// publishes its lock within moments.
+/// How old the files of a writer without a published lock must be before a
+/// clean-up removes them: a starting writer publishes its lock within
+/// moments, before it writes a file.
 pub(super) const LOCKLESS_AGE: Duration = Duration::from_secs(3600);
 
 /// The writers whose lock is published: held by a running ingest (`live`)
@@ -82,5 +82,25 @@ pub(in crate::dataset) fn read_dir(dir: &Path) -> Result<Vec<PathBuf>> {
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
         Err(e) => Err(Error::io(dir, e)),
+    }
+}
+
+/// Takes writer `id`'s lock: created and locked under a hidden name, then
+/// renamed, so that a visible lock is always held. A clean-up that found the
+/// hidden file between its creation and its lock may have removed it (the
+/// rename then finds nothing); that takes a new one.
+pub(super) fn publish_lock(writers: &Path, id: &str) -> Result<(PathBuf, File)> {
+    let lock_path = writers.join(format!("{id}.lock"));
+    let hidden = writers.join(format!(".{id}.lock.tmp"));
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let lock = File::create(&hidden).map_err(|e| Error::io(&hidden, e))?;
+        lock.lock().map_err(|e| Error::io(&hidden, e))?;
+        match fs::rename(&hidden, &lock_path) {
+            Ok(()) => return Ok((lock_path, lock)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && tries < 10 => continue,
+            Err(e) => return Err(Error::io(&lock_path, e)),
+        }
     }
 }

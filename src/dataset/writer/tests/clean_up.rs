@@ -200,8 +200,9 @@ fn made_old(path: &Path) {
 
 /// A writer that started after the clean-up read which writers are alive
 /// (its lock not there yet) keeps its files: files of a writer without a
-/// lock go only once they are older than any starting writer's, and so
-/// does a lock not yet published (created, about to be locked and renamed).
+/// lock go only once they are older than any starting writer's. A lock not
+/// yet published that nobody holds goes at once: a writer caught between
+/// creating it and locking it takes another (`publish_lock`).
 #[test]
 fn a_writer_without_a_lock_keeps_its_young_files() {
     let tmp = tempfile::tempdir().unwrap();
@@ -214,20 +215,31 @@ fn a_writer_without_a_lock_keeps_its_young_files() {
     fs::create_dir_all(dir.join(CAPTURES_DIR)).unwrap();
     let file = |id: &str| day.join(format!("part-{id}-0-0.parquet"));
     let capture = |id: &str| dir.join(CAPTURES_DIR).join(format!("part-{id}.parquet"));
-    let unpublished = |id: &str| dir.join(WRITERS_DIR).join(format!(".{id}.lock.tmp"));
+    let unpublished = dir.join(WRITERS_DIR).join(format!(".{young}.lock.tmp"));
+    fs::write(&unpublished, b"").unwrap();
     for id in [young, old] {
-        for p in [file(id), capture(id), unpublished(id)] {
+        for p in [file(id), capture(id)] {
             fs::write(&p, b"x").unwrap();
         }
     }
-    for p in [file(old), capture(old), unpublished(old)] {
+    for p in [file(old), capture(old)] {
         made_old(&p);
     }
     assert_eq!(w.clean_up().unwrap(), 2);
-    for p in [file(young), capture(young), unpublished(young)] {
+    for p in [file(young), capture(young)] {
         assert!(p.exists(), "{} was removed", p.display());
     }
-    for p in [file(old), capture(old), unpublished(old)] {
+    for p in [file(old), capture(old), unpublished] {
         assert!(!p.exists(), "{} was kept", p.display());
     }
+}
+
+/// The lock a writer takes is published under its id and held.
+#[test]
+fn a_published_lock_is_held() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (path, _lock) = publish_lock(tmp.path(), "abc").unwrap();
+    assert_eq!(path, tmp.path().join("abc.lock"));
+    assert!(File::open(&path).unwrap().try_lock().is_err());
+    assert!(!tmp.path().join(".abc.lock.tmp").exists());
 }
