@@ -4,19 +4,25 @@
 
 use super::*;
 
-/// Identities of the servers whose logs this process read, in the order seen.
-pub(super) static SERVERS: std::sync::Mutex<Vec<std::sync::Arc<str>>> =
-    std::sync::Mutex::new(Vec::new());
+/// A logging server's identity as logged, and its name.
+type Server = (Box<[u8]>, std::sync::Arc<str>);
+
+/// The servers whose logs this process read, in the order seen.
+pub(super) static SERVERS: std::sync::Mutex<Vec<Server>> = std::sync::Mutex::new(Vec::new());
 
 /// A logging server's number in this process (from 1): the same identity in
-/// any file has the same number.
+/// any file has the same number. Identities are told apart by their bytes;
+/// one that is not UTF-8 is named with its other bytes escaped (`\xff`).
 pub fn server_number(identity: &[u8]) -> u32 {
-    let text = String::from_utf8_lossy(identity);
     let mut servers = SERVERS.lock().unwrap_or_else(|e| e.into_inner());
-    let i = match servers.iter().position(|s| **s == *text) {
+    let i = match servers.iter().position(|(bytes, _)| **bytes == *identity) {
         Some(i) => i,
         None => {
-            servers.push(text.into());
+            let name = match std::str::from_utf8(identity) {
+                Ok(text) => text.into(),
+                Err(_) => identity.escape_ascii().to_string().into(),
+            };
+            servers.push((identity.into(), name));
             servers.len() - 1
         }
     };
@@ -26,7 +32,9 @@ pub fn server_number(identity: &[u8]) -> u32 {
 /// The identity of server number `n` (`None` for 0, which is no identity).
 pub fn server_name(n: u32) -> Option<std::sync::Arc<str>> {
     let servers = SERVERS.lock().unwrap_or_else(|e| e.into_inner());
-    servers.get((n as usize).checked_sub(1)?).cloned()
+    servers
+        .get((n as usize).checked_sub(1)?)
+        .map(|(_, name)| name.clone())
 }
 
 /// The fields of a `Dnstap` message that ingest reads, borrowed from the

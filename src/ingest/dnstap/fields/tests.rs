@@ -228,6 +228,13 @@ fn servers_are_numbered_once_each() {
     assert_eq!(server_name(b).as_deref(), Some("fields-test-server-b"));
     assert_eq!(server_name(0), None);
     assert_eq!(server_name(u32::MAX), None);
+    // two identities that are not UTF-8 and differ only where they are not
+    // are two servers, named with those bytes escaped
+    let c = server_number(b"fields-test-\xfe");
+    let d = server_number(b"fields-test-\xff");
+    assert_ne!(c, d);
+    assert_eq!(server_name(c).as_deref(), Some("fields-test-\\xfe"));
+    assert_eq!(server_name(d).as_deref(), Some("fields-test-\\xff"));
 }
 
 #[test]
