@@ -42,6 +42,22 @@ impl Error {
             source,
         }
     }
+
+    /// An error of a Parquet writer, naming the file it was writing: a full
+    /// disk says which file it stopped, in the system's own words (`No space
+    /// left on device`), not Parquet's wrapping of them.
+    #[cfg(feature = "engine")]
+    pub fn parquet_at(path: impl Into<PathBuf>, e: parquet::errors::ParquetError) -> Self {
+        use parquet::errors::ParquetError;
+        let source = match e {
+            ParquetError::External(inner) => match inner.downcast::<std::io::Error>() {
+                Ok(io) => *io,
+                Err(other) => std::io::Error::other(other),
+            },
+            e => std::io::Error::other(e),
+        };
+        Error::io(path, source)
+    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -438,8 +438,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 /// 1.47), 553 MB RSS instead of 629. Not for `dnsq ingest`: without them a
 /// 20 M-packet ingest peaked at 444-448 MiB instead of 490-495, but the
 /// 2 M-packet one on 2 threads took 5.74-7.30 s instead of 5.27-6.13 (3
-/// rounds interleaved, 2026-12-07; more user time, the cost of the small
-/// pages' TLB misses, than the kernel time it saved). Nor `dnsq serve`,
+/// rounds interleaved, 2026-12-07; it spent more user time than it saved of
+/// kernel time, likely TLB misses on small pages, not measured). Nor `dnsq serve`,
 /// whose held rows gain nothing (the same CPU over 6 bucket changes).
 #[cfg(target_os = "linux")]
 #[allow(unsafe_code)]

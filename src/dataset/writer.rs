@@ -266,13 +266,16 @@ impl Writer {
         let dest = dir.join(format!("part-{}.parquet", self.id));
         let tmp = dir.join(format!(".part-{}.parquet.tmp", self.id));
         let file = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-        let mut w = parquet::arrow::ArrowWriter::try_new(
+        let written = parquet::arrow::ArrowWriter::try_new(
             file,
             CAPTURES.clone(),
             Some(crate::ingest::write::properties()),
-        )?;
-        w.write(batch)?;
-        let file = w.into_inner()?;
+        )
+        .and_then(|mut w| {
+            w.write(batch)?;
+            w.into_inner()
+        });
+        let file = written.map_err(|e| Error::parquet_at(&tmp, e))?;
         file.sync_all().map_err(|e| Error::io(&tmp, e))?;
         fs::rename(&tmp, &dest).map_err(|e| Error::io(&dest, e))?;
         Ok(())

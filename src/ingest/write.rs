@@ -211,17 +211,10 @@ fn write_file(
     w.finish()
 }
 
-/// A Parquet writer's error names the file it was writing: a full disk
-/// says which file it stopped, with the system's own words
-/// (`No space left on device`), not Parquet's wrapping of them.
+/// An error of the Parquet writer names the file (`Error::parquet_at`).
 fn naming(path: &Path, e: Error) -> Error {
-    use parquet::errors::ParquetError;
     match e {
-        Error::Parquet(ParquetError::External(inner)) => match inner.downcast::<std::io::Error>() {
-            Ok(io) => Error::io(path, *io),
-            Err(other) => Error::io(path, std::io::Error::other(other)),
-        },
-        Error::Parquet(e) => Error::io(path, std::io::Error::other(e)),
+        Error::Parquet(e) => Error::parquet_at(path, e),
         e => e,
     }
 }

@@ -54,12 +54,6 @@ pub(in crate::dataset) fn writers(root: &Path, me: &str) -> Result<Writers> {
     Ok(Writers { live, dead })
 }
 
-/// Ids of the writers whose lock is held by a running ingest.
-#[cfg(test)]
-pub(in crate::dataset) fn live_writers(root: &Path, me: &str) -> Result<HashSet<String>> {
-    Ok(writers(root, me)?.live)
-}
-
 /// Whether the file at `path` was last modified more than `age` ago (false
 /// when that cannot be told).
 pub(super) fn older_than(path: &Path, age: Duration) -> bool {

@@ -60,6 +60,7 @@ pub(super) fn walk_pcap(
 pub(super) mod tests {
     use std::cell::RefCell;
 
+    use super::super::tests::frames_of;
     use super::*;
 
     /// A pcap file: header (link type 1, snapshot length 65535) then one
@@ -89,26 +90,6 @@ pub(super) mod tests {
         walk_pcap(d, be, 65535, chunk_bytes, &|_, _| ())
     }
 
-    /// `(number, ts_ns, linktype, bytes)` of every frame, through the walk's chunks.
-    fn frames_of(bytes: Vec<u8>) -> Vec<(u64, i64, u32, Vec<u8>)> {
-        let cap = Capture {
-            path: "t.pcap".into(),
-            format: recognise(&bytes).expect("a pcap header"),
-            bytes: Bytes::Owned(bytes),
-            compression: Compression::None,
-            file_size: 0,
-        };
-        let walk = cap.walk(1 << 20);
-        assert_eq!(walk.problem, None);
-        let mut out = Vec::new();
-        for c in &walk.chunks {
-            cap.frames(c, |f| {
-                out.push((f.number, f.ts_ns, f.linktype, f.data.to_vec()))
-            });
-        }
-        out
-    }
-
     const T0: u32 = 1_700_000_000;
 
     #[test]
@@ -127,7 +108,7 @@ pub(super) mod tests {
             assert_eq!((w.chunks[0].start, w.chunks[0].end), (24, d.len()));
             assert_eq!(w.chunks[0].first_frame, 1);
             assert_eq!(
-                frames_of(d),
+                frames_of(&d),
                 vec![
                     (1, 1_700_000_000_000_001_000, 1, b"first".to_vec()),
                     (2, 1_700_000_001_999_999_000, 1, Vec::new()),
@@ -142,7 +123,7 @@ pub(super) mod tests {
     fn nanosecond_files_allow_nanosecond_fractions() {
         for be in [false, true] {
             let ns = pcap(be, true, &[(T0, 999_999_999, b"x"), (T0, 1_000_000, b"y")]);
-            let got: Vec<i64> = frames_of(ns).into_iter().map(|f| f.1).collect();
+            let got: Vec<i64> = frames_of(&ns).into_iter().map(|f| f.1).collect();
             assert_eq!(got, [1_700_000_000_999_999_999, 1_700_000_000_001_000_000]);
             // the same fractions in a microsecond file: the second is past a second
             let us = pcap(be, false, &[(T0, 999_999, b"x"), (T0, 1_000_000, b"y")]);

@@ -185,6 +185,7 @@ fn captured(origlen: u32, snaplen: u32) -> usize {
 
 #[cfg(test)]
 pub(super) mod tests {
+    use super::super::tests::frames_of;
     use super::*;
 
     // Blocks laid out as in the pcapng draft (draft-ietf-opsawg-pcapng §4).
@@ -266,26 +267,6 @@ pub(super) mod tests {
 
     fn walk(d: &[u8]) -> Walk {
         walk_pcapng(d, 1 << 20, &|_, _| ())
-    }
-
-    /// `(number, ts_ns, linktype, bytes)` of every frame, through the walk's chunks.
-    fn frames_of(bytes: &[u8]) -> Vec<(u64, i64, u32, Vec<u8>)> {
-        let cap = Capture {
-            path: "t.pcapng".into(),
-            format: Format::PcapNg,
-            bytes: Bytes::Owned(bytes.to_vec()),
-            compression: Compression::None,
-            file_size: 0,
-        };
-        let walk = cap.walk(1 << 20);
-        assert_eq!(walk.problem, None);
-        let mut out = Vec::new();
-        for c in &walk.chunks {
-            cap.frames(c, |f| {
-                out.push((f.number, f.ts_ns, f.linktype, f.data.to_vec()))
-            });
-        }
-        out
     }
 
     fn iface(be: bool, options: &[(u16, &[u8])]) -> Interface {

@@ -1,17 +1,33 @@
 use super::*;
 
-fn pcap(records: &[&[u8]]) -> Vec<u8> {
-    let mut v = vec![
-        0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 1, 0, 0, 0,
-    ];
-    for (i, r) in records.iter().enumerate() {
-        v.extend_from_slice(&(1_428_624_000u32 + i as u32).to_le_bytes());
-        v.extend_from_slice(&5u32.to_le_bytes());
-        v.extend_from_slice(&(r.len() as u32).to_le_bytes());
-        v.extend_from_slice(&(r.len() as u32).to_le_bytes());
-        v.extend_from_slice(r);
+/// `(number, ts_ns, linktype, bytes)` of every frame of a capture held in
+/// memory, through the walk's chunks; the walk finds no problem.
+pub(super) fn frames_of(bytes: &[u8]) -> Vec<(u64, i64, u32, Vec<u8>)> {
+    let cap = Capture {
+        path: "t".into(),
+        format: recognise(bytes).expect("a capture header"),
+        bytes: Bytes::Owned(bytes.to_vec()),
+        compression: Compression::None,
+        file_size: 0,
+    };
+    let walk = cap.walk(1 << 20);
+    assert_eq!(walk.problem, None);
+    let mut out = Vec::new();
+    for c in &walk.chunks {
+        cap.frames(c, |f| {
+            out.push((f.number, f.ts_ns, f.linktype, f.data.to_vec()))
+        });
     }
-    v
+    out
+}
+
+/// A little-endian microsecond pcap of `records`, one second apart.
+fn pcap(records: &[&[u8]]) -> Vec<u8> {
+    let recs: Vec<(u32, u32, &[u8])> = (0..)
+        .zip(records)
+        .map(|(i, r)| (1_428_624_000 + i, 5, *r))
+        .collect();
+    super::pcap::tests::pcap(false, false, &recs)
 }
 
 #[test]

@@ -89,19 +89,19 @@ fn live_writers_are_those_whose_lock_is_held() {
     let dir = tmp.path();
     let a = Writer::open(dir).unwrap();
     let b = Writer::open(dir).unwrap();
-    let writers = dir.join(WRITERS_DIR);
-    fs::write(writers.join(format!("{DEAD}.lock")), b"").unwrap();
-    fs::write(writers.join(format!(".{DEAD}.lock.tmp")), b"").unwrap();
-    let live = live_writers(dir, &a.id).unwrap();
+    let locks = dir.join(WRITERS_DIR);
+    fs::write(locks.join(format!("{DEAD}.lock")), b"").unwrap();
+    fs::write(locks.join(format!(".{DEAD}.lock.tmp")), b"").unwrap();
+    let live = writers(dir, &a.id).unwrap().live;
     assert_eq!(live, HashSet::from([b.id.clone()]));
-    let live = live_writers(dir, "me").unwrap();
+    let live = writers(dir, "me").unwrap().live;
     assert_eq!(live, HashSet::from([a.id.clone(), b.id.clone()]));
     drop(b);
     assert_eq!(
-        live_writers(dir, "me").unwrap(),
+        writers(dir, "me").unwrap().live,
         HashSet::from([a.id.clone()])
     );
-    assert!(live_writers(&dir.join("none"), "me").unwrap().is_empty());
+    assert!(writers(&dir.join("none"), "me").unwrap().live.is_empty());
 }
 
 /// `abandon` removes this writer's files and lock, nothing of others'.
