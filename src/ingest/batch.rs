@@ -20,7 +20,7 @@ use crate::dataset::schema::{self, rr_fields};
 use crate::enrich::{self, Enricher};
 use crate::error::Result;
 use crate::ingest::correlate::Transaction;
-use crate::ingest::dns::{DnsMessage, Rr};
+use crate::ingest::dns::{DecodeError, DnsMessage, Rr};
 
 mod memo;
 
@@ -313,9 +313,13 @@ where
         );
         ede_code.append_option(redns.and_then(|e| e.ede_code.map(i32::from)));
         ede_text.append_option(redns.and_then(|e| e.ede_text.as_deref()));
-        sections.append(r.map(|r| &*r.msg));
-        malformed
-            .append_value(q.is_some_and(|q| q.msg.malformed) || r.is_some_and(|r| r.msg.malformed));
+        let fault = sections.append(r.map(|r| &*r.msg));
+        let r_malformed = r.is_some_and(|r| match r.msg.unchecked {
+            // its records are checked now, as they are rendered
+            true => memo.checked(r.capture, fault, r.msg.cut),
+            false => r.msg.malformed,
+        });
+        malformed.append_value(q.is_some_and(|q| q.msg.malformed) || r_malformed);
         let cap = first.capture;
         capture.append_value(memo.codes[CAPTURE].key(cap, || captures[cap as usize].clone()));
         if first.tunnels.is_empty() {
@@ -481,20 +485,74 @@ struct Sections([RrList; 3]);
 
 impl Sections {
     /// Renders a response's records from its bytes into this row's three
-    /// lists; `None` (no response) gives three nulls.
-    fn append(&mut self, msg: Option<&DnsMessage>) {
-        if let Some(m) = msg {
-            m.for_each_record(&mut |section, rr| self.0[section as usize].push(rr));
-        }
+    /// lists; `None` (no response) gives three nulls. Returns why its bytes
+    /// could be read only in part (`DnsMessage::for_each_record`).
+    fn append(&mut self, msg: Option<&DnsMessage>) -> Option<DecodeError> {
+        let fault = msg
+            .and_then(|m| m.for_each_record(&mut |section, rr| self.0[section as usize].push(rr)));
         for list in &mut self.0 {
             list.end_row(msg.is_some());
         }
+        fault
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ingest::correlate::{Observed, Status};
+    use crate::ingest::dns::{self, Malformed};
+    use crate::ingest::link::Transport;
+    use arrow::array::AsArray;
+
+    /// A response to `example.test A` with one A record of `rdlength`
+    /// octets, its bytes kept and its records not checked (as the ingest
+    /// decodes one that came over UDP), seen in capture `capture`.
+    fn unchecked_response(rdlength: u8, capture: u32) -> Transaction {
+        let mut wire = vec![0, 7, 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0];
+        wire.extend(b"\x07example\x04test\x00\x00\x01\x00\x01");
+        wire.extend([0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, rdlength]);
+        wire.extend((0..rdlength).map(|i| 192 + i));
+        let mut msg = dns::decode(&wire, false).unwrap();
+        assert!(msg.unchecked && !msg.malformed);
+        msg.wire = Some(wire.into());
+        let at = |ip: &str| ip.parse().unwrap();
+        Transaction {
+            status: Status::ResponseOnly,
+            query: None,
+            response: Some(Observed {
+                ts_ns: 1_700_000_000_000_000_000,
+                capture,
+                frame: 1,
+                src: at("192.0.2.53"),
+                dst: at("192.0.2.1"),
+                sport: 53,
+                dport: 40000,
+                transport: Transport::Udp,
+                tunnels: Default::default(),
+                msg: Box::new(msg),
+                logged: None,
+            }),
+            query_count: 0,
+        }
+    }
+
+    #[test]
+    fn an_unchecked_response_is_judged_as_its_row_is_built() {
+        let rows = Rows::plain(vec!["a.pcap".into(), "b.pcap".into()]);
+        let mut memo = Memo::default();
+        let txs = vec![unchecked_response(4, 0), unchecked_response(3, 1)];
+        let batch = build(txs, &rows, &mut memo).unwrap();
+        let malformed = batch.column_by_name("malformed").unwrap().as_boolean();
+        assert_eq!((malformed.value(0), malformed.value(1)), (false, true));
+        // the bad one is counted for its own capture, by its reason
+        let counts = memo.take_malformed();
+        assert_eq!(counts.len(), 2);
+        assert_eq!(counts[0], dns::MalformedCounts::default());
+        assert_eq!(counts[1][Malformed::Decode(dns::DecodeError::BadRdata)], 1);
+        assert_eq!(counts[1].total(), 1);
+        assert!(memo.take_malformed().is_empty());
+    }
 
     #[test]
     fn tld_and_registered_domain() {

@@ -27,8 +27,8 @@ use rayon::prelude::*;
 use crate::dataset::schema::{SCHEMA_VERSION, TRANSACTIONS};
 use crate::dataset::{self, DataFile};
 use crate::error::{Error, Result};
-use crate::ingest::batch;
 use crate::ingest::correlate::Transaction;
+use crate::ingest::{batch, dns};
 
 pub use crate::dataset::{CAPTURES_DIR, TRANSACTIONS_DIR};
 /// Rows per Arrow batch handed to the Parquet writer. Each is a sorted copy
@@ -452,9 +452,11 @@ impl Spool {
     }
 
     /// Writes what is left; the files stay staged until `Staged::commit`.
-    pub fn finish(mut self) -> Result<Staged> {
+    /// Also returns the responses found malformed as their rows were built,
+    /// by capture (`batch::Memo::checked`).
+    pub fn finish(mut self) -> Result<(Staged, Vec<dns::MalformedCounts>)> {
         match self.flush() {
-            Ok(()) => Ok(self.staged),
+            Ok(()) => Ok((self.staged, self.memo.take_malformed())),
             Err(e) => {
                 self.staged.abandon();
                 Err(e)

@@ -14,6 +14,7 @@ use crate::codes::Mnemonic;
 use crate::dataset::schema::{self, TRANSACTIONS};
 use crate::enrich::{self, Enricher};
 use crate::error::Result;
+use crate::ingest::dns::{DecodeError, Malformed, MalformedCounts};
 
 /// Text columns with few distinct values. A spooled batch holds them as
 /// keys (4 bytes a row) into one list of texts per spool ([`Memo::texts`])
@@ -166,8 +167,9 @@ fn bounded<V>(map: &mut HashMap<IpAddr, V, foldhash::fast::RandomState>, key: &I
 /// spool: a capture holds far fewer distinct addresses than rows. Cleared
 /// when it reaches `MEMO_MAX` addresses, so memory stays bounded. Also the
 /// texts of the [`CODED`] columns (forgotten each time the spool is
-/// written), and a column of nulls of each type that the batches' all-null
-/// columns share.
+/// written), a column of nulls of each type that the batches' all-null
+/// columns share, and the responses found malformed as their rows were
+/// built.
 #[derive(Default)]
 pub struct Memo {
     places: HashMap<IpAddr, enrich::Record, foldhash::fast::RandomState>,
@@ -176,9 +178,36 @@ pub struct Memo {
     /// `client_ip`, `server_ip`.
     pub(super) addresses: [Addresses; 2],
     nulls: HashMap<DataType, ArrayRef>,
+    /// By capture: responses whose records were checked as they were
+    /// rendered (`DnsMessage::unchecked`) and found malformed, by reason.
+    malformed: Vec<MalformedCounts>,
 }
 
 impl Memo {
+    /// The verdict on an unchecked response of `capture` whose records were
+    /// just rendered: `fault`, what rendering stopped at, and `cut`, whether
+    /// the capture cut it short. Counts it if it is malformed, which it
+    /// returns.
+    pub(super) fn checked(&mut self, capture: u32, fault: Option<DecodeError>, cut: bool) -> bool {
+        let reason = match fault {
+            Some(e) => Malformed::Decode(e),
+            None if cut => Malformed::Cut,
+            None => return false,
+        };
+        let c = capture as usize;
+        if self.malformed.len() <= c {
+            self.malformed.resize(c + 1, MalformedCounts::default());
+        }
+        self.malformed[c][reason] += 1;
+        true
+    }
+
+    /// The responses found malformed as their rows were built, by capture
+    /// (see [`Memo::checked`]); forgets them.
+    pub fn take_malformed(&mut self) -> Vec<MalformedCounts> {
+        std::mem::take(&mut self.malformed)
+    }
+
     pub(super) fn place(&mut self, e: &Enricher, ip: IpAddr) -> Result<&enrich::Record> {
         bounded(&mut self.places, &ip);
         Ok(match self.places.entry(ip) {

@@ -38,6 +38,8 @@ fn obs(ts_ms: i64, qr: bool, id: u16, name: &str) -> Observed {
             size: 30,
             malformed: false,
             error: None,
+            cut: false,
+            unchecked: false,
         }),
         logged: None,
     }

@@ -5,11 +5,11 @@
 //! and Extended DNS Errors (RFC 8914).
 //!
 //! Decoding reads what pairing needs (header, question) and what is small
-//! (EDNS), and checks the records of the other sections without keeping
-//! them. The ingest keeps a response's wire bytes instead: its records are
-//! rendered once, straight into its row (`for_each_record`), by the same walk
-//! that checked them. A message that can be read only in part keeps what was
-//! read and is flagged `malformed`.
+//! (EDNS). The records of the other sections are either checked without
+//! being kept, or skipped by their lengths: the ingest keeps a UDP
+//! response's wire bytes instead, and its records are rendered and checked
+//! once, straight into its row (`for_each_record`). A message that can be
+//! read only in part keeps what was read and is flagged `malformed`.
 
 use std::fmt::Write as _;
 
@@ -97,6 +97,13 @@ impl std::ops::Index<Malformed> for MalformedCounts {
 impl std::ops::IndexMut<Malformed> for MalformedCounts {
     fn index_mut(&mut self, m: Malformed) -> &mut u64 {
         &mut self.0[m.index()]
+    }
+}
+
+impl MalformedCounts {
+    /// Messages counted, whatever the reason (each has one).
+    pub fn total(&self) -> u64 {
+        self.0.iter().sum()
     }
 }
 
@@ -278,6 +285,13 @@ pub struct DnsMessage {
     pub malformed: bool,
     /// Why the message could be read only in part.
     pub error: Option<DecodeError>,
+    /// Cut short by the capture's snapshot length.
+    pub cut: bool,
+    /// Its records were skipped, not checked (`decode` without
+    /// `check_records`): until they are rendered (`for_each_record`),
+    /// `malformed` and `error` tell only of its header, question, record
+    /// framing and OPT record.
+    pub unchecked: bool,
     /// The message's own bytes, kept by the ingest for a response: its
     /// records are rendered from them once, into its row (`records`). A zone
     /// transfer's later messages follow in `more`.
@@ -339,16 +353,19 @@ impl Records {
 
 impl DnsMessage {
     /// Renders the records kept in `wire`, then those of `more`, into `sink`
-    /// (nothing without `wire`). `wire` was decoded into this message: when
-    /// that found no fault, its question and OPT record are skipped by their
-    /// lengths instead of being read again.
-    pub fn for_each_record(&self, sink: &mut dyn FnMut(Section, Rr<'_>)) {
-        if let Some(wire) = &self.wire {
-            walk_records(wire, self.error.is_none(), sink);
-        }
+    /// (nothing without `wire`); returns why `wire` could be read only in
+    /// part, as a checking decode would have found it. `wire` was decoded
+    /// into this message: when that found no fault, its question and OPT
+    /// record are skipped by their lengths instead of being read again.
+    pub fn for_each_record(&self, sink: &mut dyn FnMut(Section, Rr<'_>)) -> Option<DecodeError> {
+        let fault = self
+            .wire
+            .as_ref()
+            .and_then(|wire| walk_records(wire, self.error.is_none(), sink).err());
         for wire in &self.more {
-            walk_records(wire, false, sink);
+            let _ = walk_records(wire, false, sink);
         }
+        fault
     }
 
     /// The records kept in `wire` and `more`, rendered (none without `wire`).
@@ -365,14 +382,20 @@ impl DnsMessage {
 /// decoding read it. The record lent to `sink` lives in this thread's scratch
 /// strings: `sink` must not decode another message itself.
 pub fn for_each_record(msg: &[u8], sink: &mut dyn FnMut(Section, Rr<'_>)) {
-    walk_records(msg, false, sink);
+    let _ = walk_records(msg, false, sink);
 }
 
-/// `for_each_record`; `whole`: `msg` is known to decode without a fault, so
-/// the walk need not read its question and OPT record to learn where it stops.
-fn walk_records(msg: &[u8], whole: bool, sink: &mut dyn FnMut(Section, Rr<'_>)) {
-    if let Some(mut m) = header(msg) {
-        let _ = decode_sections(msg, &mut m, Walk::Render { sink, whole });
+/// `for_each_record`; `whole`: `msg` is known to hold no fault outside its
+/// records, so the walk need not read its question and OPT record to learn
+/// where it stops. The fault the walk stopped at, if any.
+fn walk_records(
+    msg: &[u8],
+    whole: bool,
+    sink: &mut dyn FnMut(Section, Rr<'_>),
+) -> Result<(), DecodeError> {
+    match header(msg) {
+        Some(mut m) => decode_sections(msg, &mut m, Walk::Render { sink, whole }),
+        None => Err(DecodeError::Truncated),
     }
 }
 
@@ -418,6 +441,8 @@ fn header(msg: &[u8]) -> Option<DnsMessage> {
         size: msg.len() as u32,
         malformed: false,
         error: None,
+        cut: false,
+        unchecked: false,
         wire: None,
         more: Vec::new(),
     })
@@ -426,11 +451,13 @@ fn header(msg: &[u8]) -> Option<DnsMessage> {
 /// Decodes a message. `None` when it is too short to hold a header.
 /// `check_records` reads every record of the answer, authority and additional
 /// sections as a row would render it, so that one that does not parse makes
-/// the message malformed; without it they are only skipped (their counts and
-/// the OPT record are still read). The ingest always checks. The records
-/// themselves are rendered later, from the wire (`for_each_record`).
+/// the message malformed; without it they are only skipped (their framing
+/// and the OPT record are still read) and the message is `unchecked`. The
+/// ingest skips them in a response whose bytes it keeps: rendering them into
+/// its row checks them (`for_each_record`).
 pub fn decode(msg: &[u8], check_records: bool) -> Option<DnsMessage> {
     let mut m = header(msg)?;
+    m.unchecked = !check_records;
     let walk = if check_records {
         Walk::Check
     } else {

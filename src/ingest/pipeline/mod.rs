@@ -454,7 +454,8 @@ fn finish(mut router: Router, mut shards: Vec<Shard>) -> Result<Finished> {
     for (cap, loss) in std::mem::take(&mut router.tcp).finish() {
         router.counts[cap as usize].not_decoded += loss.gaps + loss.partial;
     }
-    let results: Vec<Result<(Vec<[u64; 3]>, write::Staged)>> = shards
+    type Shard = (Vec<[u64; 3]>, write::Staged, Vec<dns::MalformedCounts>);
+    let results: Vec<Result<Shard>> = shards
         .into_par_iter()
         .map(|mut s| {
             let rest = std::mem::replace(&mut s.correlator, Correlator::new(0)).finish();
@@ -463,7 +464,8 @@ fn finish(mut router: Router, mut shards: Vec<Shard>) -> Result<Finished> {
                 return Err(e);
             }
             let by_status = s.by_status;
-            Ok((by_status, s.spool.finish()?))
+            let (staged, malformed) = s.spool.finish()?;
+            Ok((by_status, staged, malformed))
         })
         .collect();
     let mut by_status: Vec<[u64; 3]> = vec![[0; 3]; router.counts.len()];
@@ -471,13 +473,18 @@ fn finish(mut router: Router, mut shards: Vec<Shard>) -> Result<Finished> {
     let mut first_err = None;
     for r in results {
         match r {
-            Ok((b, st)) => {
+            Ok((b, st, malformed)) => {
                 for (acc, x) in by_status.iter_mut().zip(b) {
                     for k in 0..3 {
                         acc[k] += x[k];
                     }
                 }
                 staged.absorb(st);
+                // responses checked as their rows were built
+                for (n, m) in router.counts.iter_mut().zip(malformed) {
+                    n.malformed_by += m;
+                    n.malformed += m.total();
+                }
             }
             Err(e) => {
                 first_err.get_or_insert(e);

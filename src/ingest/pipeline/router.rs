@@ -85,7 +85,7 @@ impl Router {
         let mut msgs = std::mem::take(&mut self.stream_msgs);
         for m in msgs.drain(..) {
             let n = &mut self.counts[m.capture as usize];
-            if let Some(msg) = observe(&m.bytes, n, false) {
+            if let Some(msg) = observe(&m.bytes, n, false, false) {
                 self.held.push((
                     m.pos,
                     Observed {
