@@ -9,13 +9,16 @@
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
-use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch};
+use arrow::array::{new_empty_array, Array, ArrayRef, AsArray, BooleanArray, RecordBatch};
 use arrow::compute::{interleave, take};
 use arrow::datatypes::{DataType, SchemaRef};
-use parquet::arrow::arrow_writer::{compute_leaves, ArrowColumnWriter, ArrowRowGroupWriterFactory};
+use parquet::arrow::arrow_writer::{
+    compute_leaves, ArrowColumnChunk, ArrowColumnWriter, ArrowRowGroupWriterFactory,
+};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::metadata::{KeyValue, SortingColumn};
@@ -166,6 +169,47 @@ impl Staged {
         name: &str,
         batches: impl IntoIterator<Item = Result<RecordBatch>>,
     ) -> Result<()> {
+        self.stage(root, day, name, |file, info| {
+            write_file(file, batches, info)
+        })
+    }
+
+    /// Writes a spool's rows as the file `name` of the day partition `day`
+    /// (as `write`): the rows `order` picks from `sources`, in that order,
+    /// each column gathered a slice at a time as it is encoded
+    /// (`FileWriter::write_columns`). Every row of `sources` is picked.
+    fn write_spooled(
+        &mut self,
+        root: &Path,
+        day: &str,
+        name: &str,
+        sources: &[&RecordBatch],
+        order: &[(usize, usize)],
+        texts: &[Option<ArrayRef>],
+    ) -> Result<()> {
+        self.stage(root, day, name, |file, info| {
+            info.rows = order.len() as u64;
+            info.ts_range = sources
+                .iter()
+                .filter_map(|b| dataset::ts_range(b))
+                .reduce(|(a, z), (lo, hi)| (a.min(lo), z.max(hi)));
+            let mut w = FileWriter::new(file)?;
+            w.write_columns(order.len(), &|c, rows| {
+                gather_column(&TRANSACTIONS, c, sources, &order[rows], texts)
+            })?;
+            w.finish()
+        })
+    }
+
+    /// Creates the file `name` of the day partition `day` under a temporary
+    /// name, has `write` fill it, and syncs it.
+    fn stage(
+        &mut self,
+        root: &Path,
+        day: &str,
+        name: &str,
+        write: impl FnOnce(File, &mut DataFile) -> Result<File>,
+    ) -> Result<()> {
         let dir = root.join(TRANSACTIONS_DIR).join(format!("date={day}"));
         fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         let dest = dir.join(name);
@@ -179,7 +223,7 @@ impl Staged {
             ts_range: None,
         };
         self.files.push((tmp.clone(), dest, info.clone()));
-        let file = write_file(file, batches, &mut info).map_err(|e| naming(&tmp, e))?;
+        let file = write(file, &mut info).map_err(|e| naming(&tmp, e))?;
         file.sync_all().map_err(|e| Error::io(&tmp, e))?;
         info.size = file.metadata().map_err(|e| Error::io(&tmp, e))?.len();
         if let Some(last) = self.files.last_mut() {
@@ -221,10 +265,12 @@ fn naming(path: &Path, e: Error) -> Error {
 
 /// One transactions file as ArrowWriter writes it (its properties, the
 /// Arrow schema in the metadata, row groups of `ROW_GROUP_ROWS`, the same
-/// bytes), except that each batch's leaf columns are encoded in parallel
-/// (rayon), where ArrowWriter encodes them one after the other. A spool's
-/// flush is the largest piece of work in a window: encoded on one thread, a
-/// shard's flush kept that thread busy while the other waited.
+/// bytes), except that its columns are encoded in parallel (rayon), where
+/// ArrowWriter encodes them one after the other. A spool's flush is the
+/// largest piece of work in a window: encoded on one thread, a shard's flush
+/// kept that thread busy while the other waited. A spool's rows are
+/// gathered into sorted order by the same per-column tasks
+/// (`write_columns`, docs/DESIGN.md "A flush").
 pub struct FileWriter {
     file: SerializedFileWriter<File>,
     factory: ArrowRowGroupWriterFactory,
@@ -239,6 +285,12 @@ impl FileWriter {
         let (file, factory) = ArrowWriter::try_new(file, TRANSACTIONS.clone(), Some(properties()))?
             .into_serialized_writer()?;
         let columns = factory.create_column_writers(0)?;
+        if columns.len() != LEAVES.iter().sum::<usize>() {
+            return Err(parquet::errors::ParquetError::General(
+                "the transactions schema's leaves are not its writers'".into(),
+            )
+            .into());
+        }
         Ok(FileWriter {
             file,
             factory,
@@ -263,13 +315,25 @@ impl FileWriter {
             )
             .into());
         }
+        self.write_columns(b.num_rows(), &|c, rows| {
+            Ok(b.column(c).slice(rows.start, rows.len()))
+        })
+    }
+
+    /// Encodes `rows` more rows, which `column(c, range)` gives a column
+    /// and a slice of at most `BATCH_ROWS` rows at a time, of the
+    /// transactions schema's types. The columns are encoded in parallel,
+    /// each taking its slices in order and closing its chunk where a row
+    /// group ends (row groups cut as ArrowWriter cuts them).
+    pub fn write_columns(&mut self, rows: usize, column: &Slicer<'_>) -> Result<()> {
         let mut at = 0;
-        while at < b.num_rows() {
-            let n = (b.num_rows() - at).min(ROW_GROUP_ROWS - self.rows);
-            self.encode(&b.slice(at, n))?;
+        while at < rows {
+            let n = (rows - at).min(ROW_GROUP_ROWS - self.rows);
+            let ends_group = self.rows + n == ROW_GROUP_ROWS;
+            self.encode(at..at + n, ends_group, column)?;
             (at, self.rows) = (at + n, self.rows + n);
-            if self.rows == ROW_GROUP_ROWS {
-                self.close_row_group()?;
+            if ends_group {
+                self.rows = 0;
             }
         }
         Ok(())
@@ -278,41 +342,93 @@ impl FileWriter {
     /// Writes the last row group and the footer; the file, unsynced.
     pub fn finish(mut self) -> Result<File> {
         if self.rows > 0 {
-            self.close_row_group()?;
+            self.encode(0..0, true, &|_, _| unreachable!("no rows to encode"))?;
         }
         Ok(self.file.into_inner()?)
     }
 
-    fn encode(&mut self, b: &RecordBatch) -> Result<()> {
-        let mut leaves = Vec::with_capacity(self.columns.len());
-        for (field, array) in TRANSACTIONS.fields().iter().zip(b.columns()) {
-            leaves.extend(compute_leaves(field, array)?);
-        }
-        self.columns
-            .par_iter_mut()
-            .zip(leaves.into_par_iter())
-            .try_for_each(|(w, leaf)| w.write(&leaf))?;
-        Ok(())
-    }
-
-    /// Closes the open row group's column writers (in parallel), appends
-    /// the row group to the file and opens the next.
-    fn close_row_group(&mut self) -> Result<()> {
-        self.groups += 1;
-        let next = self.factory.create_column_writers(self.groups)?;
-        let chunks = std::mem::replace(&mut self.columns, next)
+    /// Encodes the rows `range` of `column`, each column on its own rayon
+    /// task: a flush is the largest piece of work in a window, and a
+    /// barrier between gathering and encoding, or between batches, left a
+    /// thread waiting on the slowest column each time. `close`: the row
+    /// group ends here; its chunks are appended to the file in schema
+    /// order and the next row group's writers are opened.
+    fn encode(&mut self, range: Range<usize>, close: bool, column: &Slicer<'_>) -> Result<()> {
+        let fields = TRANSACTIONS.fields();
+        let mut writers = std::mem::take(&mut self.columns).into_iter();
+        let by_column: Vec<Vec<ArrowColumnWriter>> = LEAVES
+            .iter()
+            .map(|&n| writers.by_ref().take(n).collect())
+            .collect();
+        let done = by_column
             .into_par_iter()
-            .map(|c| c.close())
-            .collect::<std::result::Result<Vec<_>, _>>()?;
+            .enumerate()
+            .map(|(c, mut leaves)| -> Result<Encoded> {
+                let mut at = range.start;
+                while at < range.end {
+                    let end = (at + BATCH_ROWS).min(range.end);
+                    let array = column(c, at..end)?;
+                    for (w, leaf) in leaves.iter_mut().zip(compute_leaves(&fields[c], &array)?) {
+                        w.write(&leaf)?;
+                    }
+                    at = end;
+                }
+                Ok(match close {
+                    true => Encoded::Closed(
+                        leaves
+                            .into_iter()
+                            .map(|w| w.close())
+                            .collect::<std::result::Result<_, _>>()?,
+                    ),
+                    false => Encoded::Open(leaves),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        if !close {
+            for e in done {
+                if let Encoded::Open(leaves) = e {
+                    self.columns.extend(leaves);
+                }
+            }
+            return Ok(());
+        }
+        self.groups += 1;
+        self.columns = self.factory.create_column_writers(self.groups)?;
         let mut group = self.file.next_row_group()?;
-        for chunk in chunks {
-            chunk.append_to_row_group(&mut group)?;
+        for e in done {
+            if let Encoded::Closed(chunks) = e {
+                for chunk in chunks {
+                    chunk.append_to_row_group(&mut group)?;
+                }
+            }
         }
         group.close()?;
-        self.rows = 0;
         Ok(())
     }
 }
+
+/// A file's rows a column at a time: `(column, rows)` gives that slice of
+/// the column (`FileWriter::write_columns`).
+pub type Slicer<'a> = dyn Fn(usize, Range<usize>) -> Result<ArrayRef> + Sync + 'a;
+
+/// A column's leaf writers after its rows of a row group: still open, or
+/// closed into chunks at the row group's end.
+enum Encoded {
+    Open(Vec<ArrowColumnWriter>),
+    Closed(Vec<ArrowColumnChunk>),
+}
+
+/// Leaf columns of each of the transactions schema's columns (a list of
+/// records has one a field).
+static LEAVES: LazyLock<Vec<usize>> = LazyLock::new(|| {
+    TRANSACTIONS
+        .fields()
+        .iter()
+        .map(|f| {
+            compute_leaves(f, &new_empty_array(f.data_type())).map_or(1, |leaves| leaves.len())
+        })
+        .collect()
+});
 
 /// Sort key that makes output independent of threads and chunking.
 type OrderKey = (i64, u32, u64, u64);
@@ -436,14 +552,14 @@ impl Spool {
             let name = format!("{}-{}.parquet", self.prefix, self.files);
             self.files += 1;
             let sources: Vec<&RecordBatch> = spool.batches.iter().collect();
-            let slices = spool.keys.chunks(BATCH_ROWS).map(|keys| {
-                let rows: Vec<(usize, usize)> = keys
-                    .iter()
-                    .map(|&(_, b, r)| (b as usize, r as usize))
-                    .collect();
-                gather(&TRANSACTIONS, &sources, &rows, &texts)
-            });
-            self.staged.write(&self.root, &day, &name, slices)?;
+            let order: Vec<(usize, usize)> = spool
+                .keys
+                .iter()
+                .map(|&(_, b, r)| (b as usize, r as usize))
+                .collect();
+            drop(spool.keys);
+            self.staged
+                .write_spooled(&self.root, &day, &name, &sources, &order, &texts)?;
         }
         self.memo.forget_texts();
         self.spooled = 0;
@@ -485,26 +601,34 @@ fn gather(
     texts: &[Option<ArrayRef>],
 ) -> Result<RecordBatch> {
     let columns = (0..schema.fields().len())
-        .map(|c| {
-            if let Some(Some(texts)) = texts.get(c) {
-                let keys: Vec<&dyn Array> = sources.iter().map(|b| b.column(c).as_ref()).collect();
-                Ok(take(texts, &interleave(&keys, rows)?, None)?)
-            } else if schema.field(c).data_type() == &DataType::Boolean {
-                let arrays: Vec<&BooleanArray> =
-                    sources.iter().map(|b| b.column(c).as_boolean()).collect();
-                let gathered: BooleanArray = rows
-                    .iter()
-                    .map(|&(b, r)| arrays[b].is_valid(r).then(|| arrays[b].value(r)))
-                    .collect();
-                Ok(Arc::new(gathered) as ArrayRef)
-            } else {
-                let arrays: Vec<&dyn Array> =
-                    sources.iter().map(|b| b.column(c).as_ref()).collect();
-                interleave(&arrays, rows)
-            }
-        })
-        .collect::<std::result::Result<Vec<_>, _>>()?;
+        .map(|c| gather_column(schema, c, sources, rows, texts))
+        .collect::<Result<Vec<_>>>()?;
     Ok(RecordBatch::try_new(schema.clone(), columns)?)
+}
+
+/// Column `c` of `schema`, of the rows `rows` picks from spooled
+/// `sources`, a coded column turned back into its `texts`.
+fn gather_column(
+    schema: &SchemaRef,
+    c: usize,
+    sources: &[&RecordBatch],
+    rows: &[(usize, usize)],
+    texts: &[Option<ArrayRef>],
+) -> Result<ArrayRef> {
+    if let Some(Some(texts)) = texts.get(c) {
+        let keys: Vec<&dyn Array> = sources.iter().map(|b| b.column(c).as_ref()).collect();
+        Ok(take(texts, &interleave(&keys, rows)?, None)?)
+    } else if schema.field(c).data_type() == &DataType::Boolean {
+        let arrays: Vec<&BooleanArray> = sources.iter().map(|b| b.column(c).as_boolean()).collect();
+        let gathered: BooleanArray = rows
+            .iter()
+            .map(|&(b, r)| arrays[b].is_valid(r).then(|| arrays[b].value(r)))
+            .collect();
+        Ok(Arc::new(gathered) as ArrayRef)
+    } else {
+        let arrays: Vec<&dyn Array> = sources.iter().map(|b| b.column(c).as_ref()).collect();
+        Ok(interleave(&arrays, rows)?)
+    }
 }
 
 #[cfg(test)]

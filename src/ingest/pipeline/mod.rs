@@ -454,8 +454,10 @@ fn finish(mut router: Router, mut shards: Vec<Shard>) -> Result<Finished> {
     for (cap, loss) in std::mem::take(&mut router.tcp).finish() {
         router.counts[cap as usize].not_decoded += loss.gaps + loss.partial;
     }
-    type Shard = (Vec<[u64; 3]>, write::Staged, Vec<dns::MalformedCounts>);
-    let results: Vec<Result<Shard>> = shards
+    // a shard's counts by status, its staged files, and the responses found
+    // malformed as their rows were built
+    type Ended = (Vec<[u64; 3]>, write::Staged, Vec<dns::MalformedCounts>);
+    let results: Vec<Result<Ended>> = shards
         .into_par_iter()
         .map(|mut s| {
             let rest = std::mem::replace(&mut s.correlator, Correlator::new(0)).finish();

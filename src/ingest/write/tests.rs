@@ -40,11 +40,8 @@ fn deeper_compressed_columns_are_leaves_of_the_schema() {
     assert_eq!(props.compression(&ColumnPath::from("ts")), zstd(ZSTD_LEVEL));
 }
 
-/// A device that is full (Linux's /dev/full refuses every write with
-/// ENOSPC) stops the file with an error that names it and says why.
-#[test]
-fn a_full_disk_names_the_file() {
-    // the sample's rows, as an ingest wrote them
+/// The sample's rows, as an ingest wrote them.
+fn sample_rows() -> Vec<RecordBatch> {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("ds");
     let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/sample.pcap");
@@ -71,6 +68,91 @@ fn a_full_disk_names_the_file() {
         }
     }
     assert!(batches.iter().map(|b| b.num_rows()).sum::<usize>() > 1000);
+    batches
+}
+
+/// The writer encodes each column on its own task, and a spool's file a
+/// gathered slice at a time; the bytes are still ArrowWriter's, row groups
+/// included: the sample's rows, repeated past one row group, in batches of
+/// uneven sizes.
+#[test]
+fn files_are_the_bytes_arrow_writer_writes() {
+    let rows = arrow::compute::concat_batches(&TRANSACTIONS, &sample_rows()).unwrap();
+    let n = rows.num_rows();
+    let copies = ROW_GROUP_ROWS / n + 2;
+    let sizes = [1, 5_000, BATCH_ROWS + 3, n];
+    let mut batches = Vec::new();
+    let (mut at, mut k) = (0, 0);
+    for _ in 0..copies {
+        while at < n {
+            let len = sizes[k % sizes.len()].min(n - at);
+            batches.push(rows.slice(at, len));
+            (at, k) = (at + len, k + 1);
+        }
+        at = 0;
+    }
+    let total: usize = batches.iter().map(|b| b.num_rows()).sum();
+    assert!(total > ROW_GROUP_ROWS);
+
+    let arrow_writer = |batches: &[RecordBatch]| {
+        let mut bytes = Vec::new();
+        let mut w =
+            ArrowWriter::try_new(&mut bytes, TRANSACTIONS.clone(), Some(properties())).unwrap();
+        for b in batches {
+            w.write(b).unwrap();
+        }
+        w.close().unwrap();
+        bytes
+    };
+    let expected = arrow_writer(&batches);
+
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("f.parquet");
+    let mut w = FileWriter::new(File::create(&path).unwrap()).unwrap();
+    for b in &batches {
+        w.write(b).unwrap();
+    }
+    w.finish().unwrap();
+    let got = fs::read(&path).unwrap();
+    assert!(
+        got == expected,
+        "{} bytes against ArrowWriter's {}",
+        got.len(),
+        expected.len()
+    );
+
+    // a spool's file: the same rows gathered from spooled batches, in order,
+    // as ArrowWriter writes them handed `BATCH_ROWS` at a time
+    let all = arrow::compute::concat_batches(&TRANSACTIONS, &batches).unwrap();
+    let by_batch_rows: Vec<RecordBatch> = (0..total)
+        .step_by(BATCH_ROWS)
+        .map(|at| all.slice(at, BATCH_ROWS.min(total - at)))
+        .collect();
+    let expected = arrow_writer(&by_batch_rows);
+    let mut staged = Staged::default();
+    let sources: Vec<&RecordBatch> = batches.iter().collect();
+    let order: Vec<(usize, usize)> = batches
+        .iter()
+        .enumerate()
+        .flat_map(|(b, batch)| (0..batch.num_rows()).map(move |r| (b, r)))
+        .collect();
+    staged
+        .write_spooled(tmp.path(), "2023-11-14", "s.parquet", &sources, &order, &[])
+        .unwrap();
+    let placed = staged.place().unwrap();
+    assert_eq!(placed[0].rows, total as u64);
+    let spooled = tmp
+        .path()
+        .join(TRANSACTIONS_DIR)
+        .join("date=2023-11-14/s.parquet");
+    assert!(fs::read(spooled).unwrap() == expected);
+}
+
+/// A device that is full (Linux's /dev/full refuses every write with
+/// ENOSPC) stops the file with an error that names it and says why.
+#[test]
+fn a_full_disk_names_the_file() {
+    let batches = sample_rows();
     let full = File::options().write(true).open("/dev/full").unwrap();
     let path = Path::new("/data/transactions/date=2023-01-01/.part-x.tmp");
     let mut info = DataFile {
