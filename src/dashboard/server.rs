@@ -34,6 +34,7 @@ use serde_json::json;
 
 use super::{find, rows, rows_at_most, run_panel, run_summary, Panel, View, PANELS};
 
+mod errors;
 mod routes;
 
 use crate::error::Error;
@@ -41,6 +42,7 @@ use crate::query::engine::EngineOptions;
 use crate::query::output::{write_stream, Format};
 use crate::query::policy::Guard;
 use crate::query::{Session, FILTERS, RAW};
+use errors::{bad, ApiError};
 use routes::router;
 
 /// The columns the panels read (their saved queries, the header and every
@@ -216,74 +218,6 @@ fn fingerprint(dir: &Path) -> Option<String> {
         out.push('|');
     }
     Some(out)
-}
-
-/// An error as the page gets it: a status and a reason.
-struct ApiError(StatusCode, String);
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        (self.0, Json(json!({ "error": self.1 }))).into_response()
-    }
-}
-
-impl From<anyhow::Error> for ApiError {
-    fn from(e: anyhow::Error) -> ApiError {
-        if let Some(msg) = exhausted(&e) {
-            return ApiError(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!(
-                    "the query needs more memory than dnsq serve's --memory-limit allows ({}); \
-                     restart it with a higher --memory-limit, or narrow the view (a time range, \
-                     a filter)",
-                    msg.trim()
-                ),
-            );
-        }
-        let status = match e.downcast_ref::<Error>() {
-            Some(Error::Refused(why)) => {
-                let why = why.replace(crate::query::policy::READ_ONLY, "dnsq serve is read-only");
-                return ApiError(StatusCode::FORBIDDEN, why);
-            }
-            Some(Error::Usage(_)) => StatusCode::BAD_REQUEST,
-            Some(Error::DataFusion(df)) if is_plan_error(df) => StatusCode::BAD_REQUEST,
-            _ => StatusCode::INTERNAL_SERVER_ERROR,
-        };
-        ApiError(status, format!("{e:#}"))
-    }
-}
-
-impl From<Error> for ApiError {
-    fn from(e: Error) -> ApiError {
-        anyhow::Error::from(e).into()
-    }
-}
-
-/// DataFusion's message when a query ran out of the engine's memory pool.
-fn exhausted(e: &anyhow::Error) -> Option<String> {
-    use datafusion::error::DataFusionError as D;
-    e.chain().find_map(|cause| {
-        let df = match cause.downcast_ref::<Error>() {
-            Some(Error::DataFusion(df)) => df,
-            _ => cause.downcast_ref::<D>()?,
-        };
-        match df.find_root() {
-            D::ResourcesExhausted(msg) => Some(msg.clone()),
-            _ => None,
-        }
-    })
-}
-
-fn is_plan_error(e: &datafusion::error::DataFusionError) -> bool {
-    use datafusion::error::DataFusionError as D;
-    matches!(
-        e.find_root(),
-        D::Plan(_) | D::SQL(..) | D::SchemaError(..) | D::NotImplemented(_)
-    )
-}
-
-fn bad(reason: impl Into<String>) -> ApiError {
-    ApiError(StatusCode::BAD_REQUEST, reason.into())
 }
 
 /// Says on stderr when a request was dropped before it answered: the

@@ -2,6 +2,7 @@ use super::*;
 use arrow::array::Int32Array;
 use arrow::compute::interleave_record_batch;
 use arrow::datatypes::{Field, Schema};
+use parquet::arrow::ArrowWriter;
 
 #[test]
 fn delta_columns_are_integer_columns_of_the_schema() {
