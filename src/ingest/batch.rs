@@ -314,10 +314,13 @@ where
         ede_code.append_option(redns.and_then(|e| e.ede_code.map(i32::from)));
         ede_text.append_option(redns.and_then(|e| e.ede_text.as_deref()));
         let fault = sections.append(r.map(|r| &*r.msg));
-        let r_malformed = r.is_some_and(|r| match r.msg.unchecked {
-            // its records are checked now, as they are rendered
-            true => memo.checked(r.capture, fault, r.msg.cut),
-            false => r.msg.malformed,
+        // an unchecked response's records are checked now, as they are rendered
+        let r_malformed = r.is_some_and(|r| {
+            if r.msg.unchecked {
+                memo.checked(r.capture, fault, r.msg.cut)
+            } else {
+                r.msg.malformed
+            }
         });
         malformed.append_value(q.is_some_and(|q| q.msg.malformed) || r_malformed);
         let cap = first.capture;

@@ -189,10 +189,8 @@ impl Memo {
     /// the capture cut it short. Counts it if it is malformed, which it
     /// returns.
     pub(super) fn checked(&mut self, capture: u32, fault: Option<DecodeError>, cut: bool) -> bool {
-        let reason = match fault {
-            Some(e) => Malformed::Decode(e),
-            None if cut => Malformed::Cut,
-            None => return false,
+        let Some(reason) = Malformed::of(fault, cut) else {
+            return false;
         };
         let c = capture as usize;
         if self.malformed.len() <= c {

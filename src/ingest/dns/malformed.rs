@@ -13,6 +13,16 @@ pub enum Malformed {
 }
 
 impl Malformed {
+    /// Why a decoded message is malformed, if it is: the fault its decoding
+    /// stopped at, else its being cut short by the capture.
+    pub fn of(fault: Option<DecodeError>, cut: bool) -> Option<Malformed> {
+        match fault {
+            Some(e) => Some(Malformed::Decode(e)),
+            None if cut => Some(Malformed::Cut),
+            None => None,
+        }
+    }
+
     /// Every reason, in the order of the captures table's columns.
     pub const ALL: [Malformed; 7] = [
         Malformed::Decode(DecodeError::Truncated),

@@ -116,10 +116,8 @@ pub(super) fn observe(
     n.dns_messages += 1;
     // an unchecked one is counted when its row is built
     if !msg.unchecked {
-        if let Some(e) = msg.error {
-            n.malformed_by[dns::Malformed::Decode(e)] += 1;
-        } else if cut {
-            n.malformed_by[dns::Malformed::Cut] += 1;
+        if let Some(reason) = dns::Malformed::of(msg.error, cut) {
+            n.malformed_by[reason] += 1;
         }
         n.malformed += msg.malformed as u64;
     }
