@@ -207,6 +207,55 @@ fn reingesting_does_not_duplicate_rows() {
     assert_eq!(sql(tmp.path(), "select count(*) from captures")[1][0], "1");
 }
 
+/// A capture big enough that its hash is done long before its decoding: on
+/// two threads it is hashed beside the decoding and found in the dataset while
+/// it is read, on one it is hashed first; either way nothing is added, and the
+/// dataset answers as before. A copy under another name is the same capture.
+#[test]
+fn a_large_capture_ingested_again_adds_nothing_on_any_thread_count() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cap = tmp.path().join("big.pcap");
+    let o = run(dnsq()
+        .args(["synth", "--packets", "200000", "--seed", "3"])
+        .arg(&cap));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let copy = tmp.path().join("copy.pcap");
+    std::fs::copy(&cap, &copy).unwrap();
+    let data = tmp.path().join("data");
+    ingest(&data, &[&cap], &["--threads", "2"]);
+    let totals = "select count(*), sum(response_time_ms), count(distinct qname) from transactions";
+    let before = sql(&data, totals);
+    let files = walk(&data);
+    for (c, threads) in [(&cap, "2"), (&copy, "2"), (&cap, "1"), (&copy, "1")] {
+        let o = ingest(&data, &[c], &["--threads", threads]);
+        assert!(
+            stderr(&o).contains(&format!("{}: already in", c.display())),
+            "{threads} threads: {}",
+            stderr(&o)
+        );
+        assert_no_panic(&o);
+        assert_eq!(sql(&data, totals), before, "{threads} threads");
+        assert_eq!(sql(&data, "select count(*) from captures")[1][0], "1");
+        // no file added, none left behind, not even a hidden temporary one
+        assert_eq!(walk(&data), files, "{threads} threads");
+    }
+}
+
+/// Every file under `dir`, sorted.
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out.sort();
+    out
+}
+
 #[test]
 fn compressed_captures_give_the_same_rows() {
     let raw = std::fs::read(sample()).unwrap();

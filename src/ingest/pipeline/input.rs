@@ -3,11 +3,11 @@
 
 use super::*;
 
-/// A capture ready to be read: a mapped file already walked into chunks and
-/// hashed (SHA-256 of its content, hex), or a stream (standard input, a
-/// compressed file) read piece by piece.
+/// A capture ready to be read: a mapped file already walked into chunks (its
+/// content hash, SHA-256 in hex, comes later: [`hash_mapped`]), or a stream
+/// (standard input, a compressed file) read piece by piece.
 pub(super) enum Opened {
-    Mapped(Capture, capture::Walk, String),
+    Mapped(Capture, capture::Walk, Option<String>),
     Stream(Box<StreamReader>, Option<StreamPiece>),
 }
 
@@ -17,10 +17,8 @@ impl Opened {
         let regular = p.as_os_str() != "-" && std::fs::metadata(p).is_ok_and(|m| m.is_file());
         if regular && !is_compressed(p)? {
             let c = Capture::open(p)?;
-            // two passes over the whole file, side by side: the content hash
-            // (to skip a capture already ingested) no longer waits for the walk
-            let (w, sha256) = rayon::join(|| c.walk(chunk_bytes), || content_hash(&c));
-            return Ok(Opened::Mapped(c, w, sha256));
+            let w = c.walk(chunk_bytes);
+            return Ok(Opened::Mapped(c, w, None));
         }
         let mut r = StreamReader::open(p, chunk_bytes)?;
         let first = r.next_piece()?;
@@ -44,6 +42,45 @@ impl Opened {
             Opened::Mapped(c, ..) => &c.path,
             Opened::Stream(r, _) => r.path(),
         }
+    }
+}
+
+/// SHA-256 of a capture's (decompressed) bytes, read a slice at a time so
+/// that a mapped file's pages do not stay in memory.
+pub(super) fn content_hash(c: &Capture) -> String {
+    const SLICE: usize = 16 << 20;
+    let mut h = Sha256::new();
+    for start in (0..c.bytes.len()).step_by(SLICE) {
+        let end = (start + SLICE).min(c.bytes.len());
+        h.update(&c.bytes[start..end]);
+        c.release(start, end);
+    }
+    hex(&h.finalize())
+}
+
+/// A mapped capture's content hash, computed on a thread of its own (outside
+/// the pool: a pool thread would be kept from decoding for the whole pass).
+#[derive(Default)]
+pub(super) struct Hashing(Option<std::thread::JoinHandle<String>>);
+
+impl Hashing {
+    pub(super) fn start(cap: Arc<Capture>) -> Hashing {
+        Hashing(Some(std::thread::spawn(move || content_hash(&cap))))
+    }
+
+    /// The hash, if it is done.
+    pub(super) fn done(&mut self) -> Option<String> {
+        if self.0.as_ref().is_some_and(|h| h.is_finished()) {
+            self.wait()
+        } else {
+            None
+        }
+    }
+
+    /// The hash, waiting for it; `None` if none was started or it was taken.
+    pub(super) fn wait(&mut self) -> Option<String> {
+        let h = self.0.take()?;
+        Some(h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
     }
 }
 
