@@ -4,8 +4,9 @@
 use super::*;
 
 /// A capture ready to be read: a mapped file already walked into chunks (its
-/// content hash, SHA-256 in hex, comes later: [`hash_mapped`]), or a stream
-/// (standard input, a compressed file) read piece by piece.
+/// content hash, SHA-256 in hex, is filled in by `ingest_opened`, before the
+/// ingest or beside it: [`Hashing`]), or a stream (standard input, a
+/// compressed file) read piece by piece.
 pub(super) enum Opened {
     Mapped(Capture, capture::Walk, Option<String>),
     Stream(Box<StreamReader>, Option<StreamPiece>),

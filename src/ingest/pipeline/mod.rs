@@ -239,13 +239,12 @@ fn ingest_opened(
 
     let progress = progress_bar(cfg.progress, (!any_stream).then_some(total_bytes));
     // the lone capture hashed beside the decoding: checked once its hash is in
-    let mut hashed = None;
     let mut check = || -> Result<()> {
         if let Some(h) = hashing.done() {
             if writer.holds(&h)? {
                 return Err(Error::AlreadyThere);
             }
-            hashed = Some(h);
+            inputs[0].sha256 = Some(h);
         }
         Ok(())
     };
@@ -261,7 +260,7 @@ fn ingest_opened(
     .and_then(|()| streams_ended(&mut sources, &mut inputs));
     match &result {
         Ok(()) => {
-            if let Some(h) = hashed.or_else(|| hashing.wait()) {
+            if let Some(h) = hashing.wait() {
                 inputs[0].sha256 = Some(h);
             }
         }
