@@ -59,6 +59,9 @@ use crate::dataset::schema::{CAPTURES, DATE, TRANSACTIONS};
 use crate::error::{Error, Result};
 
 pub const TRANSACTIONS_DIR: &str = "transactions";
+/// Where a commit's `commitInfo` keeps what its ingest found out about the
+/// dataset (`query::summary`).
+pub const SUMMARY_KEY: &str = "dnsq.summary";
 pub const CAPTURES_DIR: &str = "captures";
 pub const WRITERS_DIR: &str = "_writers";
 pub const LOG_DIR: &str = "_delta_log";

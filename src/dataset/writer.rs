@@ -105,6 +105,16 @@ impl Writer {
         Ok(w)
     }
 
+    /// The table as this writer loaded it: what its commit builds on.
+    pub fn table(&self) -> &DeltaTable {
+        &self.table
+    }
+
+    /// Whether the dataset is on an object store (the files are staged here).
+    pub fn is_remote(&self) -> bool {
+        self.remote.is_some()
+    }
+
     /// The local directory this writer writes its files to.
     pub fn root(&self) -> &Path {
         &self.root
@@ -286,6 +296,18 @@ impl Writer {
     /// all of them are there, nothing is committed; when only some are, the
     /// ingest fails without committing (its files mix their rows).
     pub fn commit(&mut self, files: &[DataFile], sha256s: &[String]) -> Result<Committed> {
+        self.commit_with(files, sha256s, None)
+    }
+
+    /// [`Writer::commit`], with the summary (`query::summary`) of the version
+    /// the commit builds on plus `files`: `(that version, summary)`. The
+    /// summary goes into the commit only when it lands on that version.
+    pub fn commit_with(
+        &mut self,
+        files: &[DataFile],
+        sha256s: &[String],
+        summary: Option<(Option<u64>, serde_json::Value)>,
+    ) -> Result<Committed> {
         self.upload(files)?;
         let mut attempts = 0;
         loop {
@@ -333,10 +355,16 @@ impl Writer {
                 partition_by: Some(vec![DATE.to_string()]),
                 predicate: None,
             };
-            let metadata = HashMap::from([
+            let mut metadata = HashMap::from([
                 ("dnsq.version".to_string(), env!("CARGO_PKG_VERSION").into()),
                 ("dnsq.ingest".to_string(), self.id.clone().into()),
             ]);
+            match &summary {
+                Some((base, s)) if self.table.version() == *base => {
+                    metadata.insert(super::SUMMARY_KEY.to_string(), s.clone());
+                }
+                _ => {}
+            }
             let props = CommitProperties::default()
                 .with_metadata(metadata)
                 .with_max_retries(0);

@@ -101,6 +101,9 @@ pub fn parse_endpoint(s: &str) -> std::result::Result<(String, u16), String> {
 #[derive(Debug, Default)]
 pub struct Legs {
     resolvers: OnceLock<Resolvers>,
+    /// Resolvers the ingest found and kept (`summary`) are announced once,
+    /// by the first statement that uses `leg`, as found ones are.
+    announced: std::sync::atomic::AtomicBool,
 }
 
 impl Legs {
@@ -116,6 +119,15 @@ impl Legs {
         legs
     }
 
+    /// Legs over resolvers found in the data before (by the ingest that made
+    /// the dataset's latest version, `summary`); unless named already.
+    pub fn keep_found(&self, endpoints: Vec<(String, u16)>) {
+        let _ = self.resolvers.set(Resolvers {
+            endpoints,
+            found: true,
+        });
+    }
+
     pub fn get(&self) -> Option<&Resolvers> {
         self.resolvers.get()
     }
@@ -123,17 +135,20 @@ impl Legs {
     /// Finds the resolvers in `table` (the stored transactions) unless they
     /// are known already; `Some` when this call found them.
     pub async fn ensure(&self, ctx: &SessionContext, table: &str) -> Result<Option<&Resolvers>> {
-        if self.resolvers.get().is_some() {
-            return Ok(None);
+        use std::sync::atomic::Ordering;
+        if let Some(r) = self.resolvers.get() {
+            let first = r.found && !self.announced.swap(true, Ordering::Relaxed);
+            return Ok(first.then_some(r));
         }
         let found = find(ctx, table).await?;
         let _ = self.resolvers.set(found);
+        self.announced.store(true, Ordering::Relaxed);
         Ok(self.resolvers.get())
     }
 }
 
 /// Endpoints that set RA in most responses, whose address also asked another endpoint.
-async fn find(ctx: &SessionContext, table: &str) -> Result<Resolvers> {
+pub(crate) async fn find(ctx: &SessionContext, table: &str) -> Result<Resolvers> {
     use futures::TryStreamExt;
     let candidates_sql = format!(
         "SELECT server_ip, server_port FROM {table} \

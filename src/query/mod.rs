@@ -16,6 +16,7 @@ pub mod params;
 pub mod percentiles;
 pub mod policy;
 pub mod saved;
+pub mod summary;
 pub mod table;
 
 mod filters;
@@ -52,6 +53,8 @@ pub struct Session {
     spans: Arc<std::sync::Mutex<Spans>>,
     /// The rows behind `transactions`, when [`Session::in_memory`] read them.
     held: Option<Arc<memory::Held>>,
+    /// What the ingest of the version read found out (`summary`), if it kept it.
+    pub summary: Option<Arc<summary::Summary>>,
 }
 
 /// The table as stored; `transactions` is a view of it with the computed
@@ -169,8 +172,13 @@ impl Session {
         ctx.register_udf(datafusion::logical_expr::ScalarUDF::new_from_impl(
             legs::LegFn::new(legs.clone()),
         ));
+        let mut kept = None;
         match dataset::open_table(dir).await? {
             Some(table) => {
+                kept = summary::of_version(&table).await.map(Arc::new);
+                if let Some(s) = kept.as_ref().filter(|_| options.resolvers.is_empty()) {
+                    legs.keep_found(s.resolvers.clone());
+                }
                 table
                     .update_datafusion_session(&ctx.state())
                     .map_err(|e| Error::io(&tx_dir, std::io::Error::other(e.to_string())))?;
@@ -192,7 +200,25 @@ impl Session {
             legs,
             spans: Default::default(),
             held: None,
+            summary: kept,
         })
+    }
+
+    /// The registered domain `domain_timeline` follows on `leg` when it is
+    /// given none, if the dataset's summary answers that without a scan: the
+    /// query covers all the data (no domain, time range or filter given) and
+    /// its legs are the summary's (no `--resolver` named).
+    pub fn busiest_kept(&self, given: &params::Given, leg: &str, filtered: bool) -> Option<String> {
+        let s = self.summary.as_ref()?;
+        let whole = !filtered
+            && ["domain", "since", "until"]
+                .iter()
+                .all(|k| !given.values.contains_key(*k));
+        let r = self.legs.get()?;
+        let same_legs = r.found && r.endpoints == s.resolvers;
+        (whole && same_legs)
+            .then(|| s.busiest(leg).map(str::to_string))
+            .flatten()
     }
 
     /// A session of its own over the same tables, engine and resolvers:
@@ -236,6 +262,7 @@ impl Session {
             legs: self.legs.clone(),
             spans: self.spans.clone(),
             held: None,
+            summary: self.summary.clone(),
         })
     }
 

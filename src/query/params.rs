@@ -36,8 +36,8 @@ pub const GLOBALS: &[(&str, &str, &str)] = &[
 ];
 
 /// Earliest and latest instant dnsq stores (ingest clamps timestamps to these).
-const FIRST: &str = "1900-01-01T00:00:00Z";
-const LAST: &str = "2200-01-01T00:00:00Z";
+pub(crate) const FIRST: &str = "1900-01-01T00:00:00Z";
+pub(crate) const LAST: &str = "2200-01-01T00:00:00Z";
 
 /// One `-- param:` line of a saved query.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -282,7 +282,7 @@ fn interval(d: Duration) -> ScalarValue {
     }))
 }
 
-fn timestamp(us: i64) -> ScalarValue {
+pub(crate) fn timestamp(us: i64) -> ScalarValue {
     ScalarValue::TimestampMicrosecond(Some(us), Some("UTC".into()))
 }
 

@@ -338,14 +338,15 @@ fn ingest_opened(
             dataset::crash_point("before-place");
             staged.place()
         })?;
-    dataset::crash_point("before-commit");
-    dataset::test_delay();
-    dataset::check_interrupt()?;
     report.files_written = files
         .iter()
         .map(|f| cfg.out.join(write::TRANSACTIONS_DIR).join(&f.rel))
         .collect();
-    match writer.commit(&files, &hashes)? {
+    let summary = summarize(writer, &report.files_written);
+    dataset::crash_point("before-commit");
+    dataset::test_delay();
+    dataset::check_interrupt()?;
+    match writer.commit_with(&files, &hashes, summary)? {
         dataset::Committed::Version(v) => report.version = Some(v),
         dataset::Committed::AlreadyThere(_) => {
             // another dnsq committed the same captures while this one ran
@@ -357,6 +358,44 @@ fn ingest_opened(
         }
     }
     Ok(())
+}
+
+/// What the dataset will hold after the commit, for queries not to scan for
+/// it (`query::summary`): on a local disk, over the table the commit builds on
+/// and the files it adds. Without it (an object store, or it failed) the
+/// commit goes as it is and queries find the same answers by scanning.
+fn summarize(
+    writer: &dataset::Writer,
+    files: &[PathBuf],
+) -> Option<(Option<u64>, serde_json::Value)> {
+    if writer.is_remote() {
+        return None;
+    }
+    // one scan on this thread: what the pipeline freed here is reused, and
+    // the ingest's peak memory stays the pipeline's (2 partitions on the
+    // threads of a runtime of their own took a 20 M-packet ingest's peak RSS
+    // from 460 to 590 MiB)
+    let summary = tokio::runtime::Builder::new_current_thread()
+        .max_blocking_threads(1)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io(writer.root(), e))
+        .and_then(|rt| {
+            rt.block_on(crate::query::summary::at_commit(
+                writer.root(),
+                writer.table(),
+                files,
+            ))
+        });
+    match summary {
+        Ok(s) => Some(s),
+        Err(e) => {
+            eprintln!(
+                "dnsq: note: the dataset's summary was not kept ({e}); queries will scan for it"
+            );
+            None
+        }
+    }
 }
 
 /// Decodes window after window of pieces in parallel while the previous
