@@ -215,6 +215,18 @@ fn each_commit_keeps_the_summary_of_its_own_version() {
     copy_dir(&dir, &older);
     edit_summary(&older, 2, |_| None);
     same_timelines(&older, &bare, &[]);
+
+    // a small capture added to a dataset more than 4 times its size: its
+    // commit rescans nothing and keeps no summary; the answers stay
+    ingest(&dir, &[&sample()], &[]);
+    assert_eq!(summary(&dir, 3), None);
+    let rows = |d: &Path| sql(d, "SELECT count(*) FROM transactions")[1][0].clone();
+    assert!(rows(&dir).parse::<u64>().unwrap() > 5 * 1298);
+    let bare = tmp.path().join("bare3");
+    copy_dir(&dir, &bare);
+    edit_summary(&bare, 1, |_| None);
+    edit_summary(&bare, 2, |_| None);
+    same_timelines(&dir, &bare, &[]);
 }
 
 #[test]
