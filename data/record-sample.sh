@@ -10,6 +10,8 @@
 #
 # Needs root and the Debian packages knot knot-dnsutils unbound dnsutils dnsperf tcpdump.
 # Usage: sudo data/record-sample.sh [OUT.pcap]   (default data/sample.pcap)
+# DNSPERF_SECONDS and DNSPERF_QPS (default 8 and 150: data/sample.pcap) lengthen the load,
+# for a capture of real servers' traffic at scale (benches/real.sh).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 out=${1:-$here/sample.pcap}
@@ -163,7 +165,8 @@ for i in $(seq 1 40); do
 done > "$w/queries.txt"
 { echo "www.example.test A"; echo "www.example.test AAAA"; echo "nosuch$RANDOM.example.test A";
   echo "api.other.test A"; echo "example.test MX"; } >> "$w/queries.txt"
-dnsperf -a 127.0.0.101 -s $R -d "$w/queries.txt" -l 8 -Q 150 -c 4 > "$w/dnsperf.log" 2>&1 || true
+dnsperf -a 127.0.0.101 -s $R -d "$w/queries.txt" -l "${DNSPERF_SECONDS:-8}" -Q "${DNSPERF_QPS:-150}" -c 4 \
+  > "$w/dnsperf.log" 2>&1 || true
 wait "${slow[@]}" || true
 sleep 1
 kill "${pids[0]}"; sleep 1
