@@ -436,10 +436,14 @@ impl Shell {
             }
         };
         let width = terminal_width();
+        // the busiest domain the ingest found, instead of a scan for it
+        let given = self
+            .session
+            .with_kept_domain(text, &header, &self.given, false);
         let work = async {
             let binder = Binder {
                 header: &header,
-                given: &self.given,
+                given: &given,
             };
             for st in statements {
                 let mut notes = Vec::new();

@@ -114,18 +114,7 @@ pub fn run(a: SqlArgs) -> anyhow::Result<ExitCode> {
         let guard = Guard::new(&session.ctx, &dir, a.allow_write).await?;
         session.filter(&a.scope.filters).await?;
         // the busiest domain the ingest found, instead of a scan for it
-        let mut given = given.clone();
-        if Some(sql.as_str()) == saved::find("domain_timeline") {
-            let leg = given
-                .values
-                .get("leg")
-                .cloned()
-                .or_else(|| header.declared("leg").map(|d| d.default.clone()));
-            let filtered = !a.scope.filters.is_empty();
-            if let Some(d) = leg.and_then(|l| session.busiest_kept(&given, &l, filtered)) {
-                given.values.insert("domain".into(), d);
-            }
-        }
+        let given = session.with_kept_domain(&sql, &header, &given, !a.scope.filters.is_empty());
         let binder = Binder {
             header: &header,
             given: &given,

@@ -221,6 +221,30 @@ impl Session {
             .flatten()
     }
 
+    /// `given`, with `$domain` bound to the domain the summary kept when `sql`
+    /// is the saved `domain_timeline` and [`Session::busiest_kept`] answers
+    /// for its leg: the same rows, without a scan for the busiest domain.
+    pub fn with_kept_domain(
+        &self,
+        sql: &str,
+        header: &params::Header,
+        given: &params::Given,
+        filtered: bool,
+    ) -> params::Given {
+        let mut given = given.clone();
+        if Some(sql) == saved::find("domain_timeline") {
+            let leg = given
+                .values
+                .get("leg")
+                .cloned()
+                .or_else(|| header.declared("leg").map(|d| d.default.clone()));
+            if let Some(d) = leg.and_then(|l| self.busiest_kept(&given, &l, filtered)) {
+                given.values.insert("domain".into(), d);
+            }
+        }
+        given
+    }
+
     /// A session of its own over the same tables, engine and resolvers:
     /// what one request of `dnsq serve` filters and queries without touching
     /// the others'. The memory pool is shared, so concurrent queries stay
