@@ -261,3 +261,70 @@ fn a_summary_that_does_not_parse_is_not_believed() {
         same_timelines(&told, &bare, &[]);
     }
 }
+
+/// Three ingests at once: the one whose commit lands first keeps the
+/// summary of its own capture alone (what it computed over the empty
+/// dataset), the two that lost the race and committed on top keep none, and
+/// the answers are a scan's.
+#[test]
+fn ingests_that_race_keep_only_summaries_of_their_own_version() {
+    let tmp = tempfile::tempdir().unwrap();
+    let synth = tmp.path().join("synth.pcap");
+    let out = run(dnsq()
+        .args(["synth", "--packets", "20000", "--seed", "5"])
+        .arg(&synth));
+    assert!(out.status.success());
+    let captures = [repo().join("data/legs.pcap"), sample(), synth];
+    // each capture's summary, ingested alone
+    let alone: Vec<Value> = captures
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let d = tmp.path().join(format!("alone{i}"));
+            ingest(&d, &[c], &["--ports", "5300"]);
+            summary(&d, 1).unwrap()
+        })
+        .collect();
+    let dir = tmp.path().join("ds");
+    let kids: Vec<_> = captures
+        .iter()
+        .map(|c| {
+            dnsq()
+                .arg("ingest")
+                .arg("-o")
+                .arg(&dir)
+                .args(["--ports", "5300"])
+                .arg(c)
+                // every writer loads the empty table before the first commit
+                .env("DNSQ_TEST_COMMIT_DELAY_MS", "3000")
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for k in kids {
+        let o = k.wait_with_output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    assert_eq!(
+        commits(&dir).len(),
+        4,
+        "the table's creation and three commits"
+    );
+    let first = summary(&dir, 1).expect("the first commit keeps its summary");
+    assert!(alone.contains(&first), "{first} is one capture's alone");
+    assert_eq!(
+        summary(&dir, 2),
+        None,
+        "a commit that lost a race keeps none"
+    );
+    assert_eq!(
+        summary(&dir, 3),
+        None,
+        "a commit that lost a race keeps none"
+    );
+    let bare = tmp.path().join("bare");
+    copy_dir(&dir, &bare);
+    edit_summary(&bare, 1, |_| None);
+    same_timelines(&dir, &bare, &[]);
+}
