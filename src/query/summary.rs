@@ -16,7 +16,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow::array::AsArray;
+use arrow::array::{Array, AsArray};
 use arrow::datatypes::Int64Type;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
@@ -127,33 +127,38 @@ pub async fn compute(ctx: &SessionContext, table: &str) -> Result<Summary> {
         .await?
         .try_collect()
         .await?;
-    let mut by_leg: HashMap<String, HashMap<String, i64>> = HashMap::new();
-    for b in &batches {
-        let (domains, legs) = (strings(b.column(0))?, strings(b.column(1))?);
-        let n = b.column(2).as_primitive::<Int64Type>();
-        for i in 0..b.num_rows() {
-            let d = domains.value(i);
-            for l in [legs.value(i), "all"] {
-                *by_leg
-                    .entry(l.to_string())
-                    .or_default()
-                    .entry(d.to_string())
-                    .or_default() += n.value(i);
+    // each (domain, leg) is one row of the answer: a leg's busiest is the
+    // best of its rows; `all` adds a domain's legs up first
+    let columns = batches
+        .iter()
+        .map(|b| -> Result<_> {
+            let n = b.column(2).as_primitive::<Int64Type>();
+            Ok((strings(b.column(0))?, strings(b.column(1))?, n))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    // `ORDER BY count(*) DESC, reg_domain LIMIT 1`, as the saved query has it
+    fn better(n: i64, d: &str, best: Option<(i64, &str)>) -> bool {
+        best.is_none_or(|(bn, bd)| n > bn || (n == bn && d < bd))
+    }
+    let mut best: HashMap<&str, (i64, &str)> = HashMap::new();
+    let mut all: foldhash::HashMap<&str, i64> = Default::default();
+    for (domains, legs, n) in &columns {
+        for i in 0..domains.len() {
+            let (d, l, n) = (domains.value(i), legs.value(i), n.value(i));
+            if better(n, d, best.get(l).copied()) {
+                best.insert(l, (n, d));
             }
+            *all.entry(d).or_default() += n;
         }
     }
-    // `ORDER BY count(*) DESC, reg_domain LIMIT 1`, as the saved query has it
+    for (&d, &n) in &all {
+        if better(n, d, best.get("all").copied()) {
+            best.insert("all", (n, d));
+        }
+    }
     let busiest = LEGS
         .iter()
-        .map(|&l| {
-            let top = by_leg.get(l).and_then(|counts| {
-                counts
-                    .iter()
-                    .max_by(|a, b| a.1.cmp(b.1).then_with(|| b.0.cmp(a.0)))
-                    .map(|(d, _)| d.clone())
-            });
-            (l.to_string(), top)
-        })
+        .map(|&l| (l.to_string(), best.get(l).map(|(_, d)| d.to_string())))
         .collect();
     Ok(Summary {
         resolvers: found.endpoints,
