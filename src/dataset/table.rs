@@ -58,6 +58,12 @@ pub(super) async fn open_or_create(
         .with_comment("DNS transactions written by dnsq (one row per query and its response)")
         .with_actions(actions)
         .with_save_mode(SaveMode::ErrorIfExists)
+        // a creation that lost the race for version 0 must not be tried
+        // again at version 1: with delta-rs' retries, two ingests of an
+        // empty directory at once committed the table's creation twice
+        .with_commit_properties(
+            deltalake::kernel::transaction::CommitProperties::default().with_max_retries(0),
+        )
         .await;
     match created {
         Ok(t) => {
