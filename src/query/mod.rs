@@ -55,6 +55,9 @@ pub struct Session {
     held: Option<Arc<memory::Held>>,
     /// What the ingest of the version read found out (`summary`), if it kept it.
     pub summary: Option<Arc<summary::Summary>>,
+    /// A statement created or dropped a view or table here: `transactions`
+    /// may no longer be all the data the summary speaks of.
+    altered: std::sync::atomic::AtomicBool,
 }
 
 /// The table as stored; `transactions` is a view of it with the computed
@@ -201,6 +204,7 @@ impl Session {
             spans: Default::default(),
             held: None,
             summary: kept,
+            altered: Default::default(),
         })
     }
 
@@ -211,6 +215,7 @@ impl Session {
     pub fn busiest_kept(&self, given: &params::Given, leg: &str, filtered: bool) -> Option<String> {
         let s = self.summary.as_ref()?;
         let whole = !filtered
+            && !self.altered.load(std::sync::atomic::Ordering::Relaxed)
             && ["domain", "since", "until"]
                 .iter()
                 .all(|k| !given.values.contains_key(*k));
@@ -287,6 +292,7 @@ impl Session {
             spans: self.spans.clone(),
             held: None,
             summary: self.summary.clone(),
+            altered: Default::default(),
         })
     }
 
@@ -440,6 +446,10 @@ impl Session {
         guard.check(&plan)?;
         guard.sql_options().verify_plan(&plan)?;
         let plan = views_are_temporary(plan);
+        if matches!(plan, LogicalPlan::Ddl(_)) {
+            self.altered
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         let plan = self.bind(plan, binder, notes).await?;
         // what the statement reads: a CREATE TABLE ... AS reads its query now
         // (a view reads when it is queried, and is checked then)
