@@ -8,21 +8,10 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
 
 use common::*;
-
-fn legs_dataset() -> (tempfile::TempDir, PathBuf) {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("ds");
-    ingest(
-        &dir,
-        &[&repo().join("data/legs.pcap")],
-        &["--ports", "5300"],
-    );
-    (tmp, dir)
-}
 
 /// `dnsq sql -d DIR ARGS...` with CSV output; asserts success.
 fn csv(dir: &Path, args: &[&str]) -> Vec<Vec<String>> {

@@ -215,10 +215,7 @@ fn reingesting_does_not_duplicate_rows() {
 fn a_large_capture_ingested_again_adds_nothing_on_any_thread_count() {
     let tmp = tempfile::tempdir().unwrap();
     let cap = tmp.path().join("big.pcap");
-    let o = run(dnsq()
-        .args(["synth", "--packets", "200000", "--seed", "3"])
-        .arg(&cap));
-    assert!(o.status.success(), "{}", stderr(&o));
+    synth(&cap, 200_000, 3);
     let copy = tmp.path().join("copy.pcap");
     std::fs::copy(&cap, &copy).unwrap();
     let data = tmp.path().join("data");

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{dnsq, repo, run, sample, sql};
+use common::{dnsq, ingest_cmd, repo, run, sample, sql};
 
 fn captures() -> [PathBuf; 3] {
     [
@@ -106,12 +106,6 @@ fn assert_clean(dir: &Path) {
         .flatten()
         .collect();
     assert!(writers.is_empty(), "writer locks left: {writers:?}");
-}
-
-fn ingest_cmd(dir: &Path, caps: &[&Path]) -> Command {
-    let mut c = dnsq();
-    c.arg("ingest").arg("-o").arg(dir).args(caps);
-    c
 }
 
 #[test]

@@ -132,13 +132,7 @@ fn same_timelines(a: &Path, b: &Path, extra: &[&str]) {
 
 #[test]
 fn the_kept_summary_agrees_with_tshark_and_with_a_scan() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("ds");
-    ingest(
-        &dir,
-        &[&repo().join("data/legs.pcap")],
-        &["--ports", "5300"],
-    );
+    let (tmp, dir) = legs_dataset();
     let s = summary(&dir, 1).expect("the ingest's commit keeps a summary");
     assert_eq!(s["resolvers"], serde_json::json!([["127.0.0.20", 53]]));
 
@@ -185,19 +179,10 @@ fn the_kept_summary_agrees_with_tshark_and_with_a_scan() {
 
 #[test]
 fn each_commit_keeps_the_summary_of_its_own_version() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("ds");
-    ingest(
-        &dir,
-        &[&repo().join("data/legs.pcap")],
-        &["--ports", "5300"],
-    );
+    let (tmp, dir) = legs_dataset();
     let first = summary(&dir, 1).unwrap();
     let synth = tmp.path().join("synth.pcap");
-    let out = run(dnsq()
-        .args(["synth", "--packets", "20000", "--seed", "5"])
-        .arg(&synth));
-    assert!(out.status.success());
+    common::synth(&synth, 20_000, 5);
     ingest(&dir, &[&synth], &[]);
     let second = summary(&dir, 2).expect("the second commit keeps its own");
     // the synthetic resolver's clients make another domain the busiest
@@ -231,13 +216,7 @@ fn each_commit_keeps_the_summary_of_its_own_version() {
 
 #[test]
 fn a_summary_that_does_not_parse_is_not_believed() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("ds");
-    ingest(
-        &dir,
-        &[&repo().join("data/legs.pcap")],
-        &["--ports", "5300"],
-    );
+    let (tmp, dir) = legs_dataset();
     let bare = tmp.path().join("bare");
     copy_dir(&dir, &bare);
     edit_summary(&bare, 1, |_| None);
@@ -270,10 +249,7 @@ fn a_summary_that_does_not_parse_is_not_believed() {
 fn ingests_that_race_keep_only_summaries_of_their_own_version() {
     let tmp = tempfile::tempdir().unwrap();
     let synth = tmp.path().join("synth.pcap");
-    let out = run(dnsq()
-        .args(["synth", "--packets", "20000", "--seed", "5"])
-        .arg(&synth));
-    assert!(out.status.success());
+    common::synth(&synth, 20_000, 5);
     let captures = [repo().join("data/legs.pcap"), sample(), synth];
     // each capture's summary, ingested alone
     let alone: Vec<Value> = captures
@@ -289,12 +265,8 @@ fn ingests_that_race_keep_only_summaries_of_their_own_version() {
     let kids: Vec<_> = captures
         .iter()
         .map(|c| {
-            dnsq()
-                .arg("ingest")
-                .arg("-o")
-                .arg(&dir)
+            ingest_cmd(&dir, &[c])
                 .args(["--ports", "5300"])
-                .arg(c)
                 // every writer loads the empty table before the first commit
                 .env("DNSQ_TEST_COMMIT_DELAY_MS", "3000")
                 .stderr(std::process::Stdio::piped())

@@ -478,21 +478,19 @@ LIMIT 1";
             None => {
                 // the saved query's header: its parameters' defaults (the leg)
                 let saved = crate::query::saved::find(p.query).unwrap_or_default();
-                let leg = given.values.get("leg").cloned().or_else(|| {
-                    crate::query::params::Header::parse(saved)
-                        .declared("leg")
-                        .map(|d| d.default.clone())
-                });
                 // the whole data's, as the ingest kept it: no scan
-                let kept = leg.and_then(|l| s.busiest_kept(&given, &l, !filters.is_empty()));
-                if let Some(d) = kept {
-                    snap.keep(key, Arc::new(serde_json::Value::String(d.clone())));
-                    return Ok(Some(d));
-                }
-                let header: Vec<&str> = saved.lines().take_while(|l| l.starts_with("--")).collect();
-                let sql = format!("{}\n{BUSIEST}", header.join("\n"));
-                let (_, rows) = rows(s, guard, &sql, &given, &mut Vec::new()).await?;
-                let v = Arc::new(rows[0]["domain"].clone());
+                let header = crate::query::params::Header::parse(saved);
+                let v = match s.busiest_kept(&header, &given, !filters.is_empty()) {
+                    Some(d) => serde_json::Value::String(d),
+                    None => {
+                        let comments: Vec<&str> =
+                            saved.lines().take_while(|l| l.starts_with("--")).collect();
+                        let sql = format!("{}\n{BUSIEST}", comments.join("\n"));
+                        let (_, rows) = rows(s, guard, &sql, &given, &mut Vec::new()).await?;
+                        rows[0]["domain"].clone()
+                    }
+                };
+                let v = Arc::new(v);
                 snap.keep(key, v.clone());
                 v
             }

@@ -208,11 +208,17 @@ impl Session {
         })
     }
 
-    /// The registered domain `domain_timeline` follows on `leg` when it is
-    /// given none, if the dataset's summary answers that without a scan: the
-    /// query covers all the data (no domain, time range or filter given) and
-    /// its legs are the summary's (no `--resolver` named).
-    pub fn busiest_kept(&self, given: &params::Given, leg: &str, filtered: bool) -> Option<String> {
+    /// The registered domain `domain_timeline` follows when it is given
+    /// none, if the dataset's summary answers that without a scan: the query
+    /// covers all the data (no domain, time range or filter given, no view
+    /// made in this session) and its legs are the summary's (no `--resolver`
+    /// named). The leg is the given one, else the query's default (`header`).
+    pub fn busiest_kept(
+        &self,
+        header: &params::Header,
+        given: &params::Given,
+        filtered: bool,
+    ) -> Option<String> {
         let s = self.summary.as_ref()?;
         let whole = !filtered
             && !self.altered.load(std::sync::atomic::Ordering::Relaxed)
@@ -221,14 +227,18 @@ impl Session {
                 .all(|k| !given.values.contains_key(*k));
         let r = self.legs.get()?;
         let same_legs = r.found && r.endpoints == s.resolvers;
+        let leg = match given.values.get("leg") {
+            Some(l) => l.as_str(),
+            None => header.declared("leg")?.default.as_str(),
+        };
         (whole && same_legs)
             .then(|| s.busiest(leg).map(str::to_string))
             .flatten()
     }
 
     /// `given`, with `$domain` bound to the domain the summary kept when `sql`
-    /// is the saved `domain_timeline` and [`Session::busiest_kept`] answers
-    /// for its leg: the same rows, without a scan for the busiest domain.
+    /// is the saved `domain_timeline` and [`Session::busiest_kept`] answers:
+    /// the same rows, without a scan for the busiest domain.
     pub fn with_kept_domain(
         &self,
         sql: &str,
@@ -238,12 +248,7 @@ impl Session {
     ) -> params::Given {
         let mut given = given.clone();
         if Some(sql) == saved::find("domain_timeline") {
-            let leg = given
-                .values
-                .get("leg")
-                .cloned()
-                .or_else(|| header.declared("leg").map(|d| d.default.clone()));
-            if let Some(d) = leg.and_then(|l| self.busiest_kept(&given, &l, filtered)) {
+            if let Some(d) = self.busiest_kept(header, &given, filtered) {
                 given.values.insert("domain".into(), d);
             }
         }

@@ -45,6 +45,40 @@ pub fn ingest(dir: &Path, captures: &[&Path], extra: &[&str]) -> Output {
     out
 }
 
+/// `dnsq ingest -o DIR CAPTURES...`, to run or spawn.
+pub fn ingest_cmd(dir: &Path, caps: &[&Path]) -> Command {
+    let mut c = dnsq();
+    c.arg("ingest").arg("-o").arg(dir).args(caps);
+    c
+}
+
+/// data/legs.pcap (a resolver's two legs, its authorities on port 5300)
+/// ingested into `TMP/ds`.
+pub fn legs_dataset() -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ds");
+    ingest(
+        &dir,
+        &[&repo().join("data/legs.pcap")],
+        &["--ports", "5300"],
+    );
+    (tmp, dir)
+}
+
+/// Writes `dnsq synth --packets PACKETS --seed SEED` to `out`, asserting success.
+pub fn synth(out: &Path, packets: u64, seed: u64) {
+    let o = run(dnsq()
+        .args([
+            "synth",
+            "--packets",
+            &packets.to_string(),
+            "--seed",
+            &seed.to_string(),
+        ])
+        .arg(out));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
 /// Runs SQL on the dataset in `dir` and returns the CSV rows (header first).
 pub fn sql(dir: &Path, query: &str) -> Vec<Vec<String>> {
     let out = run(dnsq()
